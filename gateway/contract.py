@@ -1,0 +1,341 @@
+"""The one definition of what the portal publishes to Redis and the gateway reads.
+
+Plain Python, no Django: the portal imports this module, the gateway imports it,
+analytics imports it to read the metering stream. Bump ``CONTRACT_VERSION`` for
+any change that an older reader could misread; every key embeds it, so two
+versions can run side by side during a rolling upgrade.
+
+Redis layout (``v`` = CONTRACT_VERSION)::
+
+    tollway:v{v}:routes                  HASH  "{api_slug}/{version}" -> RouteRecord JSON
+    tollway:v{v}:app:{application_id}    STR   ApplicationRecord JSON (subscriptions, limits)
+    tollway:v{v}:key:{key_hash}          STR   KeyRecord JSON (hash = HMAC-SHA256 of the full key)
+    tollway:v{v}:token:{token_hash}      STR   TokenRecord JSON (hash = SHA-256 of the bearer token), EX = token lifetime
+    tollway:v{v}:generation              STR   integer, INCR on every publish
+    tollway:v{v}:invalidate              PUBSUB channel, Invalidation JSON
+    tollway:v{v}:metering                STREAM one entry per proxied request, fields = MeteringEvent
+
+Rate-limit and quota counters belong to the gateway alone; they share the hash
+tag ``{s:<subscription_id>}`` so that one Lua script can touch all of them on a
+Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+CONTRACT_VERSION = 1
+PREFIX = f"tollway:v{CONTRACT_VERSION}"
+
+ROUTES_KEY = f"{PREFIX}:routes"
+GENERATION_KEY = f"{PREFIX}:generation"
+INVALIDATION_CHANNEL = f"{PREFIX}:invalidate"
+METERING_STREAM = f"{PREFIX}:metering"
+# Consumer group that analytics uses on METERING_STREAM.
+METERING_GROUP = "analytics"
+
+LifecycleState = Literal["draft", "published", "deprecated", "retired"]
+RedisFailureMode = Literal["fail_closed", "fail_open"]
+KeyStatus = Literal["active", "revoked"]
+SubscriptionStatus = Literal["pending", "active", "suspended", "cancelled"]
+InvalidationKind = Literal["route", "app", "key", "token", "all"]
+
+# API key format, in the manner of GitHub's tokens: a recognisable prefix that
+# secret scanners can match, a random body and a CRC32 checksum so that a
+# scanner can tell a real key from a look-alike without asking us.
+KEY_PREFIX = "tw_"
+KEY_RANDOM_CHARS = 32  # base62, ~190 bits of entropy
+KEY_CHECKSUM_CHARS = 6
+KEY_LENGTH = len(KEY_PREFIX) + KEY_RANDOM_CHARS + KEY_CHECKSUM_CHARS
+KEY_LOOKUP_PREFIX_CHARS = 8  # random chars kept, with KEY_PREFIX, as the displayable prefix
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def route_field(api_slug: str, version: str) -> str:
+    return f"{api_slug}/{version}"
+
+
+def app_key(application_id: int) -> str:
+    return f"{PREFIX}:app:{application_id}"
+
+
+def key_key(key_hash: str) -> str:
+    return f"{PREFIX}:key:{key_hash}"
+
+
+def token_key(token_hash: str) -> str:
+    return f"{PREFIX}:token:{token_hash}"
+
+
+def subscription_hash_tag(subscription_id: int) -> str:
+    """Redis Cluster hash tag shared by every counter of one subscription."""
+    return f"{{s:{subscription_id}}}"
+
+
+def base62(number: int, width: int) -> str:
+    chars = []
+    for _ in range(width):
+        number, rem = divmod(number, 62)
+        chars.append(BASE62[rem])
+    return "".join(reversed(chars))
+
+
+def key_checksum(random_part: str) -> str:
+    import zlib
+
+    return base62(zlib.crc32(random_part.encode("ascii")), KEY_CHECKSUM_CHARS)
+
+
+def key_is_well_formed(key: str) -> bool:
+    """Cheap shape and checksum test, done before any hashing or lookup."""
+    if len(key) != KEY_LENGTH or not key.startswith(KEY_PREFIX):
+        return False
+    body = key[len(KEY_PREFIX) :]
+    random_part, checksum = body[:KEY_RANDOM_CHARS], body[KEY_RANDOM_CHARS:]
+    if any(c not in BASE62 for c in body):
+        return False
+    return hmac.compare_digest(key_checksum(random_part), checksum)
+
+
+def key_display_prefix(key: str) -> str:
+    return key[: len(KEY_PREFIX) + KEY_LOOKUP_PREFIX_CHARS]
+
+
+def key_hash(key: str, secret: bytes) -> str:
+    """Keyed hash under which a key is stored and looked up; never reversible."""
+    return hmac.new(secret, key.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Upstream:
+    url: str  # scheme://host:port[/base-path]
+    weight: int = 1
+
+
+@dataclass(frozen=True)
+class RouteRecord:
+    api_id: int
+    api_slug: str
+    version: str
+    version_id: int
+    state: LifecycleState
+    upstreams: tuple[Upstream, ...]
+    connect_timeout_s: float = 2.0
+    read_timeout_s: float = 30.0
+    total_timeout_s: float = 60.0
+    max_body_bytes: int = 10 * 1024 * 1024
+    allow_query_key: bool = False
+    redis_failure_mode: RedisFailureMode = "fail_closed"
+    deprecated_at: str | None = None  # ISO 8601 UTC
+    sunset_at: str | None = None  # ISO 8601 UTC
+    successor_version: str | None = None  # label, e.g. "v2"
+
+    def to_json(self) -> str:
+        return _dumps(self)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> RouteRecord:
+        data = json.loads(raw)
+        data["upstreams"] = tuple(Upstream(**u) for u in data["upstreams"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """None means unlimited for that dimension."""
+
+    rate_per_second: int | None = None
+    rate_per_minute: int | None = None
+    burst: int = 0
+    quota_per_day: int | None = None
+    quota_per_month: int | None = None
+
+
+@dataclass(frozen=True)
+class SubscriptionGrant:
+    subscription_id: int
+    api_id: int
+    plan_id: int
+    plan_slug: str
+    status: SubscriptionStatus
+    limits: Limits
+    override_limits: Limits | None = None
+    override_expires_at: str | None = None  # ISO 8601 UTC; override ignored after it
+
+
+@dataclass(frozen=True)
+class ApplicationRecord:
+    application_id: int
+    organization_id: int
+    name: str
+    # Keyed by api_id as a string (JSON object keys are strings).
+    subscriptions: dict[str, SubscriptionGrant] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return _dumps(self)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> ApplicationRecord:
+        data = json.loads(raw)
+        subs = {}
+        for api_id, s in data["subscriptions"].items():
+            s["limits"] = Limits(**s["limits"])
+            if s.get("override_limits") is not None:
+                s["override_limits"] = Limits(**s["override_limits"])
+            subs[api_id] = SubscriptionGrant(**s)
+        data["subscriptions"] = subs
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    key_id: int
+    prefix: str
+    application_id: int
+    status: KeyStatus
+    expires_at: str | None = None  # ISO 8601 UTC
+    grace_until: str | None = None  # set on a rotated-out key: valid until then
+
+    def to_json(self) -> str:
+        return _dumps(self)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> KeyRecord:
+        return cls(**json.loads(raw))
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    application_id: int
+    client_id: str
+    scope: str
+    expires_at: str  # ISO 8601 UTC
+    revoked: bool = False
+
+    def to_json(self) -> str:
+        return _dumps(self)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> TokenRecord:
+        return cls(**json.loads(raw))
+
+
+@dataclass(frozen=True)
+class Invalidation:
+    kind: InvalidationKind
+    id: str = ""  # route field, application id, key hash or token hash
+    generation: int = 0
+
+    def to_json(self) -> str:
+        return _dumps(self)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Invalidation:
+        return cls(**json.loads(raw))
+
+
+# Metering: one stream entry per request. Every value is a string in the
+# stream; these are the field names, in order, and how analytics parses them.
+METERING_FIELDS: tuple[str, ...] = (
+    "id",  # uuid4 hex, unique per request; analytics dedupes on it
+    "ts",  # request start, Unix epoch milliseconds (int)
+    "api_id",  # int, "" when the route is unknown
+    "api",  # slug
+    "version",  # label
+    "application_id",  # int or ""
+    "key_prefix",  # display prefix or ""
+    "subscription_id",  # int or ""
+    "plan_id",  # int or ""
+    "method",
+    "status",  # int
+    "decision",  # one of DECISIONS
+    "latency_ms",  # float
+    "bytes_in",  # int
+    "bytes_out",  # int
+)
+Decision = Literal[
+    "allowed",
+    "unauthenticated",
+    "forbidden",
+    "rate_limited",
+    "quota_exceeded",
+    "not_found",
+    "gone",
+    "redis_unavailable",
+    "bad_request",
+    "upstream_error",
+]
+DECISIONS: tuple[str, ...] = (
+    "allowed",
+    "unauthenticated",
+    "forbidden",
+    "rate_limited",
+    "quota_exceeded",
+    "not_found",
+    "gone",
+    "redis_unavailable",
+    "bad_request",
+    "upstream_error",
+)
+
+
+@dataclass(frozen=True)
+class MeteringEvent:
+    id: str
+    ts: int
+    api_id: int | None
+    api: str
+    version: str
+    application_id: int | None
+    key_prefix: str
+    subscription_id: int | None
+    plan_id: int | None
+    method: str
+    status: int
+    decision: str
+    latency_ms: float
+    bytes_in: int
+    bytes_out: int
+
+    def to_fields(self) -> dict[str, str]:
+        return {k: "" if v is None else str(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, str] | dict[bytes, bytes]) -> MeteringEvent:
+        f = {
+            (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+            for k, v in fields.items()
+        }
+
+        def opt_int(name: str) -> int | None:
+            return int(f[name]) if f.get(name) else None
+
+        return cls(
+            id=f["id"],
+            ts=int(f["ts"]),
+            api_id=opt_int("api_id"),
+            api=f.get("api", ""),
+            version=f.get("version", ""),
+            application_id=opt_int("application_id"),
+            key_prefix=f.get("key_prefix", ""),
+            subscription_id=opt_int("subscription_id"),
+            plan_id=opt_int("plan_id"),
+            method=f.get("method", ""),
+            status=int(f["status"]),
+            decision=f.get("decision", ""),
+            latency_ms=float(f.get("latency_ms") or 0),
+            bytes_in=int(f.get("bytes_in") or 0),
+            bytes_out=int(f.get("bytes_out") or 0),
+        )
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(asdict(obj), separators=(",", ":"), sort_keys=True)

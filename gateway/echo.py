@@ -1,0 +1,66 @@
+"""Demo upstream: answers every request with JSON describing what it received.
+
+    python -m gateway.echo --port 8090
+
+Used by the demo "Echo" API, by the tests and by the benchmarks. It counts the
+requests it served so that tests can check exact admission from the upstream's
+own point of view: ``GET /_echo/stats`` returns ``{"served": N}`` (not counted),
+``POST /_echo/reset`` sets it back to zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from aiohttp import web
+
+STATS_PATH = "/_echo/stats"
+RESET_PATH = "/_echo/reset"
+SERVED: web.AppKey[list[int]] = web.AppKey("served", list)
+
+
+async def echo(request: web.Request) -> web.StreamResponse:
+    if request.path == STATS_PATH:
+        return web.json_response({"served": request.app[SERVED][0]})
+    if request.path == RESET_PATH and request.method == "POST":
+        request.app[SERVED][0] = 0
+        return web.json_response({"served": 0})
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+    request.app[SERVED][0] += 1
+    return web.json_response(
+        {
+            "method": request.method,
+            "path": request.path,
+            "query": request.query_string,
+            "headers": [[k, v] for k, v in request.headers.items()],
+            "body_size": size,
+        }
+    )
+
+
+def make_app() -> web.Application:
+    app = web.Application(client_max_size=0)
+    app[SERVED] = [0]
+    app.router.add_route("*", "/{tail:.*}", echo)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8090)
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:  # pragma: no cover - uvloop is pinned, but the echo works without it
+        pass
+    web.run_app(make_app(), host=args.host, port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from portal.core.validators import validate_upstream_url
+
+
+class Visibility(models.TextChoices):
+    PUBLIC = "public", "Public"
+    PRIVATE = "private", "Private"
+
+
+class Api(models.Model):
+    slug = models.SlugField(max_length=80, unique=True)
+    name = models.CharField(max_length=120)
+    summary = models.CharField(max_length=280, blank=True)
+    description = models.TextField(blank=True, help_text="Markdown; sanitised when rendered.")
+    tags = models.JSONField(default=list, blank=True)
+    visibility = models.CharField(max_length=10, choices=Visibility.choices, default=Visibility.PUBLIC)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_apis")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "API"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LifecycleState(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PUBLISHED = "published", "Published"
+    DEPRECATED = "deprecated", "Deprecated"
+    RETIRED = "retired", "Retired"
+
+
+# Allowed transitions. Retired is final: a retired version's consumers were told
+# it is gone (410), so bringing it back would break that promise silently.
+LIFECYCLE_TRANSITIONS: dict[str, set[str]] = {
+    LifecycleState.DRAFT: {LifecycleState.PUBLISHED, LifecycleState.RETIRED},
+    LifecycleState.PUBLISHED: {LifecycleState.DEPRECATED, LifecycleState.RETIRED},
+    LifecycleState.DEPRECATED: {LifecycleState.PUBLISHED, LifecycleState.RETIRED},
+    LifecycleState.RETIRED: set(),
+}
+
+
+class RedisFailureMode(models.TextChoices):
+    FAIL_CLOSED = "fail_closed", "Fail closed (503)"
+    FAIL_OPEN = "fail_open", "Fail open (local limit)"
+
+
+class ApiVersion(models.Model):
+    api = models.ForeignKey(Api, on_delete=models.CASCADE, related_name="versions")
+    label = models.SlugField(max_length=20, help_text="v1, v2, …")
+    state = models.CharField(max_length=12, choices=LifecycleState.choices, default=LifecycleState.DRAFT)
+    deprecated_at = models.DateTimeField(null=True, blank=True)
+    sunset_at = models.DateTimeField(null=True, blank=True)
+    successor = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    openapi = models.JSONField(null=True, blank=True)
+    changelog = models.TextField(blank=True)
+    connect_timeout_s = models.FloatField(default=2.0, validators=[MinValueValidator(0.05), MaxValueValidator(60)])
+    read_timeout_s = models.FloatField(default=30.0, validators=[MinValueValidator(0.05), MaxValueValidator(600)])
+    total_timeout_s = models.FloatField(default=60.0, validators=[MinValueValidator(0.05), MaxValueValidator(3600)])
+    max_body_bytes = models.PositiveBigIntegerField(
+        default=10 * 1024 * 1024, validators=[MinValueValidator(0), MaxValueValidator(10 * 1024**3)]
+    )
+    allow_query_key = models.BooleanField(
+        default=False, help_text="Accept the key in the api_key query parameter (it then appears in access logs)."
+    )
+    redis_failure_mode = models.CharField(
+        max_length=12, choices=RedisFailureMode.choices, default=RedisFailureMode.FAIL_CLOSED
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["api", "label"]
+        constraints = [models.UniqueConstraint(fields=["api", "label"], name="apiversion_unique_label")]
+        verbose_name = "API version"
+
+    def __str__(self) -> str:
+        return f"{self.api.slug} {self.label}"
+
+
+class UpstreamTarget(models.Model):
+    version = models.ForeignKey(ApiVersion, on_delete=models.CASCADE, related_name="upstreams")
+    url = models.URLField(max_length=500, validators=[validate_upstream_url])
+    weight = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(1000)])
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.url} (weight {self.weight})"
+
+
+class LifecycleEvent(models.Model):
+    """Audit of every lifecycle transition (also mirrored in the general audit log)."""
+
+    version = models.ForeignKey(ApiVersion, on_delete=models.CASCADE, related_name="lifecycle_events")
+    from_state = models.CharField(max_length=12, choices=LifecycleState.choices)
+    to_state = models.CharField(max_length=12, choices=LifecycleState.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]

@@ -1,0 +1,3 @@
+"""Server-rendered portal pages."""
+
+urlpatterns: list = []
