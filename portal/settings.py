@@ -205,6 +205,9 @@ OAUTH2_PROVIDER = {
     "DEFAULT_SCOPES": ["read"],
     "ACCESS_TOKEN_EXPIRE_SECONDS": env_int("OAUTH_ACCESS_TOKEN_EXPIRE_SECONDS", 3600),
     "PKCE_REQUIRED": True,
+    # Store only the SHA-256 of access and refresh tokens (RFC 9700): a database dump
+    # then holds no usable token. The checksum is what the gateway looks tokens up by.
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
 }
 
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"

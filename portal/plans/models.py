@@ -70,6 +70,11 @@ class Subscription(models.Model):
     api = models.ForeignKey(Api, on_delete=models.PROTECT, related_name="subscriptions")
     status = models.CharField(max_length=10, choices=SubscriptionStatus.choices, default=SubscriptionStatus.PENDING)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    # A change to a plan that needs approval waits here until an operator approves it;
+    # until then the subscription keeps its current plan.
+    requested_plan = models.ForeignKey(
+        Plan, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -112,3 +117,16 @@ class Override(models.Model):
 
     def __str__(self) -> str:
         return f"Override for {self.subscription_id} until {self.expires_at:%Y-%m-%d %H:%M}"
+
+
+class PlanChange(models.Model):
+    """History of a subscription's plan, for proration: the plan in force from changed_at on."""
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="plan_changes")
+    from_plan = models.ForeignKey(Plan, on_delete=models.PROTECT, null=True, related_name="+")
+    to_plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
+    changed_at = models.DateTimeField(db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+
+    class Meta:
+        ordering = ["changed_at", "id"]

@@ -1,0 +1,206 @@
+"""APIs, versions and their lifecycle. Every write is audited; versions are published."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import yaml
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from openapi_spec_validator import validate as openapi_validate
+from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+
+from portal.audit.services import audit_record, model_snapshot
+from portal.catalog.models import LIFECYCLE_TRANSITIONS, Api, ApiVersion, LifecycleEvent, LifecycleState, UpstreamTarget
+from portal.core.errors import ApplicationError, InvalidTransition
+from portal.keys import publish
+
+API_FIELDS = ["slug", "name", "summary", "description", "tags", "visibility"]
+VERSION_FIELDS = [
+    "label",
+    "state",
+    "deprecated_at",
+    "sunset_at",
+    "successor_id",
+    "changelog",
+    "connect_timeout_s",
+    "read_timeout_s",
+    "total_timeout_s",
+    "max_body_bytes",
+    "allow_query_key",
+    "redis_failure_mode",
+]
+VERSION_EDITABLE = [f for f in VERSION_FIELDS if f not in {"state", "deprecated_at"}] + ["openapi"]
+MAX_OPENAPI_BYTES = 2 * 1024 * 1024
+
+
+def openapi_parse(raw: str | bytes) -> dict[str, Any]:
+    """Parse an uploaded OpenAPI document (JSON or YAML) and validate it against the spec."""
+    if len(raw) > MAX_OPENAPI_BYTES:
+        raise ApplicationError("The OpenAPI document is larger than 2 MiB.", fields={"openapi": ["Too large."]})
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    try:
+        document = json.loads(text)
+    except ValueError:
+        try:
+            document = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ApplicationError(
+                "The OpenAPI document is neither valid JSON nor valid YAML.", fields={"openapi": [str(exc)[:300]]}
+            ) from exc
+    return openapi_validate_document(document)
+
+
+def openapi_validate_document(document: Any) -> dict[str, Any]:
+    if not isinstance(document, dict):
+        raise ApplicationError("The OpenAPI document must be an object.", fields={"openapi": ["Must be an object."]})
+    try:
+        openapi_validate(document)
+    except OpenAPIValidationError as exc:
+        raise ApplicationError(
+            "The OpenAPI document is not valid.", fields={"openapi": [str(exc.message)[:500]]}
+        ) from exc
+    except Exception as exc:  # the validator raises assorted errors on malformed input
+        raise ApplicationError("The OpenAPI document is not valid.", fields={"openapi": [str(exc)[:500]]}) from exc
+    return document
+
+
+def _clean(obj: Any) -> None:
+    try:
+        obj.full_clean()
+    except ValidationError as exc:
+        raise ApplicationError("Invalid input.", fields=exc.message_dict) from exc
+
+
+# --- APIs -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def api_create(*, actor: Any, owner: Any = None, **fields: Any) -> Api:
+    api = Api(owner=owner or actor, **fields)
+    _clean(api)
+    api.save()
+    audit_record(actor=actor, action="api.create", obj=api, after=model_snapshot(api, API_FIELDS))
+    return api
+
+
+@transaction.atomic
+def api_update(*, api: Api, actor: Any, **changes: Any) -> Api:
+    before = model_snapshot(api, API_FIELDS)
+    for name, value in changes.items():
+        if name not in API_FIELDS:
+            raise ValueError(f"API field {name!r} cannot be changed here")
+        setattr(api, name, value)
+    _clean(api)
+    api.save()
+    audit_record(actor=actor, action="api.update", obj=api, before=before, after=model_snapshot(api, API_FIELDS))
+    # The slug is part of every route of this API.
+    publish.publish_route_later(list(api.versions.values_list("pk", flat=True)))
+    return api
+
+
+# --- versions --------------------------------------------------------------------------
+
+
+def _set_upstreams(version: ApiVersion, upstreams: list[dict[str, Any]]) -> None:
+    if not upstreams:
+        raise ApplicationError("A version needs at least one upstream.", fields={"upstreams": ["At least one."]})
+    version.upstreams.all().delete()
+    for item in upstreams:
+        target = UpstreamTarget(version=version, url=item["url"], weight=item.get("weight", 1))
+        _clean(target)
+        target.save()
+
+
+@transaction.atomic
+def version_create(
+    *, api: Api, label: str, upstreams: list[dict[str, Any]], actor: Any, **fields: Any
+) -> ApiVersion:
+    version = ApiVersion(api=api, label=label, state=LifecycleState.DRAFT, **fields)
+    if version.openapi is not None:
+        openapi_validate_document(version.openapi)
+    _clean(version)
+    version.save()
+    _set_upstreams(version, upstreams)
+    audit_record(
+        actor=actor,
+        action="version.create",
+        obj=version,
+        after={**model_snapshot(version, VERSION_FIELDS), "upstreams": upstreams},
+    )
+    publish.publish_route_later([version.pk])
+    return version
+
+
+@transaction.atomic
+def version_update(
+    *, version: ApiVersion, actor: Any, upstreams: list[dict[str, Any]] | None = None, **changes: Any
+) -> ApiVersion:
+    version = ApiVersion.objects.select_for_update().get(pk=version.pk)
+    before = {**model_snapshot(version, VERSION_FIELDS), "upstreams": _upstream_list(version)}
+    for name, value in changes.items():
+        if name not in VERSION_EDITABLE:
+            raise ValueError(f"version field {name!r} cannot be changed here (use version_transition)")
+        setattr(version, name, value)
+    if "openapi" in changes and version.openapi is not None:
+        openapi_validate_document(version.openapi)
+    if version.successor_id and version.successor_id == version.pk:
+        raise ApplicationError("A version cannot succeed itself.", fields={"successor": ["Pick another version."]})
+    _clean(version)
+    version.save()
+    if upstreams is not None:
+        _set_upstreams(version, upstreams)
+    after = {**model_snapshot(version, VERSION_FIELDS), "upstreams": _upstream_list(version)}
+    audit_record(actor=actor, action="version.update", obj=version, before=before, after=after)
+    publish.publish_route_later([version.pk])
+    return version
+
+
+def _upstream_list(version: ApiVersion) -> list[dict[str, Any]]:
+    return [{"url": u.url, "weight": u.weight} for u in version.upstreams.all()]
+
+
+@transaction.atomic
+def version_transition(
+    *,
+    version: ApiVersion,
+    to_state: str,
+    actor: Any,
+    sunset_at: dt.datetime | None = None,
+    successor: ApiVersion | None = None,
+) -> ApiVersion:
+    """draft → published → deprecated → retired (deprecated may be undeprecated; retired is final)."""
+    version = ApiVersion.objects.select_for_update().get(pk=version.pk)
+    from_state = version.state
+    if to_state not in LIFECYCLE_TRANSITIONS.get(from_state, set()):
+        raise InvalidTransition(f"A {from_state} version cannot become {to_state}.")
+    if successor is not None and (successor.api_id != version.api_id or successor.pk == version.pk):
+        raise ApplicationError(
+            "The successor must be another version of the same API.", fields={"successor": ["Invalid successor."]}
+        )
+    now = timezone.now()
+    if sunset_at is not None and sunset_at <= now and to_state == LifecycleState.DEPRECATED:
+        raise ApplicationError("The sunset date must be in the future.", fields={"sunset_at": ["Must be future."]})
+    before = model_snapshot(version, VERSION_FIELDS)
+    version.state = to_state
+    if to_state == LifecycleState.DEPRECATED:
+        version.deprecated_at = now
+        version.sunset_at = sunset_at or version.sunset_at
+        version.successor = successor or version.successor
+    elif to_state == LifecycleState.PUBLISHED:
+        version.deprecated_at = None
+        version.sunset_at = None
+    version.save()
+    LifecycleEvent.objects.create(version=version, from_state=from_state, to_state=to_state, actor=actor)
+    audit_record(
+        actor=actor,
+        action=f"version.{to_state}",
+        obj=version,
+        before=before,
+        after=model_snapshot(version, VERSION_FIELDS),
+    )
+    publish.publish_route_later([version.pk])
+    return version

@@ -1,0 +1,264 @@
+"""Writes the gateway's working copy of the state to Redis, in the shapes of gateway/contract.py.
+
+The database owns the state. Services call ``publish_*_later`` inside their
+transaction: that writes an outbox row and, after commit, flushes the outbox
+to Redis. If Redis is down at that moment the rows stay and the beat task
+``keys.tasks.publish_outbox_flush`` retries, so a committed change always
+reaches the gateway eventually. ``gateway_sync`` rebuilds everything from scratch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from functools import lru_cache
+
+import redis
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from gateway import contract
+from portal.catalog.models import ApiVersion
+from portal.keys.models import ApiKey, Application, KeyStatus, PublishOutbox
+from portal.plans.models import LIVE_SUBSCRIPTION_STATES, Override, Plan, Subscription
+
+log = logging.getLogger(__name__)
+
+OUTBOX_BATCH = 500
+
+
+@lru_cache(maxsize=1)
+def redis_client() -> redis.Redis:
+    # Short timeouts: a Redis outage must not hang a portal request; the outbox retries.
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+
+
+def _iso(value: object) -> str | None:
+    return value.isoformat() if value is not None else None  # type: ignore[attr-defined]
+
+
+# --- record builders (pure reads) -------------------------------------------------------
+
+
+def route_record(version: ApiVersion) -> contract.RouteRecord:
+    successor = version.successor.label if version.successor_id and version.successor else None
+    return contract.RouteRecord(
+        api_id=version.api_id,
+        api_slug=version.api.slug,
+        version=version.label,
+        version_id=version.pk,
+        state=version.state,  # type: ignore[arg-type]
+        upstreams=tuple(contract.Upstream(url=u.url, weight=u.weight) for u in version.upstreams.all()),
+        connect_timeout_s=version.connect_timeout_s,
+        read_timeout_s=version.read_timeout_s,
+        total_timeout_s=version.total_timeout_s,
+        max_body_bytes=version.max_body_bytes,
+        allow_query_key=version.allow_query_key,
+        redis_failure_mode=version.redis_failure_mode,  # type: ignore[arg-type]
+        deprecated_at=_iso(version.deprecated_at),
+        sunset_at=_iso(version.sunset_at),
+        successor_version=successor,
+    )
+
+
+def plan_limits(plan: Plan) -> contract.Limits:
+    return contract.Limits(
+        rate_per_second=plan.rate_per_second,
+        rate_per_minute=plan.rate_per_minute,
+        burst=plan.burst,
+        quota_per_day=plan.quota_per_day,
+        quota_per_month=plan.quota_per_month,
+    )
+
+
+def _override_limits(plan: Plan, override: Override) -> contract.Limits:
+    def pick(name: str) -> object:
+        value = getattr(override, name)
+        return getattr(plan, name) if value is None else value
+
+    return contract.Limits(
+        rate_per_second=pick("rate_per_second"),  # type: ignore[arg-type]
+        rate_per_minute=pick("rate_per_minute"),  # type: ignore[arg-type]
+        burst=pick("burst"),  # type: ignore[arg-type]
+        quota_per_day=pick("quota_per_day"),  # type: ignore[arg-type]
+        quota_per_month=pick("quota_per_month"),  # type: ignore[arg-type]
+    )
+
+
+def subscription_grant(subscription: Subscription) -> contract.SubscriptionGrant:
+    plan = subscription.plan
+    now = timezone.now()
+    # The newest unexpired override wins; the gateway drops it by itself at expires_at.
+    override = next((o for o in subscription.overrides.all() if o.expires_at > now), None)
+    return contract.SubscriptionGrant(
+        subscription_id=subscription.pk,
+        api_id=subscription.api_id,
+        plan_id=plan.pk,
+        plan_slug=plan.slug,
+        status=subscription.status,  # type: ignore[arg-type]
+        limits=plan_limits(plan),
+        override_limits=_override_limits(plan, override) if override else None,
+        override_expires_at=_iso(override.expires_at) if override else None,
+    )
+
+
+def application_record(application: Application) -> contract.ApplicationRecord:
+    subs = (
+        application.subscriptions.filter(status__in=LIVE_SUBSCRIPTION_STATES)
+        .select_related("plan")
+        .prefetch_related("overrides")
+    )
+    return contract.ApplicationRecord(
+        application_id=application.pk,
+        organization_id=application.organization_id,
+        name=application.name,
+        subscriptions={str(s.api_id): subscription_grant(s) for s in subs},
+    )
+
+
+def key_record(key: ApiKey) -> contract.KeyRecord:
+    return contract.KeyRecord(
+        key_id=key.pk,
+        prefix=key.prefix,
+        application_id=key.application_id,
+        status=key.status,  # type: ignore[arg-type]
+        expires_at=_iso(key.expires_at),
+        grace_until=_iso(key.grace_until),
+    )
+
+
+# A key that no longer exists in the database (its application was deleted) is
+# published as revoked rather than removed, so a gateway holding it in cache
+# or in its snapshot learns that it is dead instead of merely "unknown".
+def key_tombstone() -> contract.KeyRecord:
+    return contract.KeyRecord(key_id=0, prefix="", application_id=0, status=KeyStatus.REVOKED)  # type: ignore[arg-type]
+
+
+# --- enqueue (inside the caller's transaction) ----------------------------------------
+
+
+def _enqueue(kind: str, refs: Iterable[object]) -> None:
+    rows = [PublishOutbox(kind=kind, ref=str(ref)) for ref in refs]
+    if not rows:
+        return
+    PublishOutbox.objects.bulk_create(rows)
+    transaction.on_commit(outbox_flush_quietly)
+
+
+def publish_route_later(version_ids: Iterable[int]) -> None:
+    _enqueue("route", version_ids)
+
+
+def publish_application_later(application_ids: Iterable[int]) -> None:
+    _enqueue("app", application_ids)
+
+
+def publish_key_later(key_hashes: Iterable[str]) -> None:
+    _enqueue("key", key_hashes)
+
+
+def publish_token_later(access_token_ids: Iterable[int]) -> None:
+    _enqueue("token", access_token_ids)
+
+
+def unpublish_token_later(token_hashes: Iterable[str]) -> None:
+    _enqueue("untoken", token_hashes)
+
+
+def publish_plan_later(plan: Plan) -> None:
+    """A plan's limits changed: every application subscribed to it is republished."""
+    app_ids = (
+        Subscription.objects.filter(plan=plan, status__in=LIVE_SUBSCRIPTION_STATES)
+        .values_list("application_id", flat=True)
+        .distinct()
+    )
+    publish_application_later(list(app_ids))
+
+
+# --- flush ---------------------------------------------------------------------------
+
+
+def _write(pipe: redis.client.Pipeline, kind: str, ref: str) -> contract.Invalidation:
+    if kind == "route":
+        version = (
+            ApiVersion.objects.select_related("api", "successor").prefetch_related("upstreams").filter(pk=ref).first()
+        )
+        if version is None:
+            # Deleted: we only have the id, so drop every field naming it.
+            for field, raw in redis_client().hgetall(contract.ROUTES_KEY).items():
+                if contract.RouteRecord.from_json(raw).version_id == int(ref):
+                    pipe.hdel(contract.ROUTES_KEY, field)
+            return contract.Invalidation(kind="route", id=ref)
+        record = route_record(version)
+        field = contract.route_field(record.api_slug, record.version)
+        pipe.hset(contract.ROUTES_KEY, field, record.to_json())
+        return contract.Invalidation(kind="route", id=field)
+    if kind == "app":
+        application = Application.objects.filter(pk=ref).first()
+        if application is None:
+            pipe.delete(contract.app_key(int(ref)))
+        else:
+            pipe.set(contract.app_key(application.pk), application_record(application).to_json())
+        return contract.Invalidation(kind="app", id=ref)
+    if kind == "key":
+        key = ApiKey.objects.filter(key_hash=ref).first()
+        record = key_record(key) if key else key_tombstone()
+        pipe.set(contract.key_key(ref), record.to_json())
+        return contract.Invalidation(kind="key", id=ref)
+    if kind == "token":
+        from portal.keys.tokens import token_record_for
+
+        found = token_record_for(int(ref))
+        if found is not None:
+            token_hash, record, ttl = found
+            if ttl > 0:
+                pipe.set(contract.token_key(token_hash), record.to_json(), ex=ttl)
+            else:
+                pipe.delete(contract.token_key(token_hash))
+            return contract.Invalidation(kind="token", id=token_hash)
+        return contract.Invalidation(kind="token", id="")
+    if kind == "untoken":
+        pipe.delete(contract.token_key(ref))
+        return contract.Invalidation(kind="token", id=ref)
+    raise ValueError(f"unknown outbox kind {kind!r}")
+
+
+def outbox_flush(batch: int = OUTBOX_BATCH) -> int:
+    """Publish pending outbox rows; returns how many were published. Raises on Redis errors
+    (the rows then stay for the next attempt). Idempotent: publishing twice is harmless."""
+    published = 0
+    while True:
+        rows = list(PublishOutbox.objects.order_by("id")[:batch])
+        if not rows:
+            return published
+        client = redis_client()
+        pipe = client.pipeline(transaction=False)
+        invalidations = []
+        seen: set[tuple[str, str]] = set()
+        for row in rows:
+            if (row.kind, row.ref) in seen:
+                continue
+            seen.add((row.kind, row.ref))
+            invalidations.append(_write(pipe, row.kind, row.ref))
+        pipe.incr(contract.GENERATION_KEY)
+        pipe.execute()
+        generation = int(client.get(contract.GENERATION_KEY) or 0)
+        pipe = client.pipeline(transaction=False)
+        for inv in invalidations:
+            pipe.publish(
+                contract.INVALIDATION_CHANNEL,
+                contract.Invalidation(kind=inv.kind, id=inv.id, generation=generation).to_json(),
+            )
+        pipe.execute()
+        PublishOutbox.objects.filter(id__in=[r.id for r in rows]).delete()
+        published += len(rows)
+
+
+def outbox_flush_quietly() -> None:
+    """After-commit hook: a Redis outage must not turn a committed change into a 500."""
+    try:
+        outbox_flush()
+    except redis.RedisError as exc:
+        log.warning("gateway state publish deferred, Redis unavailable: %s", exc)
+
