@@ -1,0 +1,35 @@
+"""Analytics tunables, read from the environment once at import; a bad value fails loudly."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+
+from portal.env import env_int
+
+
+def _positive(name: str, default: int) -> int:
+    value = env_int(name, default)
+    if value <= 0:
+        raise ImproperlyConfigured(f"{name}={value} must be a positive integer")
+    return value
+
+
+# Stream entries read per XREADGROUP / XAUTOCLAIM call, i.e. per database transaction.
+BATCH_SIZE = _positive("ANALYTICS_BATCH_SIZE", 5000)
+# How long XREADGROUP blocks waiting for new entries.
+BLOCK_MS = _positive("ANALYTICS_BLOCK_MS", 500)
+# A pending entry idle this long belongs to a consumer presumed dead and is claimed back.
+# Longer than a batch ever takes, so a live consumer's batch is rarely taken over
+# (and when it is, the dedupe ledger still counts each event once).
+CLAIM_IDLE_MS = _positive("ANALYTICS_CLAIM_IDLE_MS", 60_000)
+# One consume task runs at most this long, then yields the worker to other tasks.
+CONSUME_BUDGET_S = _positive("ANALYTICS_CONSUME_BUDGET_S", 20)
+# Event ids are remembered this many days; older events are refused (their
+# duplicates could no longer be recognised).
+DEDUPE_DAYS = _positive("ANALYTICS_DEDUPE_DAYS", 35)
+MINUTE_RETENTION_HOURS = _positive("ANALYTICS_MINUTE_RETENTION_HOURS", 48)
+HOUR_RETENTION_DAYS = _positive("ANALYTICS_HOUR_RETENTION_DAYS", 90)
+# Committed entries stay in the stream this long (for inspection and replay) before trimming.
+STREAM_KEEP_S = _positive("ANALYTICS_STREAM_KEEP_S", 3600)
+# A month is closed this long after it ends, so in-flight events still land on its invoice.
+CLOSE_GRACE_S = _positive("ANALYTICS_CLOSE_GRACE_S", 3600)

@@ -1,0 +1,16 @@
+from django.db import migrations
+
+
+def create_finance_group(apps, schema_editor):
+    # Finance staff see the billing report; the group is looked up by this name.
+    Group = apps.get_model("auth", "Group")
+    Group.objects.get_or_create(name="finance")
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("analytics", "0001_initial"),
+        ("auth", "0012_alter_user_first_name_max_length"),
+    ]
+
+    operations = [migrations.RunPython(create_finance_group, migrations.RunPython.noop)]
