@@ -61,6 +61,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -77,6 +78,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.core.context_processors.portal",
             ],
         },
     },
@@ -149,6 +151,25 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "tollway-portal",
+    }
+}
+
+# Content-Security-Policy (django-csp; Django 5.2 has no CSP middleware of its own).
+# The portal's pages use no inline script or style: every script and stylesheet is a
+# static file. connect-src admits the gateway so that the API reference's try-it can
+# call it from the browser (CORS on those calls is the gateway's to answer).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'", GATEWAY_PUBLIC_URL],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
     }
 }
 
@@ -225,6 +246,12 @@ CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Periodic work, defined in code. Each app adds its own entries below.
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    # Publishes whatever an after-commit flush could not (Redis was down).
+    "publish-outbox": {"task": "portal.keys.tasks.publish_outbox_flush", "schedule": 5.0},
+    "keys-republish-lapsed": {"task": "portal.keys.tasks.keys_republish_lapsed", "schedule": 60.0},
+}
 
 LOGGING = {
     "version": 1,

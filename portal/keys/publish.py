@@ -10,6 +10,7 @@ reaches the gateway eventually. ``gateway_sync`` rebuilds everything from scratc
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from functools import lru_cache
 
@@ -143,6 +144,9 @@ def _enqueue(kind: str, refs: Iterable[object]) -> None:
     if not rows:
         return
     PublishOutbox.objects.bulk_create(rows)
+    # Registered on every enqueue (not deduplicated): Django drops callbacks of a
+    # rolled-back savepoint, so "already registered" could silently mean "dropped".
+    # Extra callbacks are cheap: the first flush empties the outbox.
     transaction.on_commit(outbox_flush_quietly)
 
 
@@ -255,10 +259,20 @@ def outbox_flush(batch: int = OUTBOX_BATCH) -> int:
         published += len(rows)
 
 
+_last_failure = 0.0
+FAILURE_BACKOFF_S = 1.0
+
+
 def outbox_flush_quietly() -> None:
-    """After-commit hook: a Redis outage must not turn a committed change into a 500."""
+    """After-commit hook: a Redis outage must not turn a committed change into a 500.
+    After a failure, further attempts within a second are left to the beat task,
+    so one transaction with many changes logs one warning, not one per change."""
+    global _last_failure
+    if time.monotonic() - _last_failure < FAILURE_BACKOFF_S:
+        return
     try:
         outbox_flush()
     except redis.RedisError as exc:
+        _last_failure = time.monotonic()
         log.warning("gateway state publish deferred, Redis unavailable: %s", exc)
 

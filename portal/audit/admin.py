@@ -1,0 +1,23 @@
+from django.contrib import admin
+
+from portal.audit.models import AuditEvent
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: the audit log is append-only."""
+
+    list_display = ["created_at", "actor_email", "action", "object_type", "object_repr", "organization"]
+    list_filter = ["action", "object_type", "created_at"]
+    search_fields = ["actor_email", "object_repr", "object_id", "action"]
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in AuditEvent._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,219 @@
+"""Operators' admin for APIs, versions and plans. Every save goes through the services,
+so a change made here is validated, audited and published exactly like one made through the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.contrib.admin.helpers import ActionForm
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from portal.catalog import services
+from portal.catalog.models import Api, ApiVersion, LifecycleEvent, LifecycleState
+from portal.core.admin_helpers import changed_fields, run_action
+from portal.core.errors import ApplicationError
+from portal.plans import services as plan_services
+from portal.plans.models import Plan
+
+
+def _raise_form_error(exc: ApplicationError) -> None:
+    raise ValidationError(exc.fields or exc.message)
+
+
+class PlanInline(admin.TabularInline):
+    model = Plan
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = [
+        "slug", "name", "rate_per_second", "rate_per_minute", "quota_per_day", "quota_per_month",
+        "monthly_price", "currency", "requires_approval", "visibility", "is_active",
+    ]
+
+
+class VersionInline(admin.TabularInline):
+    model = ApiVersion
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = ["label", "state", "deprecated_at", "sunset_at", "successor"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False  # versions are added on their own page, which takes upstreams and OpenAPI
+
+
+@admin.register(Api)
+class ApiAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "visibility", "owner", "updated_at"]
+    list_filter = ["visibility"]
+    search_fields = ["name", "slug", "summary"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [VersionInline, PlanInline]
+    fields = ["slug", "name", "summary", "description", "tags", "visibility", "owner"]
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False  # retire versions instead: deleting would orphan consumers without a 410
+
+    def save_model(self, request: Any, obj: Api, form: Any, change: bool) -> None:
+        if change:
+            services.api_update(api=obj, actor=request.user, **changed_fields(form, services.API_FIELDS))
+        else:
+            fields = {name: form.cleaned_data[name] for name in services.API_FIELDS}
+            created = services.api_create(actor=request.user, owner=form.cleaned_data.get("owner"), **fields)
+            obj.pk = created.pk
+
+    def save_formset(self, request: Any, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is not Plan:
+            return super().save_formset(request, form, formset, change)
+        for plan_form in formset.forms:
+            if not plan_form.has_changed():
+                continue
+            data = {name: plan_form.cleaned_data[name] for name in PlanInline.fields}
+            if plan_form.instance.pk:
+                plan_services.plan_update(
+                    plan=plan_form.instance, actor=request.user, **changed_fields(plan_form, PlanInline.fields)
+                )
+            else:
+                plan_services.plan_create(actor=request.user, api=form.instance, **data)
+        return None
+
+
+def parse_upstreams(text: str) -> list[dict[str, Any]]:
+    """One upstream per line: ``URL`` or ``URL weight``."""
+    upstreams = []
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        weight = 1
+        if len(parts) == 2 and parts[1].isdigit():
+            weight = int(parts[1])
+        elif len(parts) != 1:
+            raise ValidationError(f"Cannot read {line!r}: write 'URL' or 'URL weight'.")
+        upstreams.append({"url": parts[0], "weight": weight})
+    if not upstreams:
+        raise ValidationError("Give at least one upstream URL.")
+    return upstreams
+
+
+class ApiVersionForm(forms.ModelForm):
+    upstreams_text = forms.CharField(
+        label="Upstreams",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One per line: URL, optionally followed by a weight, e.g. 'http://10.0.0.5:8080 3'.",
+    )
+    openapi_file = forms.FileField(required=False, label="OpenAPI document", help_text="JSON or YAML; validated.")
+
+    class Meta:
+        model = ApiVersion
+        fields = [
+            "api", "label", "successor", "sunset_at", "changelog", "connect_timeout_s", "read_timeout_s",
+            "total_timeout_s", "max_body_bytes", "allow_query_key", "redis_failure_mode",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["upstreams_text"].initial = "\n".join(
+                f"{u.url} {u.weight}" for u in self.instance.upstreams.all()
+            )
+
+    def clean_upstreams_text(self) -> list[dict[str, Any]]:
+        return parse_upstreams(self.cleaned_data["upstreams_text"])
+
+    def clean_openapi_file(self) -> dict[str, Any] | None:
+        upload = self.cleaned_data.get("openapi_file")
+        if not upload:
+            return None
+        try:
+            return services.openapi_parse(upload.read(services.MAX_OPENAPI_BYTES + 1))
+        except ApplicationError as exc:
+            raise ValidationError(exc.fields.get("openapi", [exc.message])) from exc
+
+
+class LifecycleActionForm(ActionForm):
+    sunset_in_days = forms.IntegerField(
+        required=False, min_value=1, max_value=3650, label="Sunset in days (deprecate)", initial=90
+    )
+
+
+class LifecycleEventInline(admin.TabularInline):
+    model = LifecycleEvent
+    extra = 0
+    can_delete = False
+    readonly_fields = ["from_state", "to_state", "actor", "created_at"]
+    fields = readonly_fields
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ApiVersion)
+class ApiVersionAdmin(admin.ModelAdmin):
+    form = ApiVersionForm
+    list_display = ["__str__", "state", "deprecated_at", "sunset_at", "successor", "updated_at"]
+    list_filter = ["state", "api", "redis_failure_mode"]
+    search_fields = ["api__name", "api__slug", "label"]
+    readonly_fields = ["state", "deprecated_at"]
+    inlines = [LifecycleEventInline]
+    actions = ["versions_publish", "versions_deprecate", "versions_retire"]
+    action_form = LifecycleActionForm
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: Any, obj: ApiVersion, form: Any, change: bool) -> None:
+        fields = {
+            name: form.cleaned_data[name]
+            for name in form.Meta.fields
+            if name not in {"api", "label"} and (not change or name in form.changed_data)
+        }
+        openapi = form.cleaned_data.get("openapi_file")
+        if openapi is not None:
+            fields["openapi"] = openapi
+        upstreams = form.cleaned_data["upstreams_text"]
+        try:
+            if change:
+                services.version_update(version=obj, actor=request.user, upstreams=upstreams, **fields)
+            else:
+                created = services.version_create(
+                    api=form.cleaned_data["api"],
+                    label=form.cleaned_data["label"],
+                    upstreams=upstreams,
+                    actor=request.user,
+                    **fields,
+                )
+                obj.pk = created.pk
+        except ApplicationError as exc:
+            _raise_form_error(exc)
+
+    def save_related(self, request: Any, form: Any, formsets: Any, change: bool) -> None:
+        return None  # upstreams were saved by the service; lifecycle events are read-only
+
+    def _transition(self, request: Any, queryset: Any, to_state: str, **kwargs: Any) -> None:
+        run_action(
+            request,
+            queryset,
+            lambda v, **kw: services.version_transition(version=v, to_state=to_state, actor=request.user, **kw),
+            to_state,
+            **kwargs,
+        )
+
+    @admin.action(description="Publish selected versions")
+    def versions_publish(self, request: Any, queryset: Any) -> None:
+        self._transition(request, queryset, LifecycleState.PUBLISHED)
+
+    @admin.action(description="Deprecate selected versions (sunset in N days)")
+    def versions_deprecate(self, request: Any, queryset: Any) -> None:
+        days = request.POST.get("sunset_in_days") or "90"
+        sunset = timezone.now() + dt.timedelta(days=int(days)) if days.isdigit() else None
+        self._transition(request, queryset, LifecycleState.DEPRECATED, sunset_at=sunset)
+
+    @admin.action(description="Retire selected versions (callers get 410)")
+    def versions_retire(self, request: Any, queryset: Any) -> None:
+        self._transition(request, queryset, LifecycleState.RETIRED)

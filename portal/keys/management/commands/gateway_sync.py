@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from portal.keys import publish
+from portal.keys.sync import state_rebuild, wait_for_redis
+
+
+class Command(BaseCommand):
+    help = "Rebuild the gateway's whole published state in Redis from the database (idempotent)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--wait", action="store_true", help="Wait up to --timeout seconds for Redis first.")
+        parser.add_argument("--timeout", type=float, default=30.0)
+
+    def handle(self, *args: Any, wait: bool, timeout: float, **options: Any) -> None:
+        client = publish.redis_client()
+        try:
+            wait_for_redis(client, timeout if wait else 0)
+        except redis.ConnectionError as exc:
+            raise CommandError(f"Redis is not reachable: {exc}") from exc
+
+        def progress(rows: Any, total: int) -> Any:
+            # tqdm hides itself when stderr is not a terminal (CI, logs).
+            return tqdm(rows, total=total, unit="key", desc="keys", disable=None, file=self.stderr._out)
+
+        stats = state_rebuild(client=client, progress=progress)
+        self.stdout.write(
+            f"gateway_sync: {stats.routes} routes, {stats.applications} applications, {stats.keys} keys, "
+            f"{stats.tokens} tokens published; {stats.removed} stale entries removed in {stats.seconds:.1f}s"
+        )

@@ -1,0 +1,187 @@
+"""Operators' admin for plans, subscriptions and overrides, through the services."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.contrib.admin.helpers import ActionForm
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from portal.core.admin_helpers import changed_fields, run_action
+from portal.core.errors import ApplicationError
+from portal.plans import services
+from portal.plans.models import Override, Plan, PlanChange, Subscription
+
+PLAN_FORM_FIELDS = [f for f in services.PLAN_FIELDS]
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = [
+        "name", "api", "rate_per_second", "rate_per_minute", "quota_per_day", "quota_per_month",
+        "monthly_price", "currency", "requires_approval", "visibility", "is_active",
+    ]
+    list_filter = ["api", "requires_approval", "visibility", "is_active", "currency"]
+    search_fields = ["name", "slug", "api__name"]
+    fields = ["api", *PLAN_FORM_FIELDS]
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False  # deactivate instead: invoices and subscriptions refer to plans
+
+    def get_readonly_fields(self, request: Any, obj: Any = None) -> list[str]:
+        return ["api"] if obj else []
+
+    def save_model(self, request: Any, obj: Plan, form: Any, change: bool) -> None:
+        try:
+            if change:
+                services.plan_update(plan=obj, actor=request.user, **changed_fields(form, PLAN_FORM_FIELDS))
+            else:
+                data = {name: form.cleaned_data[name] for name in ["api", *PLAN_FORM_FIELDS]}
+                obj.pk = services.plan_create(actor=request.user, **data).pk
+        except ApplicationError as exc:
+            raise ValidationError(exc.fields or exc.message) from exc
+
+
+class OverrideActionForm(ActionForm):
+    factor = forms.DecimalField(
+        required=False, min_value=Decimal("0.1"), max_value=Decimal("1000"), initial=2, label="Override: × limits"
+    )
+    days = forms.IntegerField(required=False, min_value=1, max_value=365, initial=7, label="for days")
+
+
+def _scaled(value: int | None, factor: Decimal) -> int | None:
+    return None if value is None else max(1, int(Decimal(value) * factor))
+
+
+class OverrideInline(admin.TabularInline):
+    model = Override
+    extra = 0
+    can_delete = False
+    fields = ["rate_per_second", "rate_per_minute", "quota_per_day", "quota_per_month", "expires_at", "reason",
+              "created_by", "created_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+
+class PlanChangeInline(admin.TabularInline):
+    model = PlanChange
+    extra = 0
+    can_delete = False
+    fields = ["from_plan", "to_plan", "changed_at", "actor"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    list_display = ["application", "organization", "api", "plan", "requested_plan", "status", "created_at",
+                    "approved_by"]
+    list_filter = ["status", "api", "plan"]
+    search_fields = ["application__name", "application__organization__name", "plan__name"]
+    list_select_related = ["application__organization", "api", "plan", "requested_plan", "approved_by"]
+    readonly_fields = ["application", "api", "plan", "requested_plan", "status", "created_by", "approved_by",
+                       "approved_at", "created_at", "cancelled_at"]
+    fields = readonly_fields
+    inlines = [OverrideInline, PlanChangeInline]
+    actions = ["subscriptions_approve", "subscriptions_reject", "subscriptions_suspend", "subscriptions_resume",
+               "subscriptions_cancel", "subscriptions_set_override"]
+    action_form = OverrideActionForm
+
+    @admin.display(ordering="application__organization__name")
+    def organization(self, obj: Subscription) -> Any:
+        return obj.application.organization
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False  # developers subscribe in the portal; operators approve here
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False  # cancel instead: billing history refers to subscriptions
+
+    def _act(self, request: Any, queryset: Any, service: Any, verb: str) -> None:
+        run_action(request, queryset, lambda s: service(subscription=s, actor=request.user), verb)
+
+    @admin.action(description="Approve selected subscriptions (or their plan change)")
+    def subscriptions_approve(self, request: Any, queryset: Any) -> None:
+        self._act(request, queryset, services.subscription_approve, "approved")
+
+    @admin.action(description="Reject selected pending subscriptions")
+    def subscriptions_reject(self, request: Any, queryset: Any) -> None:
+        self._act(request, queryset, services.subscription_reject, "rejected")
+
+    @admin.action(description="Suspend selected subscriptions")
+    def subscriptions_suspend(self, request: Any, queryset: Any) -> None:
+        self._act(request, queryset, services.subscription_suspend, "suspended")
+
+    @admin.action(description="Resume selected suspended subscriptions")
+    def subscriptions_resume(self, request: Any, queryset: Any) -> None:
+        self._act(request, queryset, services.subscription_resume, "resumed")
+
+    @admin.action(description="Cancel selected subscriptions")
+    def subscriptions_cancel(self, request: Any, queryset: Any) -> None:
+        self._act(request, queryset, services.subscription_cancel, "cancelled")
+
+    @admin.action(description="Set an override: multiply limits by × for N days")
+    def subscriptions_set_override(self, request: Any, queryset: Any) -> None:
+        try:
+            factor = Decimal(request.POST.get("factor") or "2")
+            days = int(request.POST.get("days") or "7")
+        except (ArithmeticError, ValueError):
+            self.message_user(request, "Give a number for × and a whole number of days.", level="error")
+            return
+        if not (Decimal("0.1") <= factor <= Decimal("1000") and 1 <= days <= 365):
+            self.message_user(request, "× must be 0.1–1000 and days 1–365.", level="error")
+            return
+
+        def apply(sub: Subscription) -> None:
+            plan = sub.plan
+            services.override_create(
+                subscription=sub,
+                actor=request.user,
+                expires_at=timezone.now() + dt.timedelta(days=days),
+                reason=f"×{factor} for {days} days (admin)",
+                rate_per_second=_scaled(plan.rate_per_second, factor),
+                rate_per_minute=_scaled(plan.rate_per_minute, factor),
+                quota_per_day=_scaled(plan.quota_per_day, factor),
+                quota_per_month=_scaled(plan.quota_per_month, factor),
+            )
+
+        run_action(request, queryset, apply, "set overrides on")
+
+
+@admin.register(Override)
+class OverrideAdmin(admin.ModelAdmin):
+    list_display = ["subscription", "quota_per_day", "quota_per_month", "rate_per_second", "expires_at", "reason",
+                    "created_by"]
+    list_filter = ["expires_at"]
+    search_fields = ["subscription__application__name", "reason"]
+    fields = ["subscription", "rate_per_second", "rate_per_minute", "burst", "quota_per_day", "quota_per_month",
+              "expires_at", "reason"]
+    autocomplete_fields = ["subscription"]
+
+    def get_readonly_fields(self, request: Any, obj: Any = None) -> list[str]:
+        return self.fields if obj else []  # an override is replaced, not edited: the audit stays simple
+
+    def save_model(self, request: Any, obj: Override, form: Any, change: bool) -> None:
+        data = {name: form.cleaned_data[name] for name in self.fields if name != "subscription"}
+        try:
+            obj.pk = services.override_create(
+                subscription=form.cleaned_data["subscription"], actor=request.user, **data
+            ).pk
+        except ApplicationError as exc:
+            raise ValidationError(exc.fields or exc.message) from exc
+
+    def delete_model(self, request: Any, obj: Override) -> None:
+        services.override_delete(override=obj, actor=request.user)
+
+    def delete_queryset(self, request: Any, queryset: Any) -> None:
+        for override in queryset:
+            services.override_delete(override=override, actor=request.user)
