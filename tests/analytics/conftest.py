@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.contract import METERING_STREAM, MeteringEvent
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def make_event(
@@ -103,3 +111,83 @@ def metering_redis(redis_client: Any) -> Iterator[Any]:
     client: redis.Redis = make_client()
     yield client
     client.close()
+
+
+# --- a real Celery worker against the test database -----------------------------------------
+
+requires_postgres = pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="needs PostgreSQL (make test runs it): a worker subprocess cannot share SQLite's in-memory test database",
+)
+
+
+def test_database_url() -> str:
+    from django.db import connection
+
+    s = connection.settings_dict
+    return f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+
+
+class Worker:
+    """``celery -A portal worker`` as a child process in its own process group."""
+
+    def __init__(self, tmp_path: Path, name: str, extra_env: dict[str, str] | None = None) -> None:
+        self.log_path = tmp_path / f"worker-{name}.log"
+        env = {
+            **os.environ,
+            "DATABASE_URL": test_database_url(),
+            "CELERY_BROKER_URL": os.environ["REDIS_URL"],
+            "DATABASE_CONN_MAX_AGE": "0",
+            "ANALYTICS_CLAIM_IDLE_MS": "1000",
+            **(extra_env or {}),
+        }
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "celery"), "-A", "portal", "worker", "--loglevel", "INFO",
+                "--concurrency", "1", "--without-heartbeat", "--without-mingle", "--without-gossip",
+                "-n", f"{name}@%h",
+            ],
+            cwd=str(REPO), env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: the pool child dies mid-work, like a crash."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Any]:
+    workers: list[Worker] = []
+
+    def start(name: str, **extra_env: str) -> Worker:
+        worker = Worker(tmp_path, name, extra_env)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+def wait_until(predicate: Any, *, timeout: float, interval: float = 0.05, message: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s: {message}")

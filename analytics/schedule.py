@@ -1,0 +1,31 @@
+"""Analytics' periodic work for Celery beat (merged in portal/celery.py).
+
+Plain data, no Django imports: portal/celery.py reads it at start-up.
+``expires`` drops a run that waited in the queue past its usefulness, so a busy
+or stopped worker does not come back to a pile of identical tasks.
+"""
+
+from __future__ import annotations
+
+from celery.schedules import crontab
+
+BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    # Aggregation: drain the metering stream every 2 s (each run drains until empty).
+    "analytics-metering-consume": {
+        "task": "analytics.metering_consume", "schedule": 2.0, "options": {"expires": 10},
+    },
+    # Gateway quota counters against the rollups, for today and yesterday.
+    "analytics-reconcile": {"task": "analytics.reconcile", "schedule": 300.0, "options": {"expires": 240}},
+    # Close every month that ended more than ANALYTICS_CLOSE_GRACE_S ago (idempotent).
+    "analytics-billing-close": {
+        "task": "analytics.billing_close_due", "schedule": crontab(minute=15), "options": {"expires": 3000},
+    },
+    # Developers' quota threshold emails.
+    "analytics-quota-alerts": {
+        "task": "analytics.quota_alerts_dispatch", "schedule": 60.0, "options": {"expires": 50},
+    },
+    # Retention of minute and hour rollups and of old dedupe ids.
+    "analytics-rollups-prune": {
+        "task": "analytics.rollups_prune", "schedule": crontab(minute=40), "options": {"expires": 3000},
+    },
+}
