@@ -129,6 +129,7 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG  # no collectstatic needed in development and tests
 
 # Email: console by default, SMTP when EMAIL_HOST is set.
 EMAIL_HOST = env("EMAIL_HOST") or ""
@@ -219,6 +220,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"LifecycleStateEnum": "portal.catalog.models.LifecycleState"},
 }
 
 OAUTH2_PROVIDER = {
@@ -229,6 +231,18 @@ OAUTH2_PROVIDER = {
     # Store only the SHA-256 of access and refresh tokens (RFC 9700): a database dump
     # then holds no usable token. The checksum is what the gateway looks tokens up by.
     "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    # The rest of RFC 9700 (OAuth 2.0 Security BCP): no implicit or password grants,
+    # S256 PKCE only, tokens never in the query string, iss in responses, refresh
+    # token replay revokes the family, https redirect URIs outside development.
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": not DEBUG,
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["http", "https"] if DEBUG else ["https"],
 }
 
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
@@ -257,9 +271,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact": {"()": "portal.core.logging.RedactSecrets"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # oauthlib logs issued access tokens in full at DEBUG: never let that through.
+        "oauthlib": {"level": "WARNING"},
+    },
 }
 
 TOLLWAY_DEMO_PASSWORD = env("TOLLWAY_DEMO_PASSWORD") or ""
