@@ -1,3 +1,34 @@
-"""REST API routes under /api/v1/."""
+"""REST API routes under /api/v1/. Add a resource with one more ``router.register`` line."""
 
-urlpatterns: list = []
+from rest_framework.routers import DefaultRouter
+
+from portal.accounts.apis import InvitationAcceptViewSet, InvitationViewSet, MemberViewSet, OrganizationViewSet
+from portal.audit.apis import AuditEventViewSet
+from portal.catalog.apis import ApiProductViewSet, ApiVersionViewSet
+from portal.keys.apis import ApiKeyViewSet, ApplicationViewSet
+from portal.plans.apis import OverrideViewSet, PlanViewSet, SubscriptionViewSet
+
+# Ids in nested prefixes are matched loosely and looked up in the view, so a
+# malformed id answers the API's JSON 404 rather than Django's HTML one.
+ID = r"(?P<{}>[^/.]+)"
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("apis", ApiProductViewSet, basename="api")
+router.register(f"apis/{ID.format('api_id')}/versions", ApiVersionViewSet, basename="api-version")
+router.register("plans", PlanViewSet, basename="plan")
+router.register("applications", ApplicationViewSet, basename="application")
+router.register(f"applications/{ID.format('application_id')}/keys", ApiKeyViewSet, basename="application-key")
+router.register("subscriptions", SubscriptionViewSet, basename="subscription")
+router.register(
+    f"subscriptions/{ID.format('subscription_id')}/overrides", OverrideViewSet, basename="subscription-override"
+)
+router.register("organizations", OrganizationViewSet, basename="organization")
+router.register(f"organizations/{ID.format('organization_id')}/members", MemberViewSet, basename="organization-member")
+router.register(
+    f"organizations/{ID.format('organization_id')}/invitations", InvitationViewSet, basename="organization-invitation"
+)
+router.register("invitations/accept", InvitationAcceptViewSet, basename="invitation-accept")
+router.register("audit", AuditEventViewSet, basename="audit")
+
+urlpatterns = router.urls

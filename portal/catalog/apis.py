@@ -1,0 +1,282 @@
+"""REST API for the catalog: APIs, their versions (with lifecycle) and their plans.
+
+Developers read the catalog: public APIs and their non-draft versions, without the
+upstream addresses. Operators see everything and create and change APIs and
+versions, including upstreams, the OpenAPI document and lifecycle transitions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from portal.catalog import services
+from portal.catalog.filters import ApiFilter, ApiVersionFilter
+from portal.catalog.models import Api, ApiVersion, LifecycleState, RedisFailureMode, Visibility
+from portal.catalog.selectors import apis_visible_to, versions_visible_to
+from portal.core.api import BaseViewSet, ScopedPrimaryKeyRelatedField, validated
+from portal.core.errors import ApplicationError
+from portal.plans.apis import PlanOutputSerializer, plans_for
+
+MAX_BODY_BYTES = 10 * 1024**3
+
+
+class VersionBriefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApiVersion
+        fields = ["id", "label", "state", "sunset_at"]
+        read_only_fields = fields
+
+
+class ApiOutputSerializer(serializers.ModelSerializer):
+    tags = serializers.ListField(child=serializers.CharField())
+    versions = serializers.SerializerMethodField(help_text="The versions you may see.")
+
+    class Meta:
+        model = Api
+        fields = [
+            "id",
+            "slug",
+            "name",
+            "summary",
+            "description",
+            "tags",
+            "visibility",
+            "versions",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(VersionBriefSerializer(many=True))
+    def get_versions(self, obj: Api) -> Any:
+        versions = versions_visible_to(self.context["request"].user).filter(api=obj).order_by("label")
+        return VersionBriefSerializer(versions, many=True).data
+
+
+class UpstreamSerializer(serializers.Serializer):
+    url = serializers.URLField(max_length=500, help_text="http(s) origin, no credentials, query or fragment.")
+    weight = serializers.IntegerField(min_value=1, max_value=1000, default=1)
+
+
+class GatewayOptionsSerializer(serializers.Serializer):
+    """Operator-only part of a version: where and how the gateway forwards."""
+
+    upstreams = UpstreamSerializer(many=True)
+    connect_timeout_s = serializers.FloatField()
+    read_timeout_s = serializers.FloatField()
+    total_timeout_s = serializers.FloatField()
+    redis_failure_mode = serializers.ChoiceField(choices=RedisFailureMode.choices)
+
+
+class VersionOutputSerializer(serializers.ModelSerializer):
+    openapi = serializers.JSONField(allow_null=True)
+    gateway = serializers.SerializerMethodField(help_text="Only operators see it; null for everyone else.")
+
+    class Meta:
+        model = ApiVersion
+        fields = [
+            "id",
+            "api",
+            "label",
+            "state",
+            "deprecated_at",
+            "sunset_at",
+            "successor",
+            "changelog",
+            "openapi",
+            "max_body_bytes",
+            "allow_query_key",
+            "gateway",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(GatewayOptionsSerializer(allow_null=True))
+    def get_gateway(self, obj: ApiVersion) -> Any:
+        if not self.context["request"].user.is_staff:
+            return None
+        return {
+            "upstreams": [{"url": u.url, "weight": u.weight} for u in obj.upstreams.all()],
+            "connect_timeout_s": obj.connect_timeout_s,
+            "read_timeout_s": obj.read_timeout_s,
+            "total_timeout_s": obj.total_timeout_s,
+            "redis_failure_mode": obj.redis_failure_mode,
+        }
+
+
+class ApiProductViewSet(BaseViewSet):
+    queryset = Api.objects.none()
+    filterset_class = ApiFilter
+    operator_actions = frozenset({"create", "partial_update"})
+
+    class CreateInputSerializer(serializers.Serializer):
+        slug = serializers.SlugField(max_length=80)
+        name = serializers.CharField(max_length=120)
+        summary = serializers.CharField(max_length=280, required=False, allow_blank=True)
+        description = serializers.CharField(required=False, allow_blank=True, max_length=100_000)
+        tags = serializers.ListField(child=serializers.CharField(max_length=40), max_length=30, required=False)
+        visibility = serializers.ChoiceField(choices=Visibility.choices, required=False)
+
+    class UpdateInputSerializer(CreateInputSerializer):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, partial=True, **kwargs)
+
+    def visible_queryset(self) -> Any:
+        return apis_visible_to(self.request.user).order_by("name", "id")
+
+    def _out(self, api: Api) -> Any:
+        return ApiOutputSerializer(api, context={"request": self.request}).data
+
+    @extend_schema(responses=ApiOutputSerializer(many=True))
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(ApiOutputSerializer(page, many=True, context={"request": request}).data)
+
+    @extend_schema(responses=ApiOutputSerializer)
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return Response(self._out(self.get_object()))
+
+    @extend_schema(request=CreateInputSerializer, responses={201: ApiOutputSerializer})
+    def create(self, request: Request) -> Response:
+        data = validated(self.CreateInputSerializer, request)
+        api = services.api_create(actor=request.user, **data)
+        return Response(self._out(api), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=UpdateInputSerializer, responses=ApiOutputSerializer)
+    def partial_update(self, request: Request, pk: str) -> Response:
+        api = self.get_object()
+        data = validated(self.UpdateInputSerializer, request)
+        api = services.api_update(api=api, actor=request.user, **data)
+        return Response(self._out(api))
+
+    @extend_schema(responses=PlanOutputSerializer(many=True), description="The plans of this API you may see.")
+    @action(detail=True, methods=["get"], filterset_class=None)
+    def plans(self, request: Request, pk: str) -> Response:
+        api = self.get_object()
+        plans = plans_for(request.user).filter(api=api).order_by("monthly_price", "name", "id")
+        page = self.paginate_queryset(plans)
+        return self.get_paginated_response(PlanOutputSerializer(page, many=True).data)
+
+
+def _openapi_document(data: dict[str, Any]) -> None:
+    """Accept the OpenAPI document as a JSON object (``openapi``) or as JSON/YAML text
+    (``openapi_text``, e.g. the content of an uploaded file); both are validated."""
+    text = data.pop("openapi_text", None)
+    if text is not None:
+        if "openapi" in data:
+            raise ApplicationError(
+                "Send either openapi or openapi_text, not both.", fields={"openapi_text": ["Send only one."]}
+            )
+        data["openapi"] = services.openapi_parse(text) if text.strip() else None
+
+
+class VersionInputSerializer(serializers.Serializer):
+    changelog = serializers.CharField(required=False, allow_blank=True, max_length=100_000)
+    openapi = serializers.JSONField(required=False, allow_null=True, help_text="The OpenAPI document as an object.")
+    openapi_text = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=services.MAX_OPENAPI_BYTES,
+        trim_whitespace=False,
+        help_text="The OpenAPI document as JSON or YAML text (instead of openapi).",
+    )
+    connect_timeout_s = serializers.FloatField(required=False, min_value=0.05, max_value=60)
+    read_timeout_s = serializers.FloatField(required=False, min_value=0.05, max_value=600)
+    total_timeout_s = serializers.FloatField(required=False, min_value=0.05, max_value=3600)
+    max_body_bytes = serializers.IntegerField(required=False, min_value=0, max_value=MAX_BODY_BYTES)
+    allow_query_key = serializers.BooleanField(required=False)
+    redis_failure_mode = serializers.ChoiceField(choices=RedisFailureMode.choices, required=False)
+
+
+class ApiVersionViewSet(BaseViewSet):
+    """Versions of one API: apis/{api_id}/versions/."""
+
+    queryset = ApiVersion.objects.none()
+    filterset_class = ApiVersionFilter
+    operator_actions = frozenset({"create", "partial_update", "transition"})
+
+    class CreateInputSerializer(VersionInputSerializer):
+        label = serializers.SlugField(max_length=20, help_text="v1, v2, …")
+        upstreams = UpstreamSerializer(many=True, allow_empty=False, max_length=50)
+
+    class UpdateInputSerializer(VersionInputSerializer):
+        upstreams = UpstreamSerializer(many=True, allow_empty=False, max_length=50, required=False)
+        successor = ScopedPrimaryKeyRelatedField(
+            model=ApiVersion, scope=versions_visible_to, required=False, allow_null=True
+        )
+
+    class TransitionInputSerializer(serializers.Serializer):
+        to_state = serializers.ChoiceField(choices=LifecycleState.choices)
+        sunset_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+        successor = ScopedPrimaryKeyRelatedField(
+            model=ApiVersion, scope=versions_visible_to, required=False, allow_null=True, default=None
+        )
+
+    def get_api(self) -> Api:
+        return self.parent_object(apis_visible_to(self.request.user), "api_id")
+
+    def visible_queryset(self) -> Any:
+        return (
+            versions_visible_to(self.request.user)
+            .filter(api=self.get_api())
+            .prefetch_related("upstreams")
+            .order_by("label", "id")
+        )
+
+    def _out(self, version: ApiVersion) -> Any:
+        return VersionOutputSerializer(version, context={"request": self.request}).data
+
+    @extend_schema(responses=VersionOutputSerializer(many=True))
+    def list(self, request: Request, api_id: str) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(
+            VersionOutputSerializer(page, many=True, context={"request": request}).data
+        )
+
+    @extend_schema(responses=VersionOutputSerializer)
+    def retrieve(self, request: Request, api_id: str, pk: str) -> Response:
+        return Response(self._out(self.get_object()))
+
+    @extend_schema(request=CreateInputSerializer, responses={201: VersionOutputSerializer})
+    def create(self, request: Request, api_id: str) -> Response:
+        api = self.get_api()
+        data = validated(self.CreateInputSerializer, request)
+        _openapi_document(data)
+        version = services.version_create(api=api, actor=request.user, **data)
+        return Response(self._out(version), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=UpdateInputSerializer, responses=VersionOutputSerializer)
+    def partial_update(self, request: Request, api_id: str, pk: str) -> Response:
+        version = self.get_object()
+        data = validated(self.UpdateInputSerializer, request)
+        _openapi_document(data)
+        if "successor" in data:
+            data["successor_id"] = data.pop("successor").pk if data["successor"] else None
+        version = services.version_update(version=version, actor=request.user, **data)
+        return Response(self._out(version))
+
+    @extend_schema(
+        request=TransitionInputSerializer,
+        responses=VersionOutputSerializer,
+        description="draft → published → deprecated → retired; deprecated may go back to published; "
+        "retired is final. sunset_at and successor apply to deprecation.",
+    )
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def transition(self, request: Request, api_id: str, pk: str) -> Response:
+        version = self.get_object()
+        data = validated(self.TransitionInputSerializer, request)
+        version = services.version_transition(
+            version=version,
+            to_state=data["to_state"],
+            sunset_at=data["sunset_at"],
+            successor=data["successor"],
+            actor=request.user,
+        )
+        return Response(self._out(version))

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+
+from portal.catalog.models import Api, ApiVersion, LifecycleState, Visibility
+from portal.catalog.selectors import api_search
+
+
+class ApiFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", help_text="Words to find in name, summary, slug or tags.")
+    visibility = django_filters.ChoiceFilter(choices=Visibility.choices)
+
+    class Meta:
+        model = Api
+        fields = ["q", "visibility"]
+
+    def search(self, queryset: Any, name: str, value: str) -> Any:
+        return api_search(queryset, value)
+
+
+class ApiVersionFilter(django_filters.FilterSet):
+    state = django_filters.ChoiceFilter(choices=LifecycleState.choices)
+
+    class Meta:
+        model = ApiVersion
+        fields = ["state"]

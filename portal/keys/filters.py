@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import django_filters
+
+from portal.keys.models import ApiKey, Application, KeyStatus
+
+
+class ApplicationFilter(django_filters.FilterSet):
+    name = django_filters.CharFilter(lookup_expr="icontains")
+
+    class Meta:
+        model = Application
+        fields = ["organization", "name"]
+
+
+class ApiKeyFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=KeyStatus.choices, help_text="Stored status: active or revoked.")
+
+    class Meta:
+        model = ApiKey
+        fields = ["status"]

@@ -1,0 +1,289 @@
+"""REST API for plans, subscriptions and overrides.
+
+Developers read plans and manage their applications' subscriptions (subscribe,
+change plan, cancel). Operators also create and change plans, approve, reject,
+suspend and resume subscriptions, and set temporary overrides.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from portal.catalog.models import Api, Visibility
+from portal.catalog.selectors import apis_visible_to
+from portal.core.api import BaseViewSet, ScopedPrimaryKeyRelatedField, validated
+from portal.keys.models import Application
+from portal.keys.selectors import applications_for
+from portal.plans import services
+from portal.plans.filters import PlanFilter, SubscriptionFilter
+from portal.plans.models import Override, Plan, Subscription
+from portal.plans.selectors import plans_visible_to, subscriptions_for
+
+MAX_INT = 2_147_483_647
+MAX_BIGINT = 9_223_372_036_854_775_807
+
+
+def plans_for(user: Any) -> Any:
+    """Plans a caller may see and subscribe to: visible plans of visible APIs."""
+    return plans_visible_to(user).filter(api__in=apis_visible_to(user))
+
+
+class PlanOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Plan
+        fields = [
+            "id",
+            "api",
+            "slug",
+            "name",
+            "description",
+            "rate_per_second",
+            "rate_per_minute",
+            "burst",
+            "quota_per_day",
+            "quota_per_month",
+            "monthly_price",
+            "currency",
+            "included_requests",
+            "overage_price_per_1000",
+            "requires_approval",
+            "visibility",
+            "is_active",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class PlanInputSerializer(serializers.Serializer):
+    """Limits: null means unlimited in that dimension."""
+
+    slug = serializers.SlugField(max_length=60)
+    name = serializers.CharField(max_length=120)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    rate_per_second = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_INT)
+    rate_per_minute = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_INT)
+    burst = serializers.IntegerField(required=False, min_value=0, max_value=MAX_INT)
+    quota_per_day = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_BIGINT)
+    quota_per_month = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_BIGINT)
+    monthly_price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0"), required=False)
+    currency = serializers.RegexField(r"^[A-Z]{3}$", max_length=3, required=False)
+    included_requests = serializers.IntegerField(required=False, min_value=0, max_value=MAX_BIGINT)
+    overage_price_per_1000 = serializers.DecimalField(
+        max_digits=12, decimal_places=4, min_value=Decimal("0"), required=False, allow_null=True
+    )
+    requires_approval = serializers.BooleanField(required=False)
+    visibility = serializers.ChoiceField(choices=Visibility.choices, required=False)
+    is_active = serializers.BooleanField(required=False)
+
+
+class PlanViewSet(BaseViewSet):
+    queryset = Plan.objects.none()
+    filterset_class = PlanFilter
+    operator_actions = frozenset({"create", "partial_update"})
+
+    class CreateInputSerializer(PlanInputSerializer):
+        api = ScopedPrimaryKeyRelatedField(model=Api, scope=apis_visible_to)
+
+    class UpdateInputSerializer(PlanInputSerializer):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, partial=True, **kwargs)
+
+    def visible_queryset(self) -> Any:
+        return plans_for(self.request.user).order_by("api_id", "monthly_price", "name", "id")
+
+    @extend_schema(responses=PlanOutputSerializer(many=True))
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(PlanOutputSerializer(page, many=True).data)
+
+    @extend_schema(responses=PlanOutputSerializer)
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return Response(PlanOutputSerializer(self.get_object()).data)
+
+    @extend_schema(request=CreateInputSerializer, responses={201: PlanOutputSerializer})
+    def create(self, request: Request) -> Response:
+        data = validated(self.CreateInputSerializer, request)
+        plan = services.plan_create(actor=request.user, **data)
+        return Response(PlanOutputSerializer(plan).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=UpdateInputSerializer, responses=PlanOutputSerializer)
+    def partial_update(self, request: Request, pk: str) -> Response:
+        plan = self.get_object()
+        data = validated(self.UpdateInputSerializer, request)
+        plan = services.plan_update(plan=plan, actor=request.user, **data)
+        return Response(PlanOutputSerializer(plan).data)
+
+
+class SubscriptionOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Subscription
+        fields = [
+            "id",
+            "application",
+            "api",
+            "plan",
+            "status",
+            "requested_plan",
+            "approved_at",
+            "created_at",
+            "updated_at",
+            "cancelled_at",
+        ]
+        read_only_fields = fields
+
+
+class SubscriptionViewSet(BaseViewSet):
+    queryset = Subscription.objects.none()
+    filterset_class = SubscriptionFilter
+    operator_actions = frozenset({"approve", "reject", "suspend", "resume"})
+
+    class CreateInputSerializer(serializers.Serializer):
+        application = ScopedPrimaryKeyRelatedField(model=Application, scope=applications_for)
+        plan = ScopedPrimaryKeyRelatedField(model=Plan, scope=plans_for)
+
+    class ChangePlanInputSerializer(serializers.Serializer):
+        plan = ScopedPrimaryKeyRelatedField(model=Plan, scope=plans_for)
+
+    def visible_queryset(self) -> Any:
+        return subscriptions_for(self.request.user).order_by("-created_at", "-id")
+
+    @extend_schema(responses=SubscriptionOutputSerializer(many=True))
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(SubscriptionOutputSerializer(page, many=True).data)
+
+    @extend_schema(responses=SubscriptionOutputSerializer)
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return Response(SubscriptionOutputSerializer(self.get_object()).data)
+
+    @extend_schema(
+        request=CreateInputSerializer,
+        responses={201: SubscriptionOutputSerializer},
+        description="Active at once, or pending when the plan needs an operator's approval.",
+    )
+    def create(self, request: Request) -> Response:
+        data = validated(self.CreateInputSerializer, request)
+        subscription = services.subscription_create(
+            application=data["application"], plan=data["plan"], actor=request.user
+        )
+        return Response(SubscriptionOutputSerializer(subscription).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=ChangePlanInputSerializer,
+        responses=SubscriptionOutputSerializer,
+        description="Immediate, unless the new plan needs approval: then it waits in requested_plan.",
+    )
+    @action(detail=True, methods=["post"], url_path="change-plan", filterset_class=None)
+    def change_plan(self, request: Request, pk: str) -> Response:
+        subscription = self.get_object()
+        data = validated(self.ChangePlanInputSerializer, request)
+        subscription = services.subscription_change_plan(
+            subscription=subscription, plan=data["plan"], actor=request.user
+        )
+        return Response(SubscriptionOutputSerializer(subscription).data)
+
+    def _transition(self, service: Any) -> Response:
+        subscription = service(subscription=self.get_object(), actor=self.request.user)
+        return Response(SubscriptionOutputSerializer(subscription).data)
+
+    @extend_schema(request=None, responses=SubscriptionOutputSerializer)
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def cancel(self, request: Request, pk: str) -> Response:
+        return self._transition(services.subscription_cancel)
+
+    @extend_schema(
+        request=None,
+        responses=SubscriptionOutputSerializer,
+        description="Operators: approve a pending subscription or a pending plan change.",
+    )
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def approve(self, request: Request, pk: str) -> Response:
+        return self._transition(services.subscription_approve)
+
+    @extend_schema(
+        request=None,
+        responses=SubscriptionOutputSerializer,
+        description="Operators: turn down a pending subscription or a pending plan change.",
+    )
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def reject(self, request: Request, pk: str) -> Response:
+        return self._transition(services.subscription_reject)
+
+    @extend_schema(request=None, responses=SubscriptionOutputSerializer, description="Operators only.")
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def suspend(self, request: Request, pk: str) -> Response:
+        return self._transition(services.subscription_suspend)
+
+    @extend_schema(request=None, responses=SubscriptionOutputSerializer, description="Operators only.")
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def resume(self, request: Request, pk: str) -> Response:
+        return self._transition(services.subscription_resume)
+
+
+class OverrideOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Override
+        fields = [
+            "id",
+            "subscription",
+            "rate_per_second",
+            "rate_per_minute",
+            "burst",
+            "quota_per_day",
+            "quota_per_month",
+            "expires_at",
+            "reason",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class OverrideViewSet(BaseViewSet):
+    """Temporary limits of one subscription: subscriptions/{subscription_id}/overrides/."""
+
+    queryset = Override.objects.none()
+    operator_actions = frozenset({"create", "destroy"})
+
+    class CreateInputSerializer(serializers.Serializer):
+        """Empty limits keep the plan's value."""
+
+        rate_per_second = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_INT)
+        rate_per_minute = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_INT)
+        burst = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=MAX_INT)
+        quota_per_day = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_BIGINT)
+        quota_per_month = serializers.IntegerField(
+            required=False, allow_null=True, min_value=1, max_value=MAX_BIGINT
+        )
+        expires_at = serializers.DateTimeField()
+        reason = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+    def get_subscription(self) -> Subscription:
+        return self.parent_object(subscriptions_for(self.request.user), "subscription_id")
+
+    def visible_queryset(self) -> Any:
+        return Override.objects.filter(subscription=self.get_subscription()).order_by("-created_at", "-id")
+
+    @extend_schema(responses=OverrideOutputSerializer(many=True))
+    def list(self, request: Request, subscription_id: str) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(OverrideOutputSerializer(page, many=True).data)
+
+    @extend_schema(request=CreateInputSerializer, responses={201: OverrideOutputSerializer})
+    def create(self, request: Request, subscription_id: str) -> Response:
+        subscription = self.get_subscription()
+        data = validated(self.CreateInputSerializer, request)
+        override = services.override_create(subscription=subscription, actor=request.user, **data)
+        return Response(OverrideOutputSerializer(override).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request: Request, subscription_id: str, pk: str) -> Response:
+        services.override_delete(override=self.get_object(), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
