@@ -10,7 +10,7 @@ Redis layout (``v`` = CONTRACT_VERSION)::
     tollway:v{v}:routes                  HASH  "{api_slug}/{version}" -> RouteRecord JSON
     tollway:v{v}:app:{application_id}    STR   ApplicationRecord JSON (subscriptions, limits)
     tollway:v{v}:key:{key_hash}          STR   KeyRecord JSON (hash = HMAC-SHA256 of the full key)
-    tollway:v{v}:token:{token_hash}      STR   TokenRecord JSON (hash = SHA-256 of the bearer token), EX = token lifetime
+    tollway:v{v}:token:{token_hash}      STR   TokenRecord JSON (hash = SHA-256 of the token), EX = its lifetime
     tollway:v{v}:generation              STR   integer, INCR on every publish
     tollway:v{v}:invalidate              PUBSUB channel, Invalidation JSON
     tollway:v{v}:metering                STREAM one entry per proxied request, fields = MeteringEvent

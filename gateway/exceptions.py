@@ -1,0 +1,64 @@
+"""Gateway errors.
+
+Exception tree::
+
+    GatewayError
+    ├── ConfigError          a GATEWAY_* setting is missing or malformed; raised at start-up only
+    ├── SnapshotError        the on-disk snapshot is unreadable or fails its checksum: refused
+    ├── StateUnavailable     Redis did not answer in time; the version's failure mode decides
+    └── Reject               the request is refused; carries the problem document to send
+
+A ``Reject`` is the only exception that crosses the policy pipeline: a policy
+raises it in ``access`` and the app turns it into an ``application/problem+json``
+response (RFC 9457), after which the ``log`` phase still runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+PROBLEM_BASE = "https://tollway.dev/problems/"
+
+
+class GatewayError(Exception):
+    pass
+
+
+class ConfigError(GatewayError):
+    pass
+
+
+class SnapshotError(GatewayError):
+    pass
+
+
+class StateUnavailable(GatewayError):
+    pass
+
+
+class Reject(GatewayError):
+    """A refusal: ``problem`` is the slug of the problem type, ``decision`` the metering decision."""
+
+    def __init__(
+        self,
+        status: int,
+        problem: str,
+        title: str,
+        *,
+        decision: str,
+        detail: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        close: bool = False,
+    ) -> None:
+        super().__init__(title)
+        self.status = status
+        self.problem = problem
+        self.title = title
+        self.decision = decision
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.close = close
+
+    @property
+    def type_uri(self) -> str:
+        return PROBLEM_BASE + self.problem

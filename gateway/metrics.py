@@ -1,0 +1,71 @@
+"""Prometheus metrics, exported at /_tollway/metrics.
+
+With several workers the master points PROMETHEUS_MULTIPROC_DIR at a private
+directory before anything imports prometheus_client, so every worker writes its
+samples to shared files and any worker can answer a scrape for all of them.
+Label values are bounded: an unknown API is counted under api="" so that random
+paths cannot grow the series without end.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess as prom_multiprocess
+
+REQUESTS = Counter(
+    "tollway_gateway_requests_total", "Requests handled, by API, version and status.", ["api", "version", "status"]
+)
+LATENCY = Histogram(
+    "tollway_gateway_request_duration_seconds",
+    "Time from request head received to response sent.",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+LIMITER_DECISIONS = Counter(
+    "tollway_gateway_limiter_decisions_total", "Rate limit and quota decisions.", ["decision"]
+)
+REDIS_ERRORS = Counter("tollway_gateway_redis_errors_total", "Redis calls that failed or timed out.")
+INVALIDATIONS = Counter("tollway_gateway_invalidations_total", "Invalidations applied, by kind.", ["kind"])
+SNAPSHOT_LOADS = Counter("tollway_gateway_snapshot_loads_total", "Start-ups served from the on-disk snapshot.")
+UPSTREAM_ERRORS = Counter("tollway_gateway_upstream_errors_total", "Upstream failures, by kind.", ["kind"])
+METERING_BUFFER = Gauge(
+    "tollway_gateway_metering_buffer_events", "Metering events waiting in memory.", multiprocess_mode="livesum"
+)
+METERING_WRITTEN = Counter("tollway_gateway_metering_written_total", "Metering events written to the stream.")
+METERING_SPILLED = Counter("tollway_gateway_metering_spilled_total", "Metering events spilled to the local file.")
+METERING_REPLAYED = Counter("tollway_gateway_metering_replayed_total", "Spilled events replayed into the stream.")
+METERING_DROPPED = Counter(
+    "tollway_gateway_metering_dropped_total", "Metering events dropped because the spill file was full."
+)
+METERING_SPILL_PENDING = Gauge(
+    "tollway_gateway_metering_spill_pending_events",
+    "Events in spill files awaiting replay.",
+    multiprocess_mode="livesum",
+)
+
+_request_children: dict[tuple[str, str, int], Counter] = {}
+
+
+def count_request(api: str, version: str, status: int, seconds: float) -> None:
+    key = (api, version, status)
+    child = _request_children.get(key)
+    if child is None:
+        child = REQUESTS.labels(api, version, str(status))
+        if len(_request_children) < 10_000:
+            _request_children[key] = child
+    child.inc()
+    LATENCY.observe(seconds)
+
+
+def render() -> bytes:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        prom_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest()
+
+
+def worker_exited(pid: int) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        prom_multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

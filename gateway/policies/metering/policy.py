@@ -1,0 +1,246 @@
+"""Metering: one event per request, rejected ones included, written after the response.
+
+The log phase only appends a tuple to an in-memory buffer. A background task
+flushes the buffer every flush interval (or sooner when a batch is full) with one
+pipelined round of XADDs to contract.METERING_STREAM.
+
+When Redis does not take the batch, it is appended to this worker's spill file
+(JSON lines) and replayed, oldest first, once Redis answers again. The spill
+file holds at most ``spill_max_events``; beyond that events are dropped and
+counted (tollway_gateway_metering_dropped_total), never silently. Replay is
+at-least-once: a crash mid-replay can send an event twice, and analytics
+deduplicates on the event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from gateway import contract, metrics
+from gateway.pipeline import Policy
+from gateway.policies.metering.schema import MeteringSettings
+from gateway.state import RedisHealth
+from gateway.types import RequestContext
+
+log = logging.getLogger("gateway.metering")
+
+# One event as it sits in the buffer: values in contract.METERING_FIELDS order.
+Event = tuple[str, int, int | None, str, str, int | None, str, int | None, int | None, str, int, str, float, int, int]
+REPLAY_CHUNK = 5_000
+
+
+def _fields(event: Event | list[str]) -> dict[str, str]:
+    pairs = zip(contract.METERING_FIELDS, event, strict=True)
+    return {name: "" if value is None else str(value) for name, value in pairs}
+
+
+class Meter:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        health: RedisHealth,
+        settings: MeteringSettings,
+        *,
+        worker_index: int,
+        workers: int,
+    ) -> None:
+        self.redis = redis
+        self.health = health
+        self.settings = settings
+        self.buffer: list[Event] = []
+        self.spill_dir = Path(settings.spill_dir)
+        self.spill_path = self.spill_dir / f"spill-{worker_index}.jsonl"
+        self.worker_index = worker_index
+        self.workers = workers
+        self.spill_pending = self._count_lines(self.spill_path)
+        metrics.METERING_SPILL_PENDING.set(self.spill_pending)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    @staticmethod
+    def _count_lines(path: Path) -> int:
+        try:
+            with path.open("rb") as fh:
+                return sum(1 for _ in fh)
+        except FileNotFoundError:
+            return 0
+
+    # --- request path ------------------------------------------------------------------
+
+    def record(self, event: Event) -> None:
+        buffer = self.buffer
+        buffer.append(event)
+        if len(buffer) >= self.settings.batch:
+            self._wake.set()
+        if len(buffer) > self.settings.buffer_max:
+            # Redis has been away long enough to fill memory: move the oldest to disk now.
+            overflow = buffer[: len(buffer) - self.settings.buffer_max]
+            del buffer[: len(overflow)]
+            self._spill(overflow)
+        metrics.METERING_BUFFER.set(len(buffer))
+
+    # --- background ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="metering-flush")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.flush_s)
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:  # keep flushing whatever happens to one batch
+                log.exception("metering flush failed")
+
+    async def flush(self) -> None:
+        async with self._lock:
+            while self.buffer:
+                batch = self.buffer[: self.settings.batch]
+                del self.buffer[: len(batch)]
+                metrics.METERING_BUFFER.set(len(self.buffer))
+                if not await self._write([_fields(e) for e in batch]):
+                    self._spill(batch + self.buffer)
+                    self.buffer.clear()
+                    metrics.METERING_BUFFER.set(0)
+                    return
+                metrics.METERING_WRITTEN.inc(len(batch))
+            if self.spill_pending and self.health.available():
+                await self._replay(self.spill_path)
+            if self.worker_index == 0 and self.health.available():
+                await self._replay_orphans()
+
+    async def _write(self, events: list[dict[str, str]]) -> bool:
+        if not self.health.available():
+            return False
+        pipe = self.redis.pipeline(transaction=False)
+        for fields in events:
+            pipe.xadd(
+                contract.METERING_STREAM,
+                fields,  # type: ignore[arg-type]
+                maxlen=self.settings.stream_maxlen or None,
+                approximate=True,
+            )
+        try:
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self.health.failed(exc)
+            return False
+        return True
+
+    def _spill(self, events: list[Event]) -> None:
+        room = max(0, self.settings.spill_max_events - self.spill_pending)
+        kept, dropped = events[:room], len(events) - min(room, len(events))
+        if kept:
+            try:
+                self.spill_dir.mkdir(parents=True, exist_ok=True)
+                with self.spill_path.open("a", encoding="utf-8") as fh:
+                    fh.write("".join(json.dumps(list(e), separators=(",", ":")) + "\n" for e in kept))
+                self.spill_pending += len(kept)
+                metrics.METERING_SPILLED.inc(len(kept))
+                metrics.METERING_SPILL_PENDING.set(self.spill_pending)
+            except OSError as exc:
+                log.error("cannot spill %d metering events to %s: %s", len(kept), self.spill_path, exc)
+                dropped += len(kept)
+        if dropped:
+            log.error("metering spill full (%d events): dropped %d", self.settings.spill_max_events, dropped)
+            metrics.METERING_DROPPED.inc(dropped)
+
+    async def _replay(self, path: Path) -> None:
+        """Send the spill file to the stream in chunks; whatever did not go stays on disk."""
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return
+        sent = 0
+        while sent < len(lines):
+            chunk = lines[sent : sent + REPLAY_CHUNK]
+            events = []
+            for line in chunk:
+                with contextlib.suppress(ValueError):
+                    events.append(_fields(json.loads(line)))
+            ok = True
+            for start in range(0, len(events), self.settings.batch):
+                if not await self._write(events[start : start + self.settings.batch]):
+                    ok = False
+                    break
+            if not ok:
+                break  # the whole chunk stays: at-least-once, analytics dedupes on id
+            sent += len(chunk)
+            metrics.METERING_REPLAYED.inc(len(events))
+        # Events spilled while we awaited Redis were appended after what we read: keep them.
+        # No await from here to the replace, so nothing can append in between.
+        try:
+            appended = path.read_text(encoding="utf-8").splitlines()[len(lines) :]
+        except FileNotFoundError:
+            appended = []
+        remaining = lines[sent:] + appended
+        tmp = path.with_name(path.name + ".tmp")
+        if remaining:
+            tmp.write_text("".join(line + "\n" for line in remaining), encoding="utf-8")
+            os.replace(tmp, path)
+        else:
+            path.unlink(missing_ok=True)
+        if path == self.spill_path:
+            self.spill_pending = len(remaining)
+            metrics.METERING_SPILL_PENDING.set(self.spill_pending)
+        if sent:
+            log.warning("replayed %d spilled metering events from %s", sent, path)
+
+    async def _replay_orphans(self) -> None:
+        # Spill files of worker slots that no longer exist (GATEWAY_WORKERS was lowered).
+        for path in self.spill_dir.glob("spill-*.jsonl"):
+            try:
+                index = int(path.stem.split("-", 1)[1])
+            except ValueError:
+                continue
+            if index >= self.workers:
+                await self._replay(path)
+
+
+class MeteringPolicy(Policy):
+    NAME = "metering"
+    PRIORITY = 0
+
+    def __init__(self, meter: Meter) -> None:
+        self.meter = meter
+
+    def log(self, ctx: RequestContext) -> None:
+        route, app, grant = ctx.route, ctx.application, ctx.grant
+        self.meter.record(
+            (
+                ctx.event_id,
+                ctx.ts_ms,
+                route.api_id if route else None,
+                ctx.api_slug if route else "",
+                ctx.version if route else "",
+                app.application_id if app else None,
+                ctx.key_prefix,
+                grant.subscription_id if grant else None,
+                grant.plan_id if grant else None,
+                ctx.request.method,
+                ctx.status,
+                ctx.decision,
+                round((time.perf_counter() - ctx.started) * 1000, 3),
+                ctx.bytes_in,
+                ctx.bytes_out,
+            )
+        )

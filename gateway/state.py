@@ -1,0 +1,417 @@
+"""The gateway's reader of the state the portal publishes (see contract.py).
+
+* Routes are few (one per API version) and read whole: HGETALL at start-up and
+  again on every route invalidation.
+* Applications, keys and tokens are many and read cache-aside: an in-process
+  dict in front of a Redis GET, filled on a miss. Misses are cached briefly too,
+  so a flood of made-up keys costs one Redis read per key per NEGATIVE_TTL.
+* The portal PUBLISHes an Invalidation after every change; every worker listens
+  and drops what changed, which is how a revoked key dies everywhere within a
+  second. Pub/sub is fire-and-forget, so we also poll the generation counter:
+  a generation that moved without its message arriving flushes the caches.
+* When Redis does not answer, cached entries are served even past their TTL
+  (a key known to be revoked stays revoked) and a miss raises StateUnavailable,
+  which the version's failure mode turns into a 503 or a local decision.
+* The route table and the records in cache are written to a last-known-good
+  snapshot on disk, with a checksum. At start-up with Redis down the snapshot is
+  loaded; a corrupt one is refused and the worker stays not ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from gateway import contract, metrics
+from gateway.config import GatewayConfig
+from gateway.exceptions import SnapshotError, StateUnavailable
+
+log = logging.getLogger("gateway.state")
+
+SNAPSHOT_FORMAT = 1
+SNAPSHOT_MAX_RECORDS = 20_000  # per kind; bounds the file and the time to build it on the event loop
+SNAPSHOT_INTERVAL_S = 10.0
+# After a Redis error we stop asking for this long, so that a dead Redis costs
+# nothing per request instead of one timeout per request.
+REDIS_BACKOFF_S = 0.5
+
+T = TypeVar("T")
+
+
+def new_redis(config: GatewayConfig, *, timeout: float | None = None) -> aioredis.Redis:
+    """A client whose every call gives up after the configured timeout, with no retries:
+    the failure mode must take effect within that time, never after a backoff loop."""
+    t = config.redis_timeout_s if timeout is None else timeout
+    return aioredis.Redis.from_url(
+        config.redis_url,
+        socket_timeout=t,
+        socket_connect_timeout=t,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=0,
+    )
+
+
+class RedisHealth:
+    """Shared by every Redis user in a worker: after a failure, skip Redis for a short while."""
+
+    def __init__(self) -> None:
+        self.down_until = 0.0
+
+    def available(self) -> bool:
+        return time.monotonic() >= self.down_until
+
+    def failed(self, exc: BaseException) -> None:
+        if self.available():
+            log.warning("Redis unavailable: %s", exc)
+        self.down_until = time.monotonic() + REDIS_BACKOFF_S
+        metrics.REDIS_ERRORS.inc()
+
+    def ok(self) -> None:
+        self.down_until = 0.0
+
+
+class Cache(Generic[T]):
+    """A bounded dict of (record or None, loaded at, raw JSON) with FIFO eviction.
+    The raw JSON is kept so that the snapshot costs no re-serialisation."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self.entries: dict[str, tuple[T | None, float, str]] = {}
+
+    def get(self, key: str) -> tuple[T | None, float, str] | None:
+        return self.entries.get(key)
+
+    def put(self, key: str, value: T | None, loaded_at: float, raw: str = "") -> None:
+        entries = self.entries
+        if key not in entries and len(entries) >= self.max_entries:
+            del entries[next(iter(entries))]
+        entries[key] = (value, loaded_at, raw)
+
+    def evict(self, key: str) -> None:
+        self.entries.pop(key, None)
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+
+class State:
+    def __init__(self, config: GatewayConfig, redis: aioredis.Redis, health: RedisHealth) -> None:
+        self.config = config
+        self.redis = redis
+        self.health = health
+        self.routes: dict[str, contract.RouteRecord] = {}
+        self.ready = False
+        self.apps: Cache[contract.ApplicationRecord] = Cache(config.cache_max_entries)
+        self.keys: Cache[contract.KeyRecord] = Cache(config.cache_max_entries)
+        self.tokens: Cache[contract.TokenRecord] = Cache(config.cache_max_entries)
+        # Bumped by every invalidation; a load that raced one is stored as already stale.
+        self.invalidations = 0
+        self.generation_seen = 0
+        self._generation_behind_since: float | None = None
+        self._dirty = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self.snapshot_writer = True
+
+    # --- start-up and background work -------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            await self.load_routes()
+        except StateUnavailable:
+            self.load_snapshot_quietly()
+        self._tasks = [
+            asyncio.create_task(self._listen_invalidations(), name="state-invalidations"),
+            asyncio.create_task(self._poll_generation(), name="state-generation"),
+        ]
+        if self.snapshot_writer:
+            self._tasks.append(asyncio.create_task(self._snapshot_loop(), name="state-snapshot"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def load_snapshot_quietly(self) -> None:
+        if self.ready:
+            return
+        try:
+            self.load_snapshot()
+        except FileNotFoundError:
+            log.warning("Redis unavailable and no snapshot at %s: not ready", self.config.snapshot_path)
+        except SnapshotError as exc:
+            # Serving an empty or half-read config would turn every request into a 404:
+            # better to stay not ready and let the load balancer route around us.
+            log.error("snapshot refused, staying not ready: %s", exc)
+
+    async def load_routes(self) -> None:
+        try:
+            raw = await self.redis.hgetall(contract.ROUTES_KEY)  # type: ignore[misc]
+            generation = int(await self.redis.get(contract.GENERATION_KEY) or 0)
+        except (RedisError, OSError) as exc:
+            self.health.failed(exc)
+            raise StateUnavailable(str(exc)) from exc
+        routes: dict[str, contract.RouteRecord] = {}
+        for field_name, value in raw.items():
+            try:
+                record = contract.RouteRecord.from_json(value)
+            except (ValueError, TypeError, KeyError) as exc:
+                log.error("ignoring malformed route %r: %s", field_name, exc)
+                continue
+            routes[contract.route_field(record.api_slug, record.version)] = record
+        self.routes = routes
+        self.generation_seen = max(self.generation_seen, generation)
+        self.ready = True
+        self._dirty = True
+
+    def route(self, api_slug: str, version: str) -> contract.RouteRecord | None:
+        return self.routes.get(f"{api_slug}/{version}")
+
+    def api_known(self, api_slug: str) -> bool:
+        prefix = api_slug + "/"
+        return any(k.startswith(prefix) for k in self.routes)
+
+    # --- cache-aside readers ---------------------------------------------------------
+
+    async def _cached(
+        self,
+        cache: Cache[T],
+        key: str,
+        redis_key: str,
+        parse: Callable[[bytes | str], T],
+    ) -> T | None:
+        now = time.monotonic()
+        hit = cache.get(key)
+        if hit is not None:
+            value, loaded_at, _ = hit
+            ttl = self.config.cache_ttl_s if value is not None else self.config.negative_ttl_s
+            if now - loaded_at < ttl:
+                return value
+            if not self.health.available():
+                return value  # stale beats nothing while Redis is away
+        elif not self.health.available():
+            raise StateUnavailable("Redis unavailable")
+        before = self.invalidations
+        try:
+            raw = await self.redis.get(redis_key)
+        except (RedisError, OSError) as exc:
+            self.health.failed(exc)
+            if hit is not None:
+                return hit[0]
+            raise StateUnavailable(str(exc)) from exc
+        self.health.ok()
+        text = "" if raw is None else raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        try:
+            loaded = parse(raw) if raw is not None else None
+        except (ValueError, TypeError, KeyError) as exc:
+            log.error("malformed record at %s: %s", redis_key, exc)
+            loaded, text = None, ""
+        # An invalidation that arrived while we were reading may describe a newer
+        # value than the one we got: keep it, but as already stale.
+        cache.put(key, loaded, now if before == self.invalidations else 0.0, text)
+        self._dirty = True
+        return loaded
+
+    async def application(self, application_id: int) -> contract.ApplicationRecord | None:
+        return await self._cached(
+            self.apps, str(application_id), contract.app_key(application_id), contract.ApplicationRecord.from_json
+        )
+
+    async def key(self, key_hash: str) -> contract.KeyRecord | None:
+        return await self._cached(self.keys, key_hash, contract.key_key(key_hash), contract.KeyRecord.from_json)
+
+    async def token(self, token_hash: str) -> contract.TokenRecord | None:
+        return await self._cached(
+            self.tokens, token_hash, contract.token_key(token_hash), contract.TokenRecord.from_json
+        )
+
+    # --- invalidation ------------------------------------------------------------------
+
+    def clear_caches(self) -> None:
+        self.invalidations += 1
+        self.apps.clear()
+        self.keys.clear()
+        self.tokens.clear()
+
+    async def apply_invalidation(self, inv: contract.Invalidation) -> None:
+        self.invalidations += 1
+        if inv.generation:
+            self.generation_seen = max(self.generation_seen, inv.generation)
+        if inv.kind == "key":
+            self.keys.evict(inv.id)
+        elif inv.kind == "app":
+            self.apps.evict(inv.id)
+        elif inv.kind == "token":
+            if inv.id:
+                self.tokens.evict(inv.id)
+            else:
+                self.tokens.clear()
+        elif inv.kind == "route":
+            with contextlib.suppress(StateUnavailable):
+                await self.load_routes()
+        else:  # "all" and anything newer than us: drop everything
+            self.clear_caches()
+            with contextlib.suppress(StateUnavailable):
+                await self.load_routes()
+        metrics.INVALIDATIONS.labels(inv.kind).inc()
+
+    async def _listen_invalidations(self) -> None:
+        # A dedicated connection without the short socket timeout: it blocks on purpose.
+        client = aioredis.Redis.from_url(
+            self.config.redis_url,
+            socket_connect_timeout=self.config.redis_timeout_s * 10,
+            retry=Retry(NoBackoff(), 0),
+        )
+        while True:
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(contract.INVALIDATION_CHANNEL)
+                # Anything published while we were not subscribed is lost: start clean.
+                self.clear_caches()
+                await self.load_routes()
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is None or message.get("type") != "message":
+                        continue
+                    try:
+                        inv = contract.Invalidation.from_json(message["data"])
+                    except (ValueError, TypeError) as exc:
+                        log.error("malformed invalidation %r: %s", message.get("data"), exc)
+                        continue
+                    await self.apply_invalidation(inv)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await client.aclose()
+                raise
+            except (RedisError, OSError, StateUnavailable) as exc:
+                log.debug("invalidation listener lost Redis: %s", exc)
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                self.load_snapshot_quietly()
+                await asyncio.sleep(0.2)
+
+    async def _poll_generation(self) -> None:
+        """Belt and braces for pub/sub: a generation that moved without its message
+        (a dropped connection, a slow consumer) flushes the caches."""
+        interval = self.config.generation_poll_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                generation = int(await self.redis.get(contract.GENERATION_KEY) or 0)
+            except (RedisError, OSError) as exc:
+                self.health.failed(exc)
+                self.load_snapshot_quietly()
+                continue
+            self.health.ok()
+            if not self.ready:
+                with contextlib.suppress(StateUnavailable):
+                    await self.load_routes()
+            if generation <= self.generation_seen:
+                self._generation_behind_since = None
+                continue
+            now = time.monotonic()
+            if self._generation_behind_since is None:
+                # The message is probably in flight; give it one more poll.
+                self._generation_behind_since = now
+                continue
+            log.warning("generation %s seen without its invalidation; flushing caches", generation)
+            self.clear_caches()
+            with contextlib.suppress(StateUnavailable):
+                await self.load_routes()
+            self.generation_seen = generation
+            self._generation_behind_since = None
+
+    # --- snapshot ----------------------------------------------------------------------
+
+    def snapshot_payload(self) -> dict[str, Any]:
+        def records(cache: Cache[Any]) -> dict[str, str]:
+            out: dict[str, str] = {}
+            for k, (value, _, raw) in cache.entries.items():
+                if value is not None and raw:
+                    out[k] = raw
+                    if len(out) >= SNAPSHOT_MAX_RECORDS:
+                        break
+            return out
+
+        body = {
+            "routes": {k: r.to_json() for k, r in self.routes.items()},
+            "apps": records(self.apps),
+            "keys": records(self.keys),
+        }
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "contract_version": contract.CONTRACT_VERSION,
+            "generation": self.generation_seen,
+            "written_at": time.time(),
+            "sha256": hashlib.sha256(canonical.encode()).hexdigest(),
+            "body": body,
+        }
+
+    def write_snapshot(self, payload: dict[str, Any] | None = None) -> None:
+        if payload is None:
+            if not self.ready:
+                return  # never overwrite a good snapshot with an empty table
+            payload = self.snapshot_payload()
+        path = Path(self.config.snapshot_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(payload, separators=(",", ":")))
+        os.replace(tmp, path)  # atomic: a reader sees the old file or the new one, never half
+
+    def load_snapshot(self) -> None:
+        path = Path(self.config.snapshot_path)
+        raw = path.read_bytes()
+        try:
+            payload = json.loads(raw)
+            body = payload["body"]
+            canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+            if hashlib.sha256(canonical.encode()).hexdigest() != payload["sha256"]:
+                raise SnapshotError(f"{path}: checksum mismatch")
+            if payload.get("format") != SNAPSHOT_FORMAT or payload.get("contract_version") != contract.CONTRACT_VERSION:
+                raise SnapshotError(f"{path}: format or contract version differs")
+            routes = {k: contract.RouteRecord.from_json(v) for k, v in body["routes"].items()}
+            apps = {k: contract.ApplicationRecord.from_json(v) for k, v in body["apps"].items()}
+            keys = {k: contract.KeyRecord.from_json(v) for k, v in body["keys"].items()}
+        except SnapshotError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise SnapshotError(f"{path}: unreadable ({exc.__class__.__name__}: {exc})") from exc
+        # Loaded entries count as stale (loaded_at 0): refreshed from Redis as soon as it answers.
+        for k, app in apps.items():
+            self.apps.put(k, app, 0.0, body["apps"][k])
+        for k, key in keys.items():
+            self.keys.put(k, key, 0.0, body["keys"][k])
+        self.routes = routes
+        self.generation_seen = int(payload.get("generation") or 0)
+        self.ready = True
+        metrics.SNAPSHOT_LOADS.inc()
+        log.warning("loaded last-known-good snapshot %s (%d routes, %d keys)", path, len(routes), len(keys))
+
+    async def _snapshot_loop(self) -> None:
+        while True:
+            if self._dirty and self.ready and self.health.available():
+                # Built here, on the loop, where nothing mutates the caches under us;
+                # only the file write goes to a thread.
+                payload = self.snapshot_payload()
+                self._dirty = False
+                try:
+                    await asyncio.get_running_loop().run_in_executor(None, self.write_snapshot, payload)
+                except OSError as exc:
+                    log.error("cannot write snapshot %s: %s", self.config.snapshot_path, exc)
+            await asyncio.sleep(SNAPSHOT_INTERVAL_S if self.ready else 1.0)

@@ -1,0 +1,52 @@
+"""Type aliases and the per-request context that flows through the policy pipeline."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from gateway import contract
+
+if TYPE_CHECKING:
+    from aiohttp.web_request import BaseRequest
+
+HeaderList = list[tuple[str, str]]
+RouteKey = str  # contract.route_field(api_slug, version)
+
+
+@dataclass(slots=True)
+class LimitState:
+    """What the limiter answered for one request: the source of every RateLimit header."""
+
+    # (policy name, quota, window seconds, remaining, seconds to reset) for each enforced dimension
+    policies: list[tuple[str, int, int, int, int]] = field(default_factory=list)
+    denied: str = ""  # "", "rate" or "quota"
+    retry_after_s: int = 0
+    local: bool = False  # decided by the in-process fallback while Redis was down
+
+
+@dataclass(slots=True)
+class RequestContext:
+    request: BaseRequest
+    request_id: str  # the client's X-Request-ID when it sent a sane one, else event_id
+    event_id: str  # ours alone, unique: the metering event id and the limiter's log member
+    started: float = field(default_factory=time.perf_counter)
+    ts_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    api_slug: str = ""
+    version: str = ""
+    upstream_path: str = "/"
+    route: contract.RouteRecord | None = None
+    application: contract.ApplicationRecord | None = None
+    key_prefix: str = ""
+    client_id: str = ""
+    credential_present: bool = False
+    grant: contract.SubscriptionGrant | None = None
+    limits: contract.Limits | None = None
+    limit_state: LimitState | None = None
+    decision: str = "allowed"
+    status: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    response_headers: HeaderList = field(default_factory=list)
+    upstream_headers: HeaderList = field(default_factory=list)
