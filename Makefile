@@ -21,7 +21,14 @@ $(VENV)/.installed: requirements.txt
 	$(VENV)/bin/pip install -q -r requirements.txt
 	@touch $@
 
-venv: $(VENV)/.installed
+# Analytics' charting library (Chart.js) from npm, pinned by static/analytics/package-lock.json.
+ANALYTICS_ASSETS := static/analytics/node_modules/.package-lock.json
+$(ANALYTICS_ASSETS): static/analytics/package.json static/analytics/package-lock.json
+	@bin/ensure-debs npm:npm
+	cd static/analytics && npm ci --no-audit --no-fund
+	@touch $@
+
+venv: $(VENV)/.installed $(ANALYTICS_ASSETS)
 
 var/secret_key:
 	@mkdir -p var
