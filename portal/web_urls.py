@@ -1,3 +1,10 @@
-"""Server-rendered portal pages."""
+"""Server-rendered portal pages. One include per area; add yours on its own line."""
 
-urlpatterns: list = []
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("portal.accounts.urls")),
+    path("", include("portal.keys.urls")),
+    path("", include("portal.plans.urls")),
+    path("", include("portal.catalog.urls")),
+]

@@ -233,3 +233,11 @@ def invitation_accept(*, token: str, user: User) -> Membership:
         organization_id=invitation.organization_id,
     )
     return membership
+
+
+@transaction.atomic
+def user_profile_update(*, user: User, first_name: str, last_name: str) -> User:
+    user.first_name = first_name.strip()[:150]
+    user.last_name = last_name.strip()[:150]
+    user.save(update_fields=["first_name", "last_name"])
+    return user

@@ -30,3 +30,26 @@ def api_search(queryset: QuerySet[Api], text: str) -> QuerySet[Api]:
             Q(name__icontains=word) | Q(summary__icontains=word) | Q(tags__icontains=word) | Q(slug__icontains=word)
         )
     return queryset
+
+
+def api_tags(queryset: QuerySet[Api]) -> list[str]:
+    """Every tag in use, sorted, for the marketplace's tag filter."""
+    tags: set[str] = set()
+    for api_tags_value in queryset.values_list("tags", flat=True):
+        tags.update(str(t) for t in api_tags_value or [] if t)
+    return sorted(tags, key=str.lower)
+
+
+def api_filter_tag(apis: list[Api], tag: str) -> list[Api]:
+    # In Python rather than tags__contains: SQLite has no JSON containment lookup, and
+    # the catalog is small enough (one row per API product) to filter after the query.
+    return [api for api in apis if tag in (api.tags or [])]
+
+
+def latest_version(versions: list[ApiVersion]) -> ApiVersion | None:
+    """The newest version a developer should build on: published first, else deprecated."""
+    for state in (LifecycleState.PUBLISHED, LifecycleState.DEPRECATED):
+        candidates = [v for v in versions if v.state == state]
+        if candidates:
+            return max(candidates, key=lambda v: v.created_at)
+    return None
