@@ -32,3 +32,8 @@ router.register("invitations/accept", InvitationAcceptViewSet, basename="invitat
 router.register("audit", AuditEventViewSet, basename="audit")
 
 urlpatterns = router.urls
+
+# Analytics: /api/v1/usage/ and /api/v1/usage/summary/ (plain views beside the router).
+from django.urls import include, path  # noqa: E402
+
+urlpatterns += [path("", include("analytics.api_urls"))]

@@ -7,4 +7,5 @@ urlpatterns = [
     path("", include("portal.keys.urls")),
     path("", include("portal.plans.urls")),
     path("", include("portal.catalog.urls")),
+    path("", include("analytics.urls")),
 ]
