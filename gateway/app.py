@@ -54,6 +54,7 @@ log = logging.getLogger("gateway")
 PROBLEM_TYPE = "application/problem+json"
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 MAX_HEADERS = 200
+METERING_REDIS_TIMEOUT_S = 1.0
 
 
 def problem_response(
@@ -152,6 +153,10 @@ class Gateway:
         env = dict(os.environ) if env is None else env
         self.health = RedisHealth()
         self.redis = new_redis(config)
+        # Metering writes go down their own connection, with a longer timeout: a batch of
+        # XADDs must not queue in front of a limiter call, and a slow metering write
+        # must not flip the request path into its Redis-down mode.
+        self.metering_redis = new_redis(config, timeout=METERING_REDIS_TIMEOUT_S)
         self.state = State(config, self.redis, self.health)
         self.state.snapshot_writer = worker_index == 0
         key_auth_settings = KeyAuthSettings.from_env(env)
@@ -175,8 +180,8 @@ class Gateway:
             policies.append(UpstreamHeadersPolicy(UpstreamHeadersSettings(fields=config.upstream_headers)))
         if on("metering"):
             self.meter = Meter(
-                self.redis,
-                self.health,
+                self.metering_redis,
+                RedisHealth(),
                 MeteringSettings.from_config(config, env),
                 worker_index=worker_index,
                 workers=config.workers,
@@ -195,7 +200,8 @@ class Gateway:
             await self.meter.stop()
         await self.state.stop()
         await self.proxy.stop()
-        await self.redis.aclose()
+        await self.redis.close()
+        await self.metering_redis.close()
 
     # --- request handling ---------------------------------------------------------------
 

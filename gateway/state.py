@@ -38,6 +38,7 @@ from redis.exceptions import RedisError
 from gateway import contract, metrics
 from gateway.config import GatewayConfig
 from gateway.exceptions import SnapshotError, StateUnavailable
+from gateway.redis_mux import MuxRedis
 
 log = logging.getLogger("gateway.state")
 
@@ -51,17 +52,10 @@ REDIS_BACKOFF_S = 0.5
 T = TypeVar("T")
 
 
-def new_redis(config: GatewayConfig, *, timeout: float | None = None) -> aioredis.Redis:
+def new_redis(config: GatewayConfig, *, timeout: float | None = None) -> MuxRedis:
     """A client whose every call gives up after the configured timeout, with no retries:
     the failure mode must take effect within that time, never after a backoff loop."""
-    t = config.redis_timeout_s if timeout is None else timeout
-    return aioredis.Redis.from_url(
-        config.redis_url,
-        socket_timeout=t,
-        socket_connect_timeout=t,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=0,
-    )
+    return MuxRedis(config.redis_url, timeout=config.redis_timeout_s if timeout is None else timeout)
 
 
 class RedisHealth:
@@ -108,7 +102,7 @@ class Cache(Generic[T]):
 
 
 class State:
-    def __init__(self, config: GatewayConfig, redis: aioredis.Redis, health: RedisHealth) -> None:
+    def __init__(self, config: GatewayConfig, redis: MuxRedis, health: RedisHealth) -> None:
         self.config = config
         self.redis = redis
         self.health = health
@@ -160,7 +154,7 @@ class State:
 
     async def load_routes(self) -> None:
         try:
-            raw = await self.redis.hgetall(contract.ROUTES_KEY)  # type: ignore[misc]
+            raw = await self.redis.hgetall(contract.ROUTES_KEY)
             generation = int(await self.redis.get(contract.GENERATION_KEY) or 0)
         except (RedisError, OSError) as exc:
             self.health.failed(exc)

@@ -21,13 +21,14 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateway import contract, metrics
 from gateway.pipeline import Policy
 from gateway.policies.metering.schema import MeteringSettings
+from gateway.redis_mux import MuxRedis
 from gateway.state import RedisHealth
 from gateway.types import RequestContext
 
@@ -35,18 +36,34 @@ log = logging.getLogger("gateway.metering")
 
 # One event as it sits in the buffer: values in contract.METERING_FIELDS order.
 Event = tuple[str, int, int | None, str, str, int | None, str, int | None, int | None, str, int, str, float, int, int]
-REPLAY_CHUNK = 5_000
+REPLAY_CHUNK = 2_000
 
 
-def _fields(event: Event | list[str]) -> dict[str, str]:
-    pairs = zip(contract.METERING_FIELDS, event, strict=True)
-    return {name: "" if value is None else str(value) for name, value in pairs}
+def _bulk(value: str) -> bytes:
+    data = value.encode()
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+_FIELD_NAMES = [_bulk(name) for name in contract.METERING_FIELDS]
+
+
+def xadd_command(event: Event | list[Any], maxlen: int) -> bytes:
+    """RESP for XADD METERING_STREAM [MAXLEN ~ n] * field value ..., built straight from
+    the event tuple: this runs once per request, so it skips every intermediate dict."""
+    trim = [_bulk("MAXLEN"), _bulk("~"), _bulk(str(maxlen))] if maxlen else []
+    parts = [b"*%d\r\n" % (3 + len(trim) + 2 * len(_FIELD_NAMES)), _bulk("XADD"), _bulk(contract.METERING_STREAM)]
+    parts += trim
+    parts.append(_bulk("*"))
+    for name, value in zip(_FIELD_NAMES, event, strict=True):
+        data = b"" if value is None else str(value).encode()
+        parts += (name, b"$%d\r\n" % len(data), data, b"\r\n")
+    return b"".join(parts)
 
 
 class Meter:
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: MuxRedis,
         health: RedisHealth,
         settings: MeteringSettings,
         *,
@@ -117,7 +134,7 @@ class Meter:
                 batch = self.buffer[: self.settings.batch]
                 del self.buffer[: len(batch)]
                 metrics.METERING_BUFFER.set(len(self.buffer))
-                if not await self._write([_fields(e) for e in batch]):
+                if not await self._write(batch):
                     self._spill(batch + self.buffer)
                     self.buffer.clear()
                     metrics.METERING_BUFFER.set(0)
@@ -128,22 +145,16 @@ class Meter:
             if self.worker_index == 0 and self.health.available():
                 await self._replay_orphans()
 
-    async def _write(self, events: list[dict[str, str]]) -> bool:
+    async def _write(self, events: list[Event] | list[list[Any]]) -> bool:
         if not self.health.available():
             return False
-        pipe = self.redis.pipeline(transaction=False)
-        for fields in events:
-            pipe.xadd(
-                contract.METERING_STREAM,
-                fields,  # type: ignore[arg-type]
-                maxlen=self.settings.stream_maxlen or None,
-                approximate=True,
-            )
+        maxlen = self.settings.stream_maxlen
         try:
-            await pipe.execute()
+            await self.redis.pipeline_raw(b"".join(xadd_command(e, maxlen) for e in events), len(events))
         except (RedisError, OSError) as exc:
             self.health.failed(exc)
             return False
+        self.health.ok()
         return True
 
     def _spill(self, events: list[Event]) -> None:
@@ -173,10 +184,12 @@ class Meter:
         sent = 0
         while sent < len(lines):
             chunk = lines[sent : sent + REPLAY_CHUNK]
-            events = []
+            events: list[list[Any]] = []
             for line in chunk:
                 with contextlib.suppress(ValueError):
-                    events.append(_fields(json.loads(line)))
+                    event = json.loads(line)
+                    if isinstance(event, list) and len(event) == len(contract.METERING_FIELDS):
+                        events.append(event)
             ok = True
             for start in range(0, len(events), self.settings.batch):
                 if not await self._write(events[start : start + self.settings.batch]):

@@ -14,13 +14,13 @@ import math
 import time
 from pathlib import Path
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateway import contract, metrics
 from gateway.exceptions import Reject
 from gateway.pipeline import Policy
 from gateway.policies.rate_limit.schema import RateLimitSettings
+from gateway.redis_mux import MuxRedis
 from gateway.state import RedisHealth
 from gateway.types import LimitState, RequestContext
 
@@ -65,10 +65,10 @@ class RateLimitPolicy(Policy):
     NAME = "rate_limit"
     PRIORITY = 900
 
-    def __init__(self, redis: aioredis.Redis, health: RedisHealth, settings: RateLimitSettings) -> None:
+    def __init__(self, redis: MuxRedis, health: RedisHealth, settings: RateLimitSettings) -> None:
+        self.redis = redis
         self.health = health
         self.settings = settings
-        self.script = redis.register_script(LUA)
         self.local = LocalLimiter(settings.local_share)
 
     async def access(self, ctx: RequestContext) -> None:
@@ -81,9 +81,10 @@ class RateLimitPolicy(Policy):
             self._redis_down(ctx, grant, limits)
             return
         try:
-            result = await self.script(
-                keys=counter_keys(grant.subscription_id),
-                args=[
+            result = await self.redis.evalsha(
+                LUA,
+                counter_keys(grant.subscription_id),
+                [
                     ctx.event_id,
                     limits.rate_per_second or 0,
                     limits.rate_per_minute or 0,

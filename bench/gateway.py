@@ -1,0 +1,358 @@
+"""Side-by-side gateway benchmark: ``make bench`` or ``python bench/gateway.py``.
+
+Under the same load generator (wrk -t1 -c50) and the same connection count it measures:
+
+1. upstream      nginx ``return 200`` (what every proxy below forwards to)
+2. nginx         nginx ``proxy_pass`` with upstream keepalive
+3. gateway_off   ``python -m gateway`` with GATEWAY_POLICIES=none (routing + proxy only)
+4. gateway_full  ``python -m gateway`` with every policy: key, rate limit, quota, metering
+
+then the added p99 latency at a fixed rate of half the full gateway's maximum
+(hey -q, rate-paced), and optionally (--flatness) throughput with 1,000,000 keys
+and 1,000 APIs published against one key and one API.
+
+Writes bench/results/gateway.json in the shape the issue asks for, plus
+bench/results/gateway-extra.json (paced latency, flatness, machine). Everything
+runs on 127.0.0.1 and stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+
+from gateway import contract  # noqa: E402
+from tests.services import RedisServer, free_port, wait_for_port  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+SECRET = "bench-key-hash-secret"
+UNLIMITED = 1_000_000_000
+
+
+def nginx_conf(tmp: Path, upstream_port: int, proxy_port: int) -> Path:
+    user = "user root;" if os.geteuid() == 0 else ""
+    conf = tmp / "nginx.conf"
+    conf.write_text(
+        f"""
+{user}
+worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    keepalive_requests 1000000;
+    upstream backend {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{upstream_port};
+        location / {{ default_type application/json; return 200 '{{"ok":true}}'; }}
+    }}
+    server {{
+        listen 127.0.0.1:{proxy_port};
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}
+}}
+"""
+    )
+    return conf
+
+
+def parse_wrk(output: str) -> dict[str, float]:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+
+    def pct(label: str) -> float:
+        m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+        assert m, output
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    errors = re.search(r"Socket errors: (.*)", output)
+    result = {"rps": round(rps, 1), "p50_ms": round(pct("50"), 3), "p99_ms": round(pct("99"), 3)}
+    if non2xx:
+        result["non_2xx"] = int(non2xx.group(1))
+    if errors:
+        result["socket_errors"] = errors.group(1)  # type: ignore[assignment]
+    return result
+
+
+def wrk(url: str, seconds: int, headers: dict[str, str], script: Path | None = None) -> dict[str, float]:
+    cmd = ["wrk", "-t1", "-c50", f"-d{seconds}s", "--latency"]
+    for k, v in headers.items():
+        cmd += ["-H", f"{k}: {v}"]
+    if script:
+        cmd += ["-s", str(script)]
+    cmd.append(url)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=seconds + 30).stdout
+    return parse_wrk(out)
+
+
+def hey_paced(url: str, seconds: int, rate: float, headers: dict[str, str]) -> dict[str, float]:
+    concurrency = 10
+    per_worker = max(1, round(rate / concurrency))
+    cmd = ["hey", "-z", f"{seconds}s", "-c", str(concurrency), "-q", str(per_worker)]
+    for k, v in headers.items():
+        cmd += ["-H", f"{k}: {v}"]
+    cmd.append(url)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=seconds + 30).stdout
+
+    def pct(p: str) -> float:
+        m = re.search(rf"{p}% in ([\d.]+) secs", out)
+        assert m, out
+        return float(m.group(1)) * 1000
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return {"rate": per_worker * concurrency, "rps": round(rps, 1), "p50_ms": round(pct("50"), 3),
+            "p99_ms": round(pct("99"), 3)}
+
+
+def fast_key() -> str:
+    random_part = contract.base62(int.from_bytes(secrets.token_bytes(24)), contract.KEY_RANDOM_CHARS)
+    return contract.KEY_PREFIX + random_part + contract.key_checksum(random_part)
+
+
+def publish_basic(client: redis.Redis, upstream_url: str) -> str:
+    route = contract.RouteRecord(
+        api_id=1, api_slug="bench", version="v1", version_id=1, state="published",
+        upstreams=(contract.Upstream(url=upstream_url),),
+    )
+    client.hset(contract.ROUTES_KEY, "bench/v1", route.to_json())
+    limits = contract.Limits(rate_per_second=UNLIMITED, rate_per_minute=None, quota_per_day=UNLIMITED,
+                             quota_per_month=UNLIMITED)
+    grant = contract.SubscriptionGrant(subscription_id=1, api_id=1, plan_id=1, plan_slug="bench", status="active",
+                                       limits=limits)
+    app = contract.ApplicationRecord(application_id=1, organization_id=1, name="bench", subscriptions={"1": grant})
+    client.set(contract.app_key(1), app.to_json())
+    key = fast_key()
+    record = contract.KeyRecord(key_id=1, prefix=contract.key_display_prefix(key), application_id=1, status="active")
+    client.set(contract.key_key(contract.key_hash(key, SECRET.encode())), record.to_json())
+    client.incr(contract.GENERATION_KEY)
+    return key
+
+
+def publish_large(client: redis.Redis, upstream_url: str, apis: int, keys: int, tmp: Path) -> Path:
+    """1,000 APIs (app i subscribed to API i) and `keys` keys spread over the apps.
+    Returns a wrk script that spreads requests over every API and 10 keys of each."""
+    pipe = client.pipeline(transaction=False)
+    limits = contract.Limits(rate_per_second=UNLIMITED, quota_per_day=UNLIMITED, quota_per_month=UNLIMITED)
+    for i in range(apis):
+        route = contract.RouteRecord(
+            api_id=1000 + i, api_slug=f"api{i}", version="v1", version_id=1000 + i, state="published",
+            upstreams=(contract.Upstream(url=upstream_url),),
+        )
+        pipe.hset(contract.ROUTES_KEY, f"api{i}/v1", route.to_json())
+        grant = contract.SubscriptionGrant(subscription_id=1000 + i, api_id=1000 + i, plan_id=1, plan_slug="bench",
+                                           status="active", limits=limits)
+        app = contract.ApplicationRecord(application_id=1000 + i, organization_id=1, name=f"app{i}",
+                                         subscriptions={str(1000 + i): grant})
+        pipe.set(contract.app_key(1000 + i), app.to_json())
+    pipe.execute()
+    used: list[tuple[int, str]] = []
+    secret = SECRET.encode()
+    for start in range(0, keys, 20_000):
+        pipe = client.pipeline(transaction=False)
+        for n in range(start, min(keys, start + 20_000)):
+            i = n % apis
+            key = fast_key()
+            record = contract.KeyRecord(key_id=n + 10, prefix=contract.key_display_prefix(key),
+                                        application_id=1000 + i, status="active")
+            pipe.set(contract.key_key(contract.key_hash(key, secret)), record.to_json())
+            if n < apis * 10:
+                used.append((i, key))
+        pipe.execute()
+    client.incr(contract.GENERATION_KEY)
+    lines = ["local pairs = {"]
+    lines += [f'  {{"/api{i}/v1/", "{key}"}},' for i, key in used]
+    lines += [
+        "}",
+        "local n = 0",
+        "request = function()",
+        "  n = n + 1",
+        "  local p = pairs[(n * 7919) % #pairs + 1]",
+        '  return wrk.format("GET", p[1], {["X-API-Key"] = p[2]})',
+        "end",
+    ]
+    script = tmp / "flat.lua"
+    script.write_text("\n".join(lines))
+    return script
+
+
+class Gateway:
+    def __init__(self, tmp: Path, redis_url: str, policies: str, workers: int) -> None:
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "PROMETHEUS_"))}
+        env.update(
+            GATEWAY_HOST="127.0.0.1", GATEWAY_PORT=str(self.port), GATEWAY_WORKERS=str(workers),
+            GATEWAY_REDIS_URL=redis_url, GATEWAY_KEY_HASH_SECRET=SECRET, GATEWAY_POLICIES=policies,
+            GATEWAY_SNAPSHOT_PATH=str(tmp / f"snapshot-{self.port}.json"), GATEWAY_SPILL_DIR=str(tmp / "spill"),
+            GATEWAY_LOG_LEVEL="WARNING",
+        )
+        self.log = (tmp / f"gateway-{self.port}.log").open("wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "gateway"], cwd=ROOT, env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for_port(self.port, timeout=30)
+        import urllib.request
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_tollway/ready", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("gateway not ready")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def machine() -> dict[str, str]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    nginx_version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
+    return {"cpus": str(os.cpu_count()), "cpu": cpu, "kernel": platform.release(),
+            "python": platform.python_version(), "nginx": nginx_version}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--flatness", action="store_true", help="also publish 1,000,000 keys and 1,000 APIs")
+    parser.add_argument("--keys", type=int, default=1_000_000)
+    parser.add_argument("--apis", type=int, default=1_000)
+    args = parser.parse_args()
+    for tool in ("nginx", "wrk", "hey", "redis-server"):
+        if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
+            print(f"{tool} is missing: run `make bench`, which installs it", file=sys.stderr)
+            return 1
+
+    tmp = Path(tempfile.mkdtemp(prefix="tollway-bench-"))
+    redis_server = RedisServer(appendonly=False).start()
+    upstream_port, nginx_port = free_port(), free_port()
+    nginx = subprocess.Popen(["nginx", "-p", str(tmp), "-c", str(nginx_conf(tmp, upstream_port, nginx_port))],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    gateways: list[Gateway] = []
+    try:
+        wait_for_port(upstream_port)
+        wait_for_port(nginx_port)
+        client = redis.Redis.from_url(redis_server.url)
+        key = publish_basic(client, f"http://127.0.0.1:{upstream_port}")
+        off = Gateway(tmp, redis_server.url, "none", args.workers)
+        gateways.append(off)
+        full = Gateway(tmp, redis_server.url, "all", args.workers)
+        gateways.append(full)
+        auth = {"X-API-Key": key}
+        s = args.seconds
+        # Warm-up: fills connection pools and caches so that the first measured seconds are not cold.
+        for url in (f"http://127.0.0.1:{off.port}/bench/v1/", f"http://127.0.0.1:{full.port}/bench/v1/"):
+            wrk(url, 2, auth)
+        results = {
+            "upstream": wrk(f"http://127.0.0.1:{upstream_port}/bench/v1/", s, {}),
+            "nginx": wrk(f"http://127.0.0.1:{nginx_port}/bench/v1/", s, {}),
+            "gateway_off": wrk(f"http://127.0.0.1:{off.port}/bench/v1/", s, auth),
+            "gateway_full": wrk(f"http://127.0.0.1:{full.port}/bench/v1/", s, auth),
+        }
+        for name, r in results.items():
+            if r.get("non_2xx"):
+                print(f"warning: {name} had {r['non_2xx']} non-2xx responses", file=sys.stderr)
+        shaped: dict[str, object] = {k: {m: v[m] for m in ("rps", "p50_ms", "p99_ms")} for k, v in results.items()}
+        shaped["ratios"] = {
+            "full_vs_nginx": round(results["gateway_full"]["rps"] / results["nginx"]["rps"], 3),
+            "full_vs_off": round(results["gateway_full"]["rps"] / results["gateway_off"]["rps"], 3),
+        }
+
+        rate = results["gateway_full"]["rps"] / 2
+        paced_upstream = hey_paced(f"http://127.0.0.1:{upstream_port}/bench/v1/", s, rate, {})
+        paced_full = hey_paced(f"http://127.0.0.1:{full.port}/bench/v1/", s, rate, auth)
+        extra: dict[str, object] = {
+            "machine": machine(),
+            "command": " ".join([os.path.relpath(sys.executable, ROOT), "bench/gateway.py", *sys.argv[1:]]),
+            "load": "wrk -t1 -c50 -d%ds --latency" % s,
+            "workers": args.workers,
+            "raw": results,
+            "paced": {"upstream": paced_upstream, "gateway_full": paced_full,
+                      "added_p99_ms": round(paced_full["p99_ms"] - paced_upstream["p99_ms"], 3)},
+        }
+        if args.flatness:
+            script = publish_large(client, f"http://127.0.0.1:{upstream_port}", args.apis, args.keys, tmp)
+            flat_gw = Gateway(tmp, redis_server.url, "all", args.workers)
+            gateways.append(flat_gw)
+            wrk(f"http://127.0.0.1:{flat_gw.port}/", 3, {}, script)  # warm the caches
+            large = wrk(f"http://127.0.0.1:{flat_gw.port}/", s, {}, script)
+            one = wrk(f"http://127.0.0.1:{full.port}/bench/v1/", s, auth)
+            extra["flatness"] = {
+                "one_key_one_api": one,
+                "large": large,
+                "keys": args.keys,
+                "apis": args.apis,
+                "ratio": round(large["rps"] / one["rps"], 3),
+            }
+    finally:
+        for gw in gateways:
+            gw.stop()
+        nginx.terminate()
+        nginx.wait(timeout=10)
+        redis_server.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "gateway.json").write_text(json.dumps(shaped, indent=2) + "\n")
+    (RESULTS / "gateway-extra.json").write_text(json.dumps(extra, indent=2) + "\n")
+    print(f"{'':14}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    for name in ("upstream", "nginx", "gateway_off", "gateway_full"):
+        r = results[name]
+        print(f"{name:14}{r['rps']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}")
+    ratios = shaped["ratios"]
+    print(f"full / nginx = {ratios['full_vs_nginx']:.3f} (goal >= 0.25)")  # type: ignore[index]
+    print(f"full / off   = {ratios['full_vs_off']:.3f} (goal >= 0.85)")  # type: ignore[index]
+    paced = extra["paced"]
+    print(f"paced at {paced_full['rate']} req/s: upstream p99 {paced_upstream['p99_ms']:.2f} ms, "
+          f"gateway_full p99 {paced_full['p99_ms']:.2f} ms, added {paced['added_p99_ms']:.2f} ms (goal <= 2)")  # type: ignore[index]
+    if "flatness" in extra:
+        f = extra["flatness"]
+        print(f"flatness: {f['keys']} keys / {f['apis']} APIs {f['large']['rps']:.0f} req/s vs one key "  # type: ignore[index]
+              f"{f['one_key_one_api']['rps']:.0f} req/s = {f['ratio']:.3f} (goal >= 0.9)")  # type: ignore[index]
+    print(f"written: {RESULTS / 'gateway.json'}, {RESULTS / 'gateway-extra.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
