@@ -10,18 +10,16 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.utils import timezone
 
 from portal.catalog import services
 from portal.catalog.models import Api, ApiVersion, LifecycleEvent, LifecycleState
-from portal.core.admin_helpers import changed_fields, run_action
+from portal.core.admin_helpers import ServiceAdmin, changed_fields, run_action
 from portal.core.errors import ApplicationError
+from portal.core.validators import validate_upstream_url
 from portal.plans import services as plan_services
 from portal.plans.models import Plan
-
-
-def _raise_form_error(exc: ApplicationError) -> None:
-    raise ValidationError(exc.fields or exc.message)
 
 
 class PlanInline(admin.TabularInline):
@@ -48,7 +46,7 @@ class VersionInline(admin.TabularInline):
 
 
 @admin.register(Api)
-class ApiAdmin(admin.ModelAdmin):
+class ApiAdmin(ServiceAdmin):
     list_display = ["name", "slug", "visibility", "owner", "updated_at"]
     list_filter = ["visibility"]
     search_fields = ["name", "slug", "summary"]
@@ -84,7 +82,8 @@ class ApiAdmin(admin.ModelAdmin):
 
 
 def parse_upstreams(text: str) -> list[dict[str, Any]]:
-    """One upstream per line: ``URL`` or ``URL weight``."""
+    """One upstream per line: ``URL`` or ``URL weight``; each URL validated like the model does."""
+    url_validator = URLValidator(schemes=["http", "https"])
     upstreams = []
     for line in text.splitlines():
         parts = line.split()
@@ -95,10 +94,20 @@ def parse_upstreams(text: str) -> list[dict[str, Any]]:
             weight = int(parts[1])
         elif len(parts) != 1:
             raise ValidationError(f"Cannot read {line!r}: write 'URL' or 'URL weight'.")
+        validate_upstream_url(parts[0])
+        url_validator(parts[0])
+        if not 1 <= weight <= 1000:
+            raise ValidationError("A weight is a whole number from 1 to 1000.")
         upstreams.append({"url": parts[0], "weight": weight})
     if not upstreams:
         raise ValidationError("Give at least one upstream URL.")
     return upstreams
+
+
+VERSION_FORM_FIELDS = [
+    "api", "label", "successor", "sunset_at", "changelog", "connect_timeout_s", "read_timeout_s",
+    "total_timeout_s", "max_body_bytes", "allow_query_key", "redis_failure_mode",
+]
 
 
 class ApiVersionForm(forms.ModelForm):
@@ -111,10 +120,7 @@ class ApiVersionForm(forms.ModelForm):
 
     class Meta:
         model = ApiVersion
-        fields = [
-            "api", "label", "successor", "sunset_at", "changelog", "connect_timeout_s", "read_timeout_s",
-            "total_timeout_s", "max_body_bytes", "allow_query_key", "redis_failure_mode",
-        ]
+        fields = VERSION_FORM_FIELDS
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -133,7 +139,7 @@ class ApiVersionForm(forms.ModelForm):
         try:
             return services.openapi_parse(upload.read(services.MAX_OPENAPI_BYTES + 1))
         except ApplicationError as exc:
-            raise ValidationError(exc.fields.get("openapi", [exc.message])) from exc
+            raise ValidationError([exc.message, *exc.fields.get("openapi", [])]) from exc
 
 
 class LifecycleActionForm(ActionForm):
@@ -154,7 +160,7 @@ class LifecycleEventInline(admin.TabularInline):
 
 
 @admin.register(ApiVersion)
-class ApiVersionAdmin(admin.ModelAdmin):
+class ApiVersionAdmin(ServiceAdmin):
     form = ApiVersionForm
     list_display = ["__str__", "state", "deprecated_at", "sunset_at", "successor", "updated_at"]
     list_filter = ["state", "api", "redis_failure_mode"]
@@ -170,30 +176,24 @@ class ApiVersionAdmin(admin.ModelAdmin):
     def save_model(self, request: Any, obj: ApiVersion, form: Any, change: bool) -> None:
         fields = {
             name: form.cleaned_data[name]
-            for name in form.Meta.fields
+            for name in VERSION_FORM_FIELDS
             if name not in {"api", "label"} and (not change or name in form.changed_data)
         }
         openapi = form.cleaned_data.get("openapi_file")
         if openapi is not None:
             fields["openapi"] = openapi
         upstreams = form.cleaned_data["upstreams_text"]
-        try:
-            if change:
-                services.version_update(version=obj, actor=request.user, upstreams=upstreams, **fields)
-            else:
-                created = services.version_create(
-                    api=form.cleaned_data["api"],
-                    label=form.cleaned_data["label"],
-                    upstreams=upstreams,
-                    actor=request.user,
-                    **fields,
-                )
-                obj.pk = created.pk
-        except ApplicationError as exc:
-            _raise_form_error(exc)
-
-    def save_related(self, request: Any, form: Any, formsets: Any, change: bool) -> None:
-        return None  # upstreams were saved by the service; lifecycle events are read-only
+        if change:
+            services.version_update(version=obj, actor=request.user, upstreams=upstreams, **fields)
+        else:
+            created = services.version_create(
+                api=form.cleaned_data["api"],
+                label=form.cleaned_data["label"],
+                upstreams=upstreams,
+                actor=request.user,
+                **fields,
+            )
+            obj.pk = created.pk
 
     def _transition(self, request: Any, queryset: Any, to_state: str, **kwargs: Any) -> None:
         run_action(

@@ -109,3 +109,6 @@ class LifecycleEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.version}: {self.from_state} → {self.to_state}"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from portal.core.errors import ApplicationError
 
@@ -28,3 +28,17 @@ def run_action(request: HttpRequest, queryset: Any, service: Any, verb: str, **k
 
 def changed_fields(form: Any, names: list[str]) -> dict[str, Any]:
     return {name: form.cleaned_data[name] for name in names if name in form.changed_data}
+
+
+class ServiceAdmin(admin.ModelAdmin):
+    """Forms validate what they can; a domain rule only the service knows (a conflict,
+    a state transition) arrives as ApplicationError from save_model. The whole save is
+    rolled back and the operator sees the reason, never a 500."""
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return super().changeform_view(request, *args, **kwargs)
+        except ApplicationError as exc:
+            details = "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in exc.fields.items())
+            messages.error(request, f"{exc.message} {details}".strip())
+            return HttpResponseRedirect(request.get_full_path())

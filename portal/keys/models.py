@@ -86,3 +86,6 @@ class PublishOutbox(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.ref}"

@@ -12,8 +12,7 @@ from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from portal.core.admin_helpers import changed_fields, run_action
-from portal.core.errors import ApplicationError
+from portal.core.admin_helpers import ServiceAdmin, changed_fields, run_action
 from portal.plans import services
 from portal.plans.models import Override, Plan, PlanChange, Subscription
 
@@ -21,7 +20,7 @@ PLAN_FORM_FIELDS = [f for f in services.PLAN_FIELDS]
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(ServiceAdmin):
     list_display = [
         "name", "api", "rate_per_second", "rate_per_minute", "quota_per_day", "quota_per_month",
         "monthly_price", "currency", "requires_approval", "visibility", "is_active",
@@ -37,14 +36,11 @@ class PlanAdmin(admin.ModelAdmin):
         return ["api"] if obj else []
 
     def save_model(self, request: Any, obj: Plan, form: Any, change: bool) -> None:
-        try:
-            if change:
-                services.plan_update(plan=obj, actor=request.user, **changed_fields(form, PLAN_FORM_FIELDS))
-            else:
-                data = {name: form.cleaned_data[name] for name in ["api", *PLAN_FORM_FIELDS]}
-                obj.pk = services.plan_create(actor=request.user, **data).pk
-        except ApplicationError as exc:
-            raise ValidationError(exc.fields or exc.message) from exc
+        if change:
+            services.plan_update(plan=obj, actor=request.user, **changed_fields(form, PLAN_FORM_FIELDS))
+        else:
+            data = {name: form.cleaned_data[name] for name in ["api", *PLAN_FORM_FIELDS]}
+            obj.pk = services.plan_create(actor=request.user, **data).pk
 
 
 class OverrideActionForm(ActionForm):
@@ -157,8 +153,22 @@ class SubscriptionAdmin(admin.ModelAdmin):
         run_action(request, queryset, apply, "set overrides on")
 
 
+class OverrideForm(forms.ModelForm):
+    class Meta:
+        model = Override
+        fields = ["subscription", "rate_per_second", "rate_per_minute", "burst", "quota_per_day", "quota_per_month",
+                  "expires_at", "reason"]
+
+    def clean_expires_at(self) -> dt.datetime:
+        value = self.cleaned_data["expires_at"]
+        if value <= timezone.now():
+            raise ValidationError("An override must expire in the future.")
+        return value
+
+
 @admin.register(Override)
-class OverrideAdmin(admin.ModelAdmin):
+class OverrideAdmin(ServiceAdmin):
+    form = OverrideForm
     list_display = ["subscription", "quota_per_day", "quota_per_month", "rate_per_second", "expires_at", "reason",
                     "created_by"]
     list_filter = ["expires_at"]
@@ -172,12 +182,7 @@ class OverrideAdmin(admin.ModelAdmin):
 
     def save_model(self, request: Any, obj: Override, form: Any, change: bool) -> None:
         data = {name: form.cleaned_data[name] for name in self.fields if name != "subscription"}
-        try:
-            obj.pk = services.override_create(
-                subscription=form.cleaned_data["subscription"], actor=request.user, **data
-            ).pk
-        except ApplicationError as exc:
-            raise ValidationError(exc.fields or exc.message) from exc
+        obj.pk = services.override_create(subscription=form.cleaned_data["subscription"], actor=request.user, **data).pk
 
     def delete_model(self, request: Any, obj: Override) -> None:
         services.override_delete(override=obj, actor=request.user)

@@ -130,3 +130,6 @@ class PlanChange(models.Model):
 
     class Meta:
         ordering = ["changed_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id}: {self.from_plan_id} → {self.to_plan_id} at {self.changed_at:%Y-%m-%d %H:%M}"

@@ -88,9 +88,7 @@ def subscription_create(*, application: Application, plan: Plan, actor: Any) -> 
                 application=application, plan=plan, api_id=plan.api_id, status=status, created_by=actor
             )
     except IntegrityError as exc:
-        raise Conflict(
-            "This application already has a subscription to this API; change its plan instead."
-        ) from exc
+        raise Conflict("This application already has a subscription to this API; change its plan instead.") from exc
     if status == SubscriptionStatus.ACTIVE:
         PlanChange.objects.create(subscription=subscription, from_plan=None, to_plan=plan, changed_at=now, actor=actor)
     audit_record(
@@ -135,12 +133,18 @@ def subscription_approve(*, subscription: Subscription, actor: Any) -> Subscript
             if sub.requested_plan_id is None:
                 raise InvalidTransition("This subscription has nothing waiting for approval.")
             PlanChange.objects.create(
-                subscription=sub, from_plan_id=sub.plan_id, to_plan_id=sub.requested_plan_id, changed_at=now, actor=actor
+                subscription=sub,
+                from_plan_id=sub.plan_id,
+                to_plan_id=sub.requested_plan_id,
+                changed_at=now,
+                actor=actor,
             )
             sub.plan_id = sub.requested_plan_id
             sub.requested_plan = None
         else:
-            PlanChange.objects.create(subscription=sub, from_plan=None, to_plan_id=sub.plan_id, changed_at=now, actor=actor)
+            PlanChange.objects.create(
+                subscription=sub, from_plan=None, to_plan_id=sub.plan_id, changed_at=now, actor=actor
+            )
             sub.status = SubscriptionStatus.ACTIVE
         sub.approved_by = actor
         sub.approved_at = now
@@ -193,7 +197,11 @@ def subscription_resume(*, subscription: Subscription, actor: Any) -> Subscripti
         sub.status = SubscriptionStatus.ACTIVE
 
     return _transition(
-        subscription, actor=actor, action="subscription.resume", allowed_from={SubscriptionStatus.SUSPENDED}, apply=apply
+        subscription,
+        actor=actor,
+        action="subscription.resume",
+        allowed_from={SubscriptionStatus.SUSPENDED},
+        apply=apply,
     )
 
 

@@ -48,7 +48,9 @@ def test_it_publishes_a_pending_subscription_until_approved(
 
 
 @pytest.mark.django_db
-def test_it_publishes_a_suspension(alice, olivia, alice_app, free_plan, redis_client, django_capture_on_commit_callbacks):
+def test_it_publishes_a_suspension(
+    alice, olivia, alice_app, free_plan, redis_client, django_capture_on_commit_callbacks
+):
     sub = plans.subscription_create(application=alice_app, plan=free_plan, actor=alice)
     with django_capture_on_commit_callbacks(execute=True):
         plans.subscription_suspend(subscription=sub, actor=olivia)
