@@ -25,6 +25,7 @@ from analytics.models import InvoiceStatus, QuotaAlert
 from portal.core.errors import ApplicationError
 
 View = Callable[..., HttpResponse]
+GRANULARITY_NAMES = {"m": "minute", "h": "hour", "d": "day"}
 
 
 def operator_required(view: View) -> View:
@@ -120,8 +121,8 @@ class DashboardFilterForm(RangeForm):
 @login_required
 @operator_required
 def operator_dashboard(request: HttpRequest) -> HttpResponse:
-    form = DashboardFilterForm(request.GET or None)
-    tr = form.time_range() if request.GET else selectors.time_range("24h")
+    form = DashboardFilterForm({"range": "24h", **request.GET.dict()})
+    tr = form.time_range()
     qs = form.apply(selectors.in_range(selectors.rollups_for(request.user), tr)).order_by()
     points = selectors.series(qs)
     rows = [
@@ -135,7 +136,9 @@ def operator_dashboard(request: HttpRequest) -> HttpResponse:
         return exported
     labels = [_bucket_label(p["bucket"], tr.granularity) for p in points]
     statuses = selectors.by_status(qs)
-    tops = {dim: selectors.top(qs, dim) for dim in ("api", "version", "application", "organization")}
+    tops = {title: selectors.top(qs, dim) for dim, title in
+            (("api", "APIs"), ("version", "versions"), ("application", "applications"),
+             ("organization", "organizations"))}
     charts = [
         _chart("traffic-chart", "line", labels, [("Requests", [p["requests"] for p in points]),
                                                  ("Errors", [p["errors"] for p in points])], "Traffic"),
@@ -146,7 +149,8 @@ def operator_dashboard(request: HttpRequest) -> HttpResponse:
                [("Requests", [s["requests"] for s in statuses])], "Responses by status"),
     ]
     return _render(request, "analytics/operator_dashboard.html", {
-        "form": form, "tr": tr, "totals": selectors.totals(qs), "rows": rows, "statuses": statuses,
+        "form": form, "tr": tr, "granularity": GRANULARITY_NAMES[tr.granularity], "totals": selectors.totals(qs),
+        "rows": rows, "statuses": statuses,
         "tops": tops, "charts": charts,
     })
 
@@ -199,8 +203,8 @@ def developer_usage(request: HttpRequest) -> HttpResponse:
         initial = ", ".join(str(p) for p in alert.percentages) if alert else "80, 100"
         alert_form = QuotaAlertForm(initial={"percentages": initial})
 
-    range_form = RangeForm(request.GET or None)
-    tr = range_form.time_range() if request.GET.get("range") else selectors.time_range("24h")
+    range_form = RangeForm({"range": "24h", **request.GET.dict()})
+    tr = range_form.time_range()
     qs = selectors.in_range(selectors.rollups_for(request.user).filter(application_id=app.pk), tr).order_by()
     keys = sorted(set(app.keys.values_list("prefix", flat=True)))
     key = request.GET.get("key") or ""
