@@ -79,6 +79,8 @@ def plan_update(*, plan: Plan, actor: Any, **changes: Any) -> Plan:
 @transaction.atomic
 def subscription_create(*, application: Application, plan: Plan, actor: Any) -> Subscription:
     """Active at once, or pending when the plan needs an operator's approval."""
+    # Judge the plan as it is now in the database, not as the caller last saw it.
+    plan = Plan.objects.select_related("api").get(pk=plan.pk)
     _plan_subscribable(plan, actor)
     status = SubscriptionStatus.PENDING if plan.requires_approval else SubscriptionStatus.ACTIVE
     now = timezone.now()
@@ -227,6 +229,7 @@ def subscription_cancel(*, subscription: Subscription, actor: Any) -> Subscripti
 def subscription_change_plan(*, subscription: Subscription, plan: Plan, actor: Any) -> Subscription:
     """Switch to another plan of the same API. Immediate, unless the new plan needs
     approval: then it waits in ``requested_plan`` and the current plan stays in force."""
+    plan = Plan.objects.select_related("api").get(pk=plan.pk)
     _plan_subscribable(plan, actor)
     if plan.api_id != subscription.api_id:
         raise Conflict("The new plan must belong to the same API.", fields={"plan": ["Must be a plan of this API."]})
