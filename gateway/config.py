@@ -27,6 +27,7 @@ DEFAULT_MAX_HEADER_BYTES = 60 * 1024
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 DEFAULT_IDLE_TIMEOUT_S = 75.0
 DEFAULT_SNAPSHOT_PATH = "var/gateway/snapshot.json"
+DEFAULT_SNAPSHOT_INTERVAL_S = 10.0
 DEFAULT_SPILL_DIR = "var/gateway/spill"
 DEFAULT_METERING_FLUSH_MS = 200
 DEFAULT_METERING_BATCH = 500
@@ -71,6 +72,7 @@ class GatewayConfig:
     header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
     snapshot_path: str = DEFAULT_SNAPSHOT_PATH
+    snapshot_interval_s: float = DEFAULT_SNAPSHOT_INTERVAL_S
     spill_dir: str = DEFAULT_SPILL_DIR
     metering_flush_s: float = DEFAULT_METERING_FLUSH_MS / 1000
     metering_batch: int = DEFAULT_METERING_BATCH
@@ -209,6 +211,7 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
         header_timeout_s=_float(env, "GATEWAY_HEADER_TIMEOUT_S", DEFAULT_HEADER_TIMEOUT_S, minimum=0.1),
         idle_timeout_s=_float(env, "GATEWAY_IDLE_TIMEOUT_S", DEFAULT_IDLE_TIMEOUT_S, minimum=0.1),
         snapshot_path=env.get("GATEWAY_SNAPSHOT_PATH") or DEFAULT_SNAPSHOT_PATH,
+        snapshot_interval_s=_float(env, "GATEWAY_SNAPSHOT_INTERVAL_S", DEFAULT_SNAPSHOT_INTERVAL_S, minimum=0.1),
         spill_dir=env.get("GATEWAY_SPILL_DIR") or DEFAULT_SPILL_DIR,
         metering_flush_s=_int(env, "GATEWAY_METERING_FLUSH_MS", DEFAULT_METERING_FLUSH_MS, minimum=1) / 1000,
         metering_batch=_int(env, "GATEWAY_METERING_BATCH", DEFAULT_METERING_BATCH, minimum=1),

@@ -44,7 +44,6 @@ log = logging.getLogger("gateway.state")
 
 SNAPSHOT_FORMAT = 1
 SNAPSHOT_MAX_RECORDS = 20_000  # per kind; bounds the file and the time to build it on the event loop
-SNAPSHOT_INTERVAL_S = 10.0
 # After a Redis error we stop asking for this long, so that a dead Redis costs
 # nothing per request instead of one timeout per request.
 REDIS_BACKOFF_S = 0.5
@@ -408,4 +407,4 @@ class State:
                     await asyncio.get_running_loop().run_in_executor(None, self.write_snapshot, payload)
                 except OSError as exc:
                     log.error("cannot write snapshot %s: %s", self.config.snapshot_path, exc)
-            await asyncio.sleep(SNAPSHOT_INTERVAL_S if self.ready else 1.0)
+            await asyncio.sleep(self.config.snapshot_interval_s if self.ready else 1.0)

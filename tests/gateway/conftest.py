@@ -320,3 +320,63 @@ def wait_until(predicate: Any, timeout: float = 5.0, interval: float = 0.02) -> 
         if time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+async def _fire(requests: list[tuple[str, str, dict[str, str]]]) -> list[tuple[int, dict[str, str], bytes]]:
+    import asyncio
+
+    import aiohttp
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True)) as session:
+
+        async def one(method: str, url: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+            async with session.request(method, url, headers=headers) as r:
+                return r.status, dict(r.headers), await r.read()
+
+        return list(await asyncio.gather(*(one(m, u, h) for m, u, h in requests)))
+
+
+def fire(requests: list[tuple[str, str, dict[str, str]]]) -> list[tuple[int, dict[str, str], bytes]]:
+    """Send every request at once, each on its own connection; (status, headers, body) in order."""
+    import asyncio
+
+    return asyncio.run(_fire(requests))
+
+
+@dataclass
+class Stage:
+    """A Redis of this test's own (to kill) with the standard cast published on it."""
+
+    redis: RedisServer
+    client: redis.Redis
+    publish: Publisher
+    world: World
+
+
+@pytest.fixture
+def stage(upstream: Echo) -> Iterator[Stage]:
+    server = RedisServer().start()
+    client = redis.Redis.from_url(server.url)
+    publisher = Publisher(client)
+    route = publisher.route(upstream.url)
+    publisher.route(upstream.url, version="v2", redis_failure_mode="fail_open")
+    publisher.route(upstream.url, api_slug="other", version="v1", api_id=OTHER_API_ID)
+    limits = {"rate_per_minute": 10, "quota_per_day": 1000}
+    publisher.application(ALICE_APP, {ECHO_API_ID: grant(7001, **limits)}, name="alice-app")
+    publisher.application(BOB_APP, {OTHER_API_ID: grant(7002, api_id=OTHER_API_ID)}, name="bob-app")
+    publisher.application(CHARLIE_APP, {ECHO_API_ID: grant(7003)}, name="charlie-app")
+    world = World(
+        alice_key=publisher.key(ALICE_APP, key_id=1),
+        bob_key=publisher.key(BOB_APP, key_id=2),
+        charlie_key=publisher.key(CHARLIE_APP, key_id=3, status="revoked"),
+        route=route,
+    )
+    yield Stage(redis=server, client=client, publish=publisher, world=world)
+    client.close()
+    server.cleanup()
+
+
+def restart_redis(server: RedisServer) -> None:
+    """Start the same server again: same port, same directory, so its AOF is replayed."""
+    server.proc = None
+    server.start()

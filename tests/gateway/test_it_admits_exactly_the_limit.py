@@ -1,0 +1,29 @@
+"""Exact admission: with a limit of 100 and 1,000 concurrent requests spread over two
+gateway processes, exactly 100 reach the upstream, counted by the upstream itself."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.gateway.conftest import ALICE_APP, ECHO_API_ID, fire, grant
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        pytest.param({"rate_per_minute": 100}, id="rate-per-minute"),
+        pytest.param({"quota_per_day": 100}, id="quota-per-day"),
+    ],
+)
+def test_it_admits_exactly_the_limit_across_two_processes(start_gateway, publish, world, upstream, limits):
+    publish.application(ALICE_APP, {ECHO_API_ID: grant(5001, **limits)})
+    first, second = start_gateway(), start_gateway()
+    headers = {"X-API-Key": world.alice_key}
+    requests = [("GET", f"{(first if i % 2 else second).url}/echo/v1/item/{i}", headers) for i in range(1000)]
+
+    results = fire(requests)
+
+    statuses = [status for status, _, _ in results]
+    assert statuses.count(200) == 100
+    assert statuses.count(429) == 900
+    assert upstream.served() == 100
