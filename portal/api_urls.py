@@ -1,19 +1,22 @@
 """REST API routes under /api/v1/. Add a resource with one more ``router.register`` line."""
 
+from django.urls import re_path
 from rest_framework.routers import DefaultRouter
 
 from portal.accounts.apis import InvitationAcceptViewSet, InvitationViewSet, MemberViewSet, OrganizationViewSet
 from portal.audit.apis import AuditEventViewSet
 from portal.catalog.apis import ApiProductViewSet, ApiVersionViewSet
+from portal.core.api import api_not_found
 from portal.keys.apis import ApiKeyViewSet, ApplicationViewSet
 from portal.plans.apis import OverrideViewSet, PlanViewSet, SubscriptionViewSet
 
 # Ids in nested prefixes are matched loosely and looked up in the view, so a
 # malformed id answers the API's JSON 404 rather than Django's HTML one.
-ID = r"(?P<{}>[^/.]+)"
+ID = r"(?P<{}>[^/]+)"
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
+router.include_format_suffixes = False
 router.register("apis", ApiProductViewSet, basename="api")
 router.register(f"apis/{ID.format('api_id')}/versions", ApiVersionViewSet, basename="api-version")
 router.register("plans", PlanViewSet, basename="plan")
@@ -31,9 +34,12 @@ router.register(
 router.register("invitations/accept", InvitationAcceptViewSet, basename="invitation-accept")
 router.register("audit", AuditEventViewSet, basename="audit")
 
-urlpatterns = router.urls
+urlpatterns = [*router.urls]
 
 # Analytics: /api/v1/usage/ and /api/v1/usage/summary/ (plain views beside the router).
 from django.urls import include, path  # noqa: E402
 
 urlpatterns += [path("", include("analytics.api_urls"))]
+
+# Keep last: any other path under /api/v1/ is a JSON 404 in the API's error shape.
+urlpatterns += [re_path(r"^.*$", api_not_found)]

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from portal.accounts import services
 from portal.accounts.models import Invitation, Membership, Organization, Role
 from portal.accounts.selectors import organizations_for
-from portal.core.api import BaseViewSet, validated
+from portal.core.api import BaseViewSet, InputSerializer, validated
 
 
 class OrganizationOutputSerializer(serializers.ModelSerializer):
@@ -29,7 +29,7 @@ class OrganizationOutputSerializer(serializers.ModelSerializer):
 
 class OrganizationViewSet(BaseViewSet):
     queryset = Organization.objects.none()
-    class CreateInputSerializer(serializers.Serializer):
+    class CreateInputSerializer(InputSerializer):
         name = serializers.CharField(max_length=120)
 
     def visible_queryset(self) -> Any:
@@ -68,7 +68,7 @@ class MemberViewSet(BaseViewSet):
     """Members of one organization: organizations/{organization_id}/members/."""
 
     queryset = Membership.objects.none()
-    class UpdateInputSerializer(serializers.Serializer):
+    class UpdateInputSerializer(InputSerializer):
         role = serializers.ChoiceField(choices=Role.choices)
 
     def get_organization(self) -> Organization:
@@ -118,7 +118,7 @@ class InvitationViewSet(BaseViewSet):
     """Invitations of one organization: organizations/{organization_id}/invitations/."""
 
     queryset = Invitation.objects.none()
-    class CreateInputSerializer(serializers.Serializer):
+    class CreateInputSerializer(InputSerializer):
         email = serializers.EmailField(max_length=254)
         role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
 
@@ -152,7 +152,7 @@ class InvitationViewSet(BaseViewSet):
 
 
 class InvitationAcceptViewSet(BaseViewSet):
-    class AcceptInputSerializer(serializers.Serializer):
+    class AcceptInputSerializer(InputSerializer):
         token = serializers.CharField(max_length=200, help_text="The token from the emailed invitation link.")
 
     @extend_schema(request=AcceptInputSerializer, responses={201: MemberOutputSerializer})

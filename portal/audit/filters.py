@@ -3,9 +3,10 @@ from __future__ import annotations
 import django_filters
 
 from portal.audit.models import AuditEvent
+from portal.core.filters import StrictFilterSet
 
 
-class AuditEventFilter(django_filters.FilterSet):
+class AuditEventFilter(StrictFilterSet):
     action = django_filters.CharFilter(help_text="Exact action, e.g. key.revoke.")
     action_prefix = django_filters.CharFilter(field_name="action", lookup_expr="startswith", help_text="e.g. key.")
     object_type = django_filters.CharFilter(help_text="e.g. keys.apikey.")

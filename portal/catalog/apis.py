@@ -19,7 +19,7 @@ from portal.catalog import services
 from portal.catalog.filters import ApiFilter, ApiVersionFilter
 from portal.catalog.models import Api, ApiVersion, LifecycleState, RedisFailureMode, Visibility
 from portal.catalog.selectors import apis_visible_to, versions_visible_to
-from portal.core.api import BaseViewSet, ScopedPrimaryKeyRelatedField, validated
+from portal.core.api import BaseViewSet, InputSerializer, ScopedPrimaryKeyRelatedField, validated
 from portal.core.errors import ApplicationError
 from portal.plans.apis import PlanOutputSerializer, plans_for
 
@@ -59,7 +59,7 @@ class ApiOutputSerializer(serializers.ModelSerializer):
         return VersionBriefSerializer(versions, many=True).data
 
 
-class UpstreamSerializer(serializers.Serializer):
+class UpstreamSerializer(InputSerializer):
     url = serializers.URLField(max_length=500, help_text="http(s) origin, no credentials, query or fragment.")
     weight = serializers.IntegerField(min_value=1, max_value=1000, default=1)
 
@@ -116,7 +116,7 @@ class ApiProductViewSet(BaseViewSet):
     filterset_class = ApiFilter
     operator_actions = frozenset({"create", "partial_update"})
 
-    class CreateInputSerializer(serializers.Serializer):
+    class CreateInputSerializer(InputSerializer):
         slug = serializers.SlugField(max_length=80)
         name = serializers.CharField(max_length=120)
         summary = serializers.CharField(max_length=280, required=False, allow_blank=True)
@@ -177,7 +177,7 @@ def _openapi_document(data: dict[str, Any]) -> None:
         data["openapi"] = services.openapi_parse(text) if text.strip() else None
 
 
-class VersionInputSerializer(serializers.Serializer):
+class VersionInputSerializer(InputSerializer):
     changelog = serializers.CharField(required=False, allow_blank=True, max_length=100_000)
     openapi = serializers.JSONField(required=False, allow_null=True, help_text="The OpenAPI document as an object.")
     openapi_text = serializers.CharField(
@@ -212,7 +212,7 @@ class ApiVersionViewSet(BaseViewSet):
             model=ApiVersion, scope=versions_visible_to, required=False, allow_null=True
         )
 
-    class TransitionInputSerializer(serializers.Serializer):
+    class TransitionInputSerializer(InputSerializer):
         to_state = serializers.ChoiceField(choices=LifecycleState.choices)
         sunset_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
         successor = ScopedPrimaryKeyRelatedField(

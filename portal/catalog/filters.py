@@ -6,9 +6,10 @@ import django_filters
 
 from portal.catalog.models import Api, ApiVersion, LifecycleState, Visibility
 from portal.catalog.selectors import api_search
+from portal.core.filters import StrictFilterSet
 
 
-class ApiFilter(django_filters.FilterSet):
+class ApiFilter(StrictFilterSet):
     q = django_filters.CharFilter(method="search", help_text="Words to find in name, summary, slug or tags.")
     visibility = django_filters.ChoiceFilter(choices=Visibility.choices)
 
@@ -20,7 +21,7 @@ class ApiFilter(django_filters.FilterSet):
         return api_search(queryset, value)
 
 
-class ApiVersionFilter(django_filters.FilterSet):
+class ApiVersionFilter(StrictFilterSet):
     state = django_filters.ChoiceFilter(choices=LifecycleState.choices)
 
     class Meta:

@@ -11,15 +11,19 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db.models import Model, QuerySet
+from django.http import HttpRequest, JsonResponse
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular import openapi
 from oauth2_provider.contrib.rest_framework import OAuth2Authentication
-from rest_framework import serializers, viewsets
+from rest_framework import exceptions, serializers, viewsets
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.generics import get_object_or_404
+from rest_framework.metadata import SimpleMetadata
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 
+from portal.core.pagination import Pagination
 from portal.core.permissions import IsOperator, TokenHasScopeForMethod
 
 # Declared scopes are checked for bearer tokens: read for GET, write for the rest.
@@ -66,12 +70,105 @@ class AutoSchema(openapi.AutoSchema):
         return str(super().get_serializer_name(serializer, direction))
 
 
+class StrictPagination(Pagination):
+    """Page numbers as in settings, but a malformed page or page_size is an error (404 and
+    400, as DRF answers an out-of-range page) rather than silently replaced by a default."""
+
+    def get_page_number(self, request: Any, paginator: Any) -> int:
+        raw = request.query_params.get(self.page_query_param)
+        if raw is None:
+            return 1
+        if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+            raise exceptions.NotFound(self.invalid_page_message.format(page_number=raw, message="Not a page number."))
+        return int(raw)
+
+    def get_page_size(self, request: Any) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return int(self.page_size)
+        try:
+            size = int(raw)
+        except ValueError:
+            size = 0
+        if not 1 <= size <= self.max_page_size:
+            message = f"A whole number from 1 to {self.max_page_size}."
+            raise exceptions.ValidationError({self.page_size_query_param: [message]})
+        return size
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters: list[dict[str, Any]] = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_query_param:
+                parameter["schema"]["minimum"] = 1
+            elif parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update(minimum=1, maximum=self.max_page_size)
+        return parameters
+
+
+class PlainMetadata(SimpleMetadata):
+    """OPTIONS answers name, description and formats. DRF's default also describes the
+    serializer of each action, which these view sets pick per action (so it would crash)."""
+
+    def determine_actions(self, request: Any, view: Any) -> dict[str, Any]:
+        return {}
+
+
+def _json_type_error(field: serializers.Field, value: Any) -> str | None:
+    """What is wrong with the JSON type of ``value`` for ``field``, if anything. DRF coerces
+    (0 becomes "0", "5" becomes 5, "yes" becomes True); the API takes JSON as its schema says."""
+    if value is None:
+        return None  # allow_null decides
+    if isinstance(field, serializers.BooleanField):
+        ok, expected = isinstance(value, bool), "a boolean"
+    elif isinstance(field, (serializers.IntegerField, serializers.PrimaryKeyRelatedField)):
+        ok, expected = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif isinstance(field, serializers.FloatField):
+        ok, expected = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    elif isinstance(field, (serializers.CharField, serializers.ChoiceField, serializers.DecimalField)):
+        ok, expected = isinstance(value, str), "a string"
+    elif isinstance(field, serializers.DateTimeField):
+        ok, expected = isinstance(value, str), "a date-time string"
+    elif isinstance(field, (serializers.ListField, serializers.ListSerializer)):
+        if not isinstance(value, list):
+            return "Expected a list."
+        if isinstance(field, serializers.ListField):
+            for item in value:
+                error = _json_type_error(field.child, item)
+                if error:
+                    return error
+        return None
+    else:
+        return None  # JSONField and nested serializers check themselves
+    return None if ok else f"Expected {expected}."
+
+
+class InputSerializer(serializers.Serializer):
+    """Base of every input serializer: JSON types are checked strictly before DRF's coercion."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            errors = {}
+            for name, field in self.fields.items():
+                if not field.read_only and name in data:
+                    error = _json_type_error(field, data[name])
+                    if error:
+                        errors[name] = [error]
+            if errors:
+                raise exceptions.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
 class BaseViewSet(viewsets.GenericViewSet):
     # Bearer first: an unauthenticated request then gets 401 with a WWW-Authenticate header.
     authentication_classes = [OAuth2Authentication, SessionAuthentication]
     permission_classes = DEFAULT_PERMISSIONS
     parser_classes = [JSONParser]
     renderer_classes = [JSONRenderer]
+    pagination_class = StrictPagination
+    metadata_class = PlainMetadata
+    filter_backends = [DjangoFilterBackend]
+    # Any id shape reaches the view, which answers a JSON 404 for ids it cannot find.
+    lookup_value_regex = "[^/]+"
     schema = AutoSchema()
     # Operator-only actions; everything else needs only an authenticated caller.
     operator_actions: frozenset[str] = frozenset()
@@ -114,3 +211,8 @@ def validated(serializer_class: type[serializers.Serializer], request: Any) -> d
     serializer = serializer_class(data=request.data, context={"request": request})
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
+
+
+def api_not_found(request: HttpRequest) -> JsonResponse:
+    body = {"error": {"type": "not_found", "message": "No API resource at this path."}}
+    return JsonResponse(body, status=404)

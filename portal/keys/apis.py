@@ -18,7 +18,7 @@ from rest_framework.throttling import ScopedRateThrottle
 
 from portal.accounts.models import Organization
 from portal.accounts.selectors import organizations_for
-from portal.core.api import BaseViewSet, ScopedPrimaryKeyRelatedField, validated
+from portal.core.api import BaseViewSet, InputSerializer, ScopedPrimaryKeyRelatedField, validated
 from portal.keys import services
 from portal.keys.filters import ApiKeyFilter, ApplicationFilter
 from portal.keys.models import ApiKey, Application
@@ -42,12 +42,12 @@ class ApplicationViewSet(BaseViewSet):
     queryset = Application.objects.none()
     filterset_class = ApplicationFilter
 
-    class CreateInputSerializer(serializers.Serializer):
+    class CreateInputSerializer(InputSerializer):
         organization = ScopedPrimaryKeyRelatedField(model=Organization, scope=organizations_for)
         name = serializers.CharField(max_length=120)
         description = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 
-    class UpdateInputSerializer(serializers.Serializer):
+    class UpdateInputSerializer(InputSerializer):
         name = serializers.CharField(max_length=120, required=False)
         description = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
@@ -158,11 +158,11 @@ class ApiKeyViewSet(BaseViewSet):
     filterset_class = ApiKeyFilter
     throttle_scope = "key_create"
 
-    class CreateInputSerializer(serializers.Serializer):
+    class CreateInputSerializer(InputSerializer):
         label = serializers.CharField(max_length=80, required=False, allow_blank=True, default="")
         expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
-    class RotateInputSerializer(serializers.Serializer):
+    class RotateInputSerializer(InputSerializer):
         grace_seconds = serializers.IntegerField(
             min_value=0,
             max_value=int(MAX_ROTATION_GRACE.total_seconds()),

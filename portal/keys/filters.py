@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import django_filters
 
+from portal.core.filters import StrictFilterSet
 from portal.keys.models import ApiKey, Application, KeyStatus
 
 
-class ApplicationFilter(django_filters.FilterSet):
+class ApplicationFilter(StrictFilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
 
     class Meta:
@@ -13,7 +14,7 @@ class ApplicationFilter(django_filters.FilterSet):
         fields = ["organization", "name"]
 
 
-class ApiKeyFilter(django_filters.FilterSet):
+class ApiKeyFilter(StrictFilterSet):
     status = django_filters.ChoiceFilter(choices=KeyStatus.choices, help_text="Stored status: active or revoked.")
 
     class Meta:

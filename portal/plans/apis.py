@@ -18,7 +18,7 @@ from rest_framework.response import Response
 
 from portal.catalog.models import Api, Visibility
 from portal.catalog.selectors import apis_visible_to
-from portal.core.api import BaseViewSet, ScopedPrimaryKeyRelatedField, validated
+from portal.core.api import BaseViewSet, InputSerializer, ScopedPrimaryKeyRelatedField, validated
 from portal.keys.models import Application
 from portal.keys.selectors import applications_for
 from portal.plans import services
@@ -62,7 +62,7 @@ class PlanOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class PlanInputSerializer(serializers.Serializer):
+class PlanInputSerializer(InputSerializer):
     """Limits: null means unlimited in that dimension."""
 
     slug = serializers.SlugField(max_length=60)
@@ -145,11 +145,11 @@ class SubscriptionViewSet(BaseViewSet):
     filterset_class = SubscriptionFilter
     operator_actions = frozenset({"approve", "reject", "suspend", "resume"})
 
-    class CreateInputSerializer(serializers.Serializer):
+    class CreateInputSerializer(InputSerializer):
         application = ScopedPrimaryKeyRelatedField(model=Application, scope=applications_for)
         plan = ScopedPrimaryKeyRelatedField(model=Plan, scope=plans_for)
 
-    class ChangePlanInputSerializer(serializers.Serializer):
+    class ChangePlanInputSerializer(InputSerializer):
         plan = ScopedPrimaryKeyRelatedField(model=Plan, scope=plans_for)
 
     def visible_queryset(self) -> Any:
@@ -252,7 +252,7 @@ class OverrideViewSet(BaseViewSet):
     queryset = Override.objects.none()
     operator_actions = frozenset({"create", "destroy"})
 
-    class CreateInputSerializer(serializers.Serializer):
+    class CreateInputSerializer(InputSerializer):
         """Empty limits keep the plan's value."""
 
         rate_per_second = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_INT)
