@@ -14,12 +14,12 @@ from portal.keys import publish, services
 LAPSE_WINDOW = dt.timedelta(minutes=5)
 
 
-@shared_task(autoretry_for=(Exception,), retry_backoff=True, max_retries=5, time_limit=120)
+@shared_task(autoretry_for=(Exception,), retry_backoff=True, max_retries=5, time_limit=120, soft_time_limit=100)
 def publish_outbox_flush() -> int:
     return publish.outbox_flush()
 
 
-@shared_task(time_limit=120)
+@shared_task(time_limit=120, soft_time_limit=100)
 def keys_republish_lapsed() -> int:
     now = timezone.now()
     return services.api_keys_republish_lapsed(since=now - LAPSE_WINDOW, until=now)
