@@ -23,7 +23,7 @@ from portal.accounts.forms import (
 )
 from portal.accounts.models import Invitation, Membership, Organization, User
 from portal.accounts.selectors import organizations_for
-from portal.core.errors import ApplicationError
+from portal.core.errors import ApplicationError, NotAllowed
 from portal.core.throttle import client_ip, throttle_allows
 from portal.core.web import base_url, form_add_error
 
@@ -175,6 +175,10 @@ def organization_invite(request: HttpRequest, slug: str) -> HttpResponse:
                 actor=request.user,
                 base_url=base_url(request),
             )
+        except NotAllowed as exc:
+            # Members see no invitation form to show it on.
+            messages.error(request, exc.message)
+            return redirect("organization-detail", slug=organization.slug)
         except ApplicationError as exc:
             form_add_error(form, exc)
         else:
