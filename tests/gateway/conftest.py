@@ -380,3 +380,66 @@ def restart_redis(server: RedisServer) -> None:
     """Start the same server again: same port, same directory, so its AOF is replayed."""
     server.proc = None
     server.start()
+
+
+class ConnectionCounter:
+    """A TCP listener that only counts the connections made to it: proof that the
+    gateway never contacted the upstream."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _run(self) -> None:
+        while self.running:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join(timeout=2)
+        self.sock.close()
+
+
+@pytest.fixture
+def counter() -> Iterator[ConnectionCounter]:
+    c = ConnectionCounter()
+    yield c
+    c.close()
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> tuple[bytes, bool]:
+    """Send raw bytes; read until the server closes. Returns (everything read, closed?)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        received = b""
+        try:
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return received, True
+                received += chunk
+        except TimeoutError:
+            return received, False
+        except ConnectionResetError:
+            return received, True
