@@ -1,0 +1,96 @@
+"""Headers on every response: IETF RateLimit-Policy and RateLimit for rate and quota, and
+X-RateLimit-* for compatibility. Over the rate limit: 429 rate-limited with Retry-After in
+seconds; quota exhausted: 429 with another problem type. Overrides apply until they expire."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from gateway import contract
+from tests.gateway.conftest import ALICE_APP, ECHO_API_ID, grant
+
+
+def parse(header: str) -> dict[str, dict[str, str]]:
+    out = {}
+    for item in header.split(","):
+        name, *params = item.strip().split(";")
+        out[name.strip('"')] = dict(p.split("=") for p in params)
+    return out
+
+
+def test_headers_cover_rate_and_quota(start_gateway, publish, world):
+    publish.application(ALICE_APP, {ECHO_API_ID: grant(9101, rate_per_second=50, rate_per_minute=600,
+                                                         quota_per_day=1000, quota_per_month=20000)})
+    gateway = start_gateway()
+    r = httpx.get(f"{gateway.url}/echo/v1/", headers={"X-API-Key": world.alice_key})
+    assert r.status_code == 200
+    policy = parse(r.headers["RateLimit-Policy"])
+    assert policy["second"] == {"q": "50", "w": "1"}
+    assert policy["minute"] == {"q": "600", "w": "60"}
+    assert policy["day"] == {"q": "1000", "w": "86400"}
+    assert policy["month"]["q"] == "20000"
+    remaining = parse(r.headers["RateLimit"])
+    assert remaining["second"]["r"] == "49"
+    assert remaining["minute"]["r"] == "599"
+    assert remaining["day"]["r"] == "999"
+    assert remaining["month"]["r"] == "19999"
+    assert 0 < int(remaining["day"]["t"]) <= 86400
+    # Compatibility headers follow the most restrictive dimension.
+    assert r.headers["X-RateLimit-Limit"] == "50"
+    assert r.headers["X-RateLimit-Remaining"] == "49"
+    assert int(r.headers["X-RateLimit-Reset"]) <= 1
+
+
+def test_over_the_rate_limit_gets_429_with_retry_after(start_gateway, publish, world):
+    publish.application(ALICE_APP, {ECHO_API_ID: grant(9102, rate_per_minute=2)})
+    gateway = start_gateway()
+    headers = {"X-API-Key": world.alice_key}
+    assert [httpx.get(f"{gateway.url}/echo/v1/", headers=headers).status_code for _ in range(2)] == [200, 200]
+    r = httpx.get(f"{gateway.url}/echo/v1/", headers=headers)
+    assert r.status_code == 429
+    assert r.json()["type"].endswith("/rate-limited")
+    assert 50 <= int(r.headers["Retry-After"]) <= 60
+    assert parse(r.headers["RateLimit"])["minute"]["r"] == "0"
+    assert r.headers["X-RateLimit-Remaining"] == "0"
+
+
+def test_sliding_window_has_no_double_burst(start_gateway, publish, world):
+    publish.application(ALICE_APP, {ECHO_API_ID: grant(9103, rate_per_second=5)})
+    gateway = start_gateway()
+    headers = {"X-API-Key": world.alice_key}
+    import time
+
+    admitted: list[float] = []
+    started = time.monotonic()
+    while time.monotonic() - started < 2.5:
+        if httpx.get(f"{gateway.url}/echo/v1/", headers=headers).status_code == 200:
+            admitted.append(time.monotonic())
+    # In every one-second window at most 5, wherever the window starts.
+    for i, t in enumerate(admitted):
+        assert sum(1 for u in admitted[i:] if u - t < 0.95) <= 5
+    assert len(admitted) >= 10
+
+
+def test_unexpired_override_applies_and_expired_one_does_not(start_gateway, publish, world):
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    base = grant(9104, quota_per_day=5)
+    live = contract.SubscriptionGrant(**{**base.__dict__, "override_limits": contract.Limits(quota_per_day=500),
+                                         "override_expires_at": future})
+    publish.application(ALICE_APP, {ECHO_API_ID: live})
+    gateway = start_gateway()
+    headers = {"X-API-Key": world.alice_key}
+    assert parse(httpx.get(f"{gateway.url}/echo/v1/", headers=headers).headers["RateLimit-Policy"])["day"]["q"] == "500"
+
+    expired = contract.SubscriptionGrant(**{**live.__dict__, "override_expires_at": past})
+    publish.application(ALICE_APP, {ECHO_API_ID: expired})
+    import time
+
+    deadline = time.monotonic() + 1.0
+    while True:
+        r = httpx.get(f"{gateway.url}/echo/v1/", headers=headers)
+        if parse(r.headers["RateLimit-Policy"])["day"]["q"] == "5" or time.monotonic() > deadline:
+            break
+    assert parse(r.headers["RateLimit-Policy"])["day"]["q"] == "5"
