@@ -149,6 +149,10 @@ def version_update(
         openapi_validate_document(version.openapi)
     if version.successor_id and version.successor_id == version.pk:
         raise ApplicationError("A version cannot succeed itself.", fields={"successor": ["Pick another version."]})
+    if version.successor_id and not ApiVersion.objects.filter(pk=version.successor_id, api_id=version.api_id).exists():
+        raise ApplicationError(
+            "The successor must be another version of the same API.", fields={"successor": ["Invalid successor."]}
+        )
     _clean(version)
     version.save()
     if upstreams is not None:
