@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from django import forms
 from django.http import HttpRequest
 
@@ -31,4 +33,5 @@ def once_claim(request: HttpRequest, scope: str, token: str) -> bool:
     second one."""
     from django.core.cache import cache
 
-    return bool(cache.add(f"web-once:{scope}:{request.user.pk}:{token}", 1, timeout=ONCE_TTL_SECONDS))
+    digest = hashlib.sha256(token.encode()).hexdigest()  # the token is client input: keep it out of the key
+    return bool(cache.add(f"web-once:{scope}:{request.user.pk}:{digest}", 1, timeout=ONCE_TTL_SECONDS))
