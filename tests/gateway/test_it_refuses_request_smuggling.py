@@ -62,6 +62,6 @@ def test_a_well_formed_chunked_body_passes(start_gateway, world):
         b"POST /echo/v1/ HTTP/1.1\r\nHost: gw\r\nX-API-Key: " + world.alice_key.encode() + b"\r\n"
         b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
     )
-    received, closed = raw_exchange(gateway.port, data)
+    received, _ = raw_exchange(gateway.port, data)
     assert received.startswith(b"HTTP/1.1 200 "), received[:300]
     assert b'"body_size":11' in received.replace(b" ", b"")
