@@ -38,7 +38,7 @@ var/secret_key:
 # The embedded defaults: SQLite in var/, a local Redis unless REDIS_URL is set,
 # DEBUG on, a secret generated once into var/secret_key.
 RUN_ENV = DEBUG=$${DEBUG:-1} SECRET_KEY_FILE=$${SECRET_KEY_FILE:-var/secret_key}
-RUN_PROCS = portal worker beat upstream
+RUN_PROCS = portal worker beat upstream gateway
 
 run: venv var/secret_key
 	@bin/ensure-debs redis-server:redis-server

@@ -117,6 +117,7 @@ class State:
         self._dirty = False
         self._tasks: list[asyncio.Task[None]] = []
         self.snapshot_writer = True
+        self._snapshot_complained = False
 
     # --- start-up and background work -------------------------------------------------
 
@@ -145,11 +146,14 @@ class State:
         try:
             self.load_snapshot()
         except FileNotFoundError:
-            log.warning("Redis unavailable and no snapshot at %s: not ready", self.config.snapshot_path)
+            if not self._snapshot_complained:
+                log.warning("Redis unavailable and no snapshot at %s: not ready", self.config.snapshot_path)
         except SnapshotError as exc:
             # Serving an empty or half-read config would turn every request into a 404:
             # better to stay not ready and let the load balancer route around us.
-            log.error("snapshot refused, staying not ready: %s", exc)
+            if not self._snapshot_complained:
+                log.error("snapshot refused, staying not ready: %s", exc)
+        self._snapshot_complained = True  # once per outage is enough for the log
 
     async def load_routes(self) -> None:
         try:
