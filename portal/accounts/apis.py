@@ -29,6 +29,7 @@ class OrganizationOutputSerializer(serializers.ModelSerializer):
 
 class OrganizationViewSet(BaseViewSet):
     queryset = Organization.objects.none()
+
     class CreateInputSerializer(InputSerializer):
         name = serializers.CharField(max_length=120)
 
@@ -68,6 +69,7 @@ class MemberViewSet(BaseViewSet):
     """Members of one organization: organizations/{organization_id}/members/."""
 
     queryset = Membership.objects.none()
+
     class UpdateInputSerializer(InputSerializer):
         role = serializers.ChoiceField(choices=Role.choices)
 
@@ -118,6 +120,7 @@ class InvitationViewSet(BaseViewSet):
     """Invitations of one organization: organizations/{organization_id}/invitations/."""
 
     queryset = Invitation.objects.none()
+
     class CreateInputSerializer(InputSerializer):
         email = serializers.EmailField(max_length=254)
         role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import django_filters
 
 from portal.audit.models import AuditEvent
-from portal.core.filters import StrictFilterSet
+from portal.core.filters import IdFilter, StrictFilterSet
 
 
 class AuditEventFilter(StrictFilterSet):
@@ -11,7 +11,7 @@ class AuditEventFilter(StrictFilterSet):
     action_prefix = django_filters.CharFilter(field_name="action", lookup_expr="startswith", help_text="e.g. key.")
     object_type = django_filters.CharFilter(help_text="e.g. keys.apikey.")
     object_id = django_filters.CharFilter()
-    organization = django_filters.NumberFilter(field_name="organization_id")
+    organization = IdFilter(field_name="organization_id")
     actor_email = django_filters.CharFilter(lookup_expr="iexact")
     created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")

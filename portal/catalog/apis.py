@@ -236,9 +236,7 @@ class ApiVersionViewSet(BaseViewSet):
     @extend_schema(responses=VersionOutputSerializer(many=True))
     def list(self, request: Request, api_id: str) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(
-            VersionOutputSerializer(page, many=True, context={"request": request}).data
-        )
+        return self.get_paginated_response(VersionOutputSerializer(page, many=True, context={"request": request}).data)
 
     @extend_schema(responses=VersionOutputSerializer)
     def retrieve(self, request: Request, api_id: str, pk: str) -> Response:

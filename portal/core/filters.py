@@ -11,6 +11,9 @@ from django.core.exceptions import ValidationError
 
 
 class StrictBooleanField(forms.NullBooleanField):
+    # A text input passes the raw value on; the default select maps anything unknown to None.
+    widget = forms.TextInput
+
     def to_python(self, value: Any) -> bool | None:
         if value in (None, ""):
             return None
@@ -24,6 +27,17 @@ class StrictBooleanField(forms.NullBooleanField):
 
 class StrictBooleanFilter(django_filters.BooleanFilter):
     field_class = StrictBooleanField
+
+
+class IdFilter(django_filters.NumberFilter):
+    """An integer id: the default NumberFilter reads decimals such as 1e120, which no database column holds."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 2**63 - 1)
+        super().__init__(*args, **kwargs)
 
 
 class StrictFilterSet(django_filters.FilterSet):

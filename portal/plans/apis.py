@@ -259,9 +259,7 @@ class OverrideViewSet(BaseViewSet):
         rate_per_minute = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_INT)
         burst = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=MAX_INT)
         quota_per_day = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_BIGINT)
-        quota_per_month = serializers.IntegerField(
-            required=False, allow_null=True, min_value=1, max_value=MAX_BIGINT
-        )
+        quota_per_month = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_BIGINT)
         expires_at = serializers.DateTimeField()
         reason = serializers.CharField(required=False, allow_blank=True, max_length=200)
 

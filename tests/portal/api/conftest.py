@@ -12,6 +12,10 @@ from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from tests.conftest import PASSWORD
+
+PASSWORD_FOR_LOGIN = PASSWORD
+
 
 @pytest.fixture(autouse=True)
 def _empty_throttle_cache(db: Any) -> Iterator[None]:
@@ -42,9 +46,7 @@ def bearer_for(db: Any) -> Callable[..., APIClient]:
 
     def make(user: Any, scope: str = "read write") -> APIClient:
         raw = secrets.token_urlsafe(30)
-        AccessToken.objects.create(
-            user=user, token=raw, scope=scope, expires=timezone.now() + dt.timedelta(hours=1)
-        )
+        AccessToken.objects.create(user=user, token=raw, scope=scope, expires=timezone.now() + dt.timedelta(hours=1))
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
         return client
@@ -59,8 +61,10 @@ def assert_error_shape(response: Any, status: int) -> dict[str, Any]:
     body = response.json()
     assert set(body) == {"error"}
     error = body["error"]
-    assert isinstance(error["type"], str) and error["type"]
-    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["type"], str)
+    assert error["type"]
+    assert isinstance(error["message"], str)
+    assert error["message"]
     assert set(error) <= {"type", "message", "fields"}
     if "fields" in error:
         assert isinstance(error["fields"], dict)

@@ -60,9 +60,7 @@ def test_it_shows_acme_members_their_own_objects(request, client_for, acme, acme
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("user_name", ["alice", "bob"])
-def test_it_hides_globex_objects_from_acme_members(
-    request, client_for, globex, acme_things, globex_things, user_name
-):
+def test_it_hides_globex_objects_from_acme_members(request, client_for, globex, acme_things, globex_things, user_name):
     client = client_for(request.getfixturevalue(user_name))
 
     for url in _urls(globex_things, globex).values():

@@ -49,9 +49,7 @@ def test_it_refuses_catalog_writes_from_developers(client_for, alice, echo_api, 
 
 @pytest.mark.django_db
 def test_it_hides_drafts_private_apis_and_upstreams_from_developers(client_for, alice, olivia, echo_api):
-    draft = catalog.version_create(
-        api=echo_api, label="v3", upstreams=[{"url": "http://10.0.0.1"}], actor=olivia
-    )
+    draft = catalog.version_create(api=echo_api, label="v3", upstreams=[{"url": "http://10.0.0.1"}], actor=olivia)
     private = catalog.api_create(actor=olivia, slug="internal", name="Internal", visibility="private")
     catalog.version_transition(
         version=catalog.version_create(api=private, label="v1", upstreams=[{"url": "http://10.0.0.2"}], actor=olivia),

@@ -52,9 +52,7 @@ def test_it_returns_the_new_secret_once_when_rotating(client_for, alice, alice_a
     client = client_for(alice)
     old = client.post(f"/api/v1/applications/{alice_app.pk}/keys/", {"label": "ci"}).json()
 
-    response = client.post(
-        f"/api/v1/applications/{alice_app.pk}/keys/{old['id']}/rotate/", {"grace_seconds": 3600}
-    )
+    response = client.post(f"/api/v1/applications/{alice_app.pk}/keys/{old['id']}/rotate/", {"grace_seconds": 3600})
 
     assert response.status_code == 201
     body = response.json()
