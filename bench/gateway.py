@@ -131,6 +131,23 @@ def hey_paced(url: str, seconds: int, rate: float, headers: dict[str, str]) -> d
             "p99_ms": round(pct("99"), 3)}
 
 
+def scrape_statuses(port: int) -> dict[str, float]:
+    """Responses by status and Redis errors, from the gateway's own metrics: shows what
+    any non-2xx responses under load were (e.g. 503s from Redis timeouts)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_tollway/metrics", timeout=5) as r:
+        text = r.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        m = re.match(r'tollway_gateway_requests_total\{api="bench",status="(\d+)",version="v1"\} ([\d.e+]+)', line)
+        if m:
+            out[f"status_{m.group(1)}"] = float(m.group(2))
+        elif line.startswith("tollway_gateway_redis_errors_total "):
+            out["redis_errors"] = float(line.split()[1])
+    return out
+
+
 def fast_key() -> str:
     random_part = contract.base62(int.from_bytes(secrets.token_bytes(24)), contract.KEY_RANDOM_CHARS)
     return contract.KEY_PREFIX + random_part + contract.key_checksum(random_part)
@@ -290,6 +307,7 @@ def main() -> int:
             "gateway_off": wrk(f"http://127.0.0.1:{off.port}/bench/v1/", s, auth),
             "gateway_full": wrk(f"http://127.0.0.1:{full.port}/bench/v1/", s, auth),
         }
+        full_statuses = scrape_statuses(full.port)
         for name, r in results.items():
             if r.get("non_2xx"):
                 print(f"warning: {name} had {r['non_2xx']} non-2xx responses", file=sys.stderr)
@@ -305,9 +323,10 @@ def main() -> int:
         extra: dict[str, object] = {
             "machine": machine(),
             "command": " ".join([os.path.relpath(sys.executable, ROOT), "bench/gateway.py", *sys.argv[1:]]),
-            "load": "wrk -t1 -c50 -d%ds --latency" % s,
+            "load": f"wrk -t1 -c50 -d{s}s --latency",
             "workers": args.workers,
             "raw": results,
+            "gateway_full_metrics": full_statuses,
             "paced": {"upstream": paced_upstream, "gateway_full": paced_full,
                       "added_p99_ms": round(paced_full["p99_ms"] - paced_upstream["p99_ms"], 3)},
         }

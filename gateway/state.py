@@ -45,8 +45,10 @@ log = logging.getLogger("gateway.state")
 SNAPSHOT_FORMAT = 1
 SNAPSHOT_MAX_RECORDS = 20_000  # per kind; bounds the file and the time to build it on the event loop
 # After a Redis error we stop asking for this long, so that a dead Redis costs
-# nothing per request instead of one timeout per request.
-REDIS_BACKOFF_S = 0.5
+# nothing per request instead of one timeout per request. Short, because on a busy
+# box one late reply also counts as an error, and every request in the back-off
+# window gets the failure mode.
+REDIS_BACKOFF_S = 0.1
 
 T = TypeVar("T")
 

@@ -77,8 +77,10 @@ for i = 1, 2 do
   if limits[i] > 0 then
     redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - windows[i])
     used[i] = redis.call('ZCARD', KEYS[i])
+    -- Seconds until the oldest entry leaves the window; only worth a lookup when the
+    -- window is nearly full, otherwise the window length is a fine upper bound.
     reset[i] = windows[i] / 1000
-    if used[i] > 0 then
+    if used[i] > 0 and used[i] + 1 >= limits[i] then
       local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
       reset[i] = math.ceil((tonumber(oldest[2]) + windows[i] - now) / 1000)
     end
