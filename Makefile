@@ -7,7 +7,7 @@ PORTAL_PORT ?= 8000
 GATEWAY_PORT ?= 8080
 export PORTAL_PORT GATEWAY_PORT
 
-.PHONY: help venv run test test-postgres test-sqlite lint bench seed clean
+.PHONY: help venv run test test-postgres test-sqlite lint bench seed clean screenshots
 
 help:
 	@echo "make run    start Redis, portal, Celery worker and beat, gateway and demo upstream (Ctrl-C stops)"
@@ -67,6 +67,13 @@ test-postgres: venv
 # The embedded default database: the portal's own suite again on SQLite.
 test-sqlite: venv
 	TOLLWAY_TEST_DB=sqlite $(VENV)/bin/pytest tests/portal $(PYTEST_ARGS)
+
+# Full-page screenshots of the portal's pages for docs/screenshots/ (see docs/portal.md):
+# the browser journeys, run with TOLLWAY_UPDATE_SCREENSHOTS=1. Re-run when the pages change.
+screenshots: venv
+	@bin/ensure-debs redis-server:redis-server chromium:chromium
+	TOLLWAY_UPDATE_SCREENSHOTS=1 $(VENV)/bin/pytest tests/browser/test_newcomer_journey.py tests/browser/test_try_it.py \
+	  tests/browser/test_small_screens_and_keyboard.py -q
 
 bench: venv
 	@bin/ensure-debs redis-server:redis-server nginx:nginx-light wrk:wrk hey:hey

@@ -63,7 +63,7 @@ def marketplace_home(request: HttpRequest) -> HttpResponse:
             {
                 "api": api,
                 "latest": latest_version(versions),
-                "states": sorted({v.state for v in versions}),
+                "versions": sorted(versions, key=lambda v: v.created_at, reverse=True),
                 "cheapest": cheapest.get(api.pk),
             }
         )

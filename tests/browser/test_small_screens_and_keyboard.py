@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import Browsing, log_in
+from tests.browser.conftest import Browsing, log_in, save_journey_screenshot
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -26,12 +26,15 @@ def test_pages_fit_a_375px_screen(browsing: Browsing, alice: Any, alice_app: Any
         page.goto(path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], (path, width)
+    save_journey_screenshot(page, "12-login-375px")
     log_in(page, alice.email, PASSWORD)
     for path in ["/dashboard/", f"/applications/{alice_app.pk}/", "/subscriptions/new/", "/accounts/profile/",
                  "/organizations/acme/"]:
         page.goto(path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], (path, width)  # wide tables scroll inside their own region
+        if path == "/dashboard/":
+            save_journey_screenshot(page, "13-dashboard-375px")
 
 
 def test_a_keyboard_user_skips_to_content_and_searches(browsing: Browsing, echo_api: Any) -> None:

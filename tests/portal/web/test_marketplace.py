@@ -13,8 +13,9 @@ def test_it_lists_public_apis_with_latest_version_and_cheapest_plan(client: Any,
     body = response.content.decode()
     assert "Echo" in body
     assert "Latest: <strong>v2</strong>" in body
-    assert "badge-deprecated" in body
-    assert "From <strong>Free</strong>" in body
+    assert "v1 Deprecated" in body
+    assert "v2 Published" in body
+    assert "<strong>Free plan</strong> available (Free)" in body
 
 
 def test_it_searches_name_summary_and_tags(client: Any, echo_api: Any) -> None:
@@ -47,3 +48,13 @@ def test_it_hides_private_apis_and_drafts(client: Any, olivia: Any) -> None:
 @pytest.mark.parametrize("query", ["%", "_", "'; drop table", "\x00", "é" * 500, '"demo"'])
 def test_it_survives_odd_search_input(client: Any, echo_api: Any, query: str) -> None:
     assert client.get("/", {"q": query, "tag": query}).status_code == 200
+
+
+def test_the_card_shows_the_cheapest_paid_plan_when_there_is_no_free_one(
+    client: Any, echo_api: Any, free_plan: Any, olivia: Any
+) -> None:
+    from portal.plans import services
+
+    services.plan_update(plan=free_plan, actor=olivia, is_active=False)
+    body = client.get("/").content.decode()
+    assert "From <strong>49.00 EUR</strong> / month (Pro)" in body
