@@ -24,6 +24,10 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_REDIS_TIMEOUT_MS = 50
 DEFAULT_MAX_HEADER_BYTES = 60 * 1024
+# An upstream response body larger than this is not relayed (OWASP API10, unsafe
+# consumption): a declared Content-Length over it gets 502 before any byte is sent,
+# a body that grows past it is cut off. 0 turns the limit off.
+DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024 * 1024
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 DEFAULT_IDLE_TIMEOUT_S = 75.0
 DEFAULT_SNAPSHOT_PATH = "var/gateway/snapshot.json"
@@ -69,6 +73,7 @@ class GatewayConfig:
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     upstream_headers: tuple[str, ...] = DEFAULT_UPSTREAM_HEADERS
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
     snapshot_path: str = DEFAULT_SNAPSHOT_PATH
@@ -208,6 +213,7 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
         trusted_proxies=tuple(trusted),
         upstream_headers=tuple(upstream_headers),
         max_header_bytes=_int(env, "GATEWAY_MAX_HEADER_BYTES", DEFAULT_MAX_HEADER_BYTES, minimum=1024),
+        max_response_bytes=_int(env, "GATEWAY_MAX_RESPONSE_BYTES", DEFAULT_MAX_RESPONSE_BYTES, minimum=0),
         header_timeout_s=_float(env, "GATEWAY_HEADER_TIMEOUT_S", DEFAULT_HEADER_TIMEOUT_S, minimum=0.1),
         idle_timeout_s=_float(env, "GATEWAY_IDLE_TIMEOUT_S", DEFAULT_IDLE_TIMEOUT_S, minimum=0.1),
         snapshot_path=env.get("GATEWAY_SNAPSHOT_PATH") or DEFAULT_SNAPSHOT_PATH,

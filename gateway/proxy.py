@@ -53,6 +53,10 @@ class BodyTooLarge(Exception):
     pass
 
 
+class ResponseTooLarge(Exception):
+    pass
+
+
 class CircuitBreaker:
     """Opens after ``threshold`` consecutive failures; after ``cooldown`` one trial
     request is let through (half-open) and its outcome closes or re-opens it."""
@@ -319,6 +323,18 @@ class Proxy:
             headers.add(name, value)
         headers["X-Request-ID"] = ctx.request_id
         length = upstream.content_length
+        limit = self.config.max_response_bytes
+        if limit and length is not None and length > limit and request.method != "HEAD":
+            # Refused before a byte is relayed; close() drops the connection with its unread body.
+            upstream.close()
+            metrics.UPSTREAM_ERRORS.labels("response_too_large").inc()
+            raise Reject(
+                502,
+                "upstream-response-too-large",
+                "Upstream response too large",
+                decision="upstream_error",
+                detail=f"The upstream declared a body over the gateway's limit of {limit} bytes.",
+            )
         ctx.status = upstream.status
         if length is not None and length <= SMALL_RESPONSE and request.method != "HEAD":
             body = await upstream.read()
@@ -335,7 +351,18 @@ class Proxy:
             try:
                 async for chunk in upstream.content.iter_any():
                     ctx.bytes_out += len(chunk)
+                    if limit and ctx.bytes_out > limit:
+                        raise ResponseTooLarge
                     await response.write(chunk)
+            except ResponseTooLarge:
+                # An undeclared body that grows past the limit: the status is sent, so cut
+                # the connection; the client sees a truncated body, never a complete one.
+                metrics.UPSTREAM_ERRORS.labels("response_too_large").inc()
+                ctx.decision = "upstream_error"
+                upstream.close()
+                if request.transport is not None:
+                    request.transport.close()
+                return response
             except (aiohttp.ClientError, TimeoutError):
                 # Too late for a 5xx: the status is sent. Cut the connection so the
                 # client sees a truncated body rather than a complete-looking one.
