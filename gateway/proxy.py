@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections.abc import AsyncIterator
+from urllib.parse import unquote_plus
 
 import aiohttp
 from aiohttp import web
@@ -126,10 +127,18 @@ class Balancer:
 
 
 def strip_query_param(query: str, name: str) -> str:
-    if not query or name not in query:
+    """Remove every ``name`` parameter from a raw query string. Names are compared as
+    the key_auth policy reads them, percent-decoded: ``?api%5Fkey=...`` authenticates
+    just like ``?api_key=...``, so it must not reach the upstream either."""
+    if not query or (name not in query and "%" not in query):
         return query
-    prefix = name + "="
-    return "&".join(p for p in query.split("&") if p != name and not p.startswith(prefix))
+    kept = []
+    for part in query.split("&"):
+        raw_name = part.partition("=")[0]
+        if raw_name == name or ("%" in raw_name and unquote_plus(raw_name, errors="replace") == name):
+            continue
+        kept.append(part)
+    return "&".join(kept)
 
 
 class Proxy:

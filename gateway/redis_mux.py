@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import hashlib
+import socket
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -57,6 +59,11 @@ class _Protocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not an asyncio.Transport subclass
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # Small request/reply traffic: never let Nagle hold a command back.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
         reader = self.reader
@@ -218,10 +225,25 @@ class MuxRedis:
         flat = await self.execute("HGETALL", key)
         return dict(zip(flat[::2], flat[1::2], strict=True))
 
-    async def evalsha(self, script: str, keys: list[str], args: list[Arg]) -> Any:
+    def script_sha(self, script: str) -> bytes:
         sha = self._scripts.get(script)
         if sha is None:
             sha = self._scripts[script] = hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest().encode()
+        return sha
+
+    async def evalsha_encoded(self, script: str, command: bytes) -> Any:
+        """Run an EVALSHA the caller encoded itself (see script_sha), loading the script
+        on NOSCRIPT. For the hot path, where re-encoding constant arguments would show."""
+        if self.protocol is None:
+            await self._ensure()
+        try:
+            return await self._send_raw(command, 1)[0]
+        except NoScriptError:
+            await self.execute("SCRIPT", "LOAD", script)
+            return await self._send_raw(command, 1)[0]
+
+    async def evalsha(self, script: str, keys: list[str], args: list[Arg]) -> Any:
+        sha = self.script_sha(script)
         try:
             return await self.execute("EVALSHA", sha, len(keys), *keys, *args)
         except NoScriptError:

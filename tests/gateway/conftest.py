@@ -377,9 +377,21 @@ def stage(upstream: Echo) -> Iterator[Stage]:
 
 
 def restart_redis(server: RedisServer) -> None:
-    """Start the same server again: same port, same directory, so its AOF is replayed."""
+    """Start the same server again: same port, same directory, so its AOF is replayed.
+    Returns once Redis answers (not merely listens: it refuses commands while loading)."""
     server.proc = None
     server.start()
+    client = redis.Redis.from_url(server.url)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.RedisError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    client.close()
 
 
 class ConnectionCounter:

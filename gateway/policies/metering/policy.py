@@ -4,6 +4,12 @@ The log phase only appends a tuple to an in-memory buffer. A background task
 flushes the buffer every flush interval (or sooner when a batch is full) with one
 pipelined round of XADDs to contract.METERING_STREAM.
 
+Every recorded event is also appended, with one unbuffered write, to this worker's
+journal file, which is emptied whenever the buffer has been written or spilled. A
+worker killed with SIGKILL loses its memory but not the page cache: its successor
+in the same slot moves the journal into the spill file and replays it, so the
+requests it answered are still metered (at-least-once; see below).
+
 When Redis does not take the batch, it is appended to this worker's spill file
 (JSON lines) and replayed, oldest first, once Redis answers again. The spill
 file holds at most ``spill_max_events``; beyond that events are dropped and
@@ -23,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 from redis.exceptions import RedisError
 
 from gateway import contract, metrics
@@ -76,8 +83,10 @@ class Meter:
         self.buffer: list[Event] = []
         self.spill_dir = Path(settings.spill_dir)
         self.spill_path = self.spill_dir / f"spill-{worker_index}.jsonl"
+        self.journal_path = self.spill_dir / f"journal-{worker_index}.jsonl"
         self.worker_index = worker_index
         self.workers = workers
+        self._journal_fd = self._journal_open()
         self.spill_pending = self._count_lines(self.spill_path)
         metrics.METERING_SPILL_PENDING.set(self.spill_pending)
         self._wake = asyncio.Event()
@@ -92,9 +101,37 @@ class Meter:
         except FileNotFoundError:
             return 0
 
+    def _journal_open(self) -> int | None:
+        """Adopt what a predecessor in this slot left in its journal (it died before its
+        buffer was written), then open a fresh journal for this worker."""
+        try:
+            self.spill_dir.mkdir(parents=True, exist_ok=True)
+            if self.journal_path.exists():
+                with self.journal_path.open("rb") as src, self.spill_path.open("ab") as dst:
+                    dst.write(src.read())
+                self.journal_path.unlink()
+            return os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError as exc:
+            log.error("metering journal %s unavailable, a killed worker will lose its buffer: %s",
+                      self.journal_path, exc)
+            return None
+
+    def _journal_clear(self) -> None:
+        # Called only when the buffer is empty and nothing was awaited since: every
+        # journaled event is now in Redis or in the spill file.
+        if self._journal_fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._journal_fd, 0)
+
     # --- request path ------------------------------------------------------------------
 
     def record(self, event: Event) -> None:
+        if self._journal_fd is not None:
+            try:
+                os.write(self._journal_fd, orjson.dumps(event) + b"\n")
+            except OSError:
+                self._journal_fd = None
+                log.error("metering journal %s write failed; journaling off in this worker", self.journal_path)
         buffer = self.buffer
         buffer.append(event)
         if len(buffer) >= self.settings.batch:
@@ -104,7 +141,8 @@ class Meter:
             overflow = buffer[: len(buffer) - self.settings.buffer_max]
             del buffer[: len(overflow)]
             self._spill(overflow)
-        metrics.METERING_BUFFER.set(len(buffer))
+        # The buffer-size gauge is set by the flush task, not here: once per batch is
+        # plenty for a gauge, and a multiprocess metric write per request is not free.
 
     # --- background ----------------------------------------------------------------------
 
@@ -129,6 +167,7 @@ class Meter:
                 log.exception("metering flush failed")
 
     async def flush(self) -> None:
+        metrics.METERING_BUFFER.set(len(self.buffer))
         async with self._lock:
             while self.buffer:
                 batch = self.buffer[: self.settings.batch]
@@ -137,9 +176,11 @@ class Meter:
                 if not await self._write(batch):
                     self._spill(batch + self.buffer)
                     self.buffer.clear()
+                    self._journal_clear()
                     metrics.METERING_BUFFER.set(0)
                     return
                 metrics.METERING_WRITTEN.inc(len(batch))
+            self._journal_clear()
             if self.spill_pending and self.health.available():
                 await self._replay(self.spill_path)
             if self.worker_index == 0 and self.health.available():
@@ -220,7 +261,7 @@ class Meter:
 
     async def _replay_orphans(self) -> None:
         # Spill files of worker slots that no longer exist (GATEWAY_WORKERS was lowered).
-        for path in self.spill_dir.glob("spill-*.jsonl"):
+        for path in [*self.spill_dir.glob("spill-*.jsonl"), *self.spill_dir.glob("journal-*.jsonl")]:
             try:
                 index = int(path.stem.split("-", 1)[1])
             except ValueError:
