@@ -256,7 +256,8 @@ class Gateway:
                 ctx.status = 499  # the client went away; nginx's code for it
                 raise
             except Exception:
-                log.exception("unhandled error on %s %s", request.method, raw_path)
+                # The path only: the query may carry ?api_key=.
+                log.exception("unhandled error on %s %s", request.method, raw_path.partition("?")[0])
                 ctx.decision = "upstream_error"
                 response = problem_response(500, "internal-error", "Internal error", request_id=request_id)
                 response.force_close()

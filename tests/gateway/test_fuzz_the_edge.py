@@ -17,6 +17,7 @@ one gateway worker; the whole file runs in about 15 seconds.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import string
 from urllib.parse import quote
@@ -46,20 +47,32 @@ VALUE_CHARS = st.characters(min_codepoint=0x20, max_codepoint=0xFF, blacklist_ch
 FRAMING = {"content-length", "transfer-encoding", "host", "connection", "expect"}
 
 
-def exchange(port: int, data: bytes, timeout: float = 3.0) -> bytes:
-    """Send raw bytes, read until the gateway closes (or ``timeout`` passes)."""
+def exchange(port: int, data: bytes, timeout: float = 2.0) -> bytes:
+    """Send raw bytes; read one whole response (by its Content-Length), or until the
+    gateway closes, or until ``timeout`` passes with nothing more to read."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        try:
+        with contextlib.suppress(OSError):  # it may close on us mid-send: what it said so far counts
             sock.sendall(data)
-        except OSError:
-            pass  # it may close on us mid-send: what it said so far still counts
         received = b""
         try:
             while chunk := sock.recv(65536):
                 received += chunk
+                if complete(received):
+                    break
         except (ConnectionResetError, TimeoutError):
             pass
         return received
+
+
+def complete(response: bytes) -> bool:
+    head, sep, body = response.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value.strip())
+    return False
 
 
 def status_of(response: bytes) -> int | None:
@@ -100,12 +113,13 @@ header = st.tuples(
     st.text(alphabet=TCHAR, min_size=1, max_size=20).filter(lambda n: n.lower() not in FRAMING),
     st.text(alphabet=VALUE_CHARS, max_size=40).map(str.strip),
 )
+# ?api_key= as key_auth reads it (percent-decoded), so also in these spellings.
+QUERY_KEY_NAMES = ["api_key", "api%5Fkey", "%61pi_key", "api%5fkey", "%61%70%69%5f%6b%65%79"]
 # Where and how the key is presented. Every one of these is a credential location.
 placement = st.one_of(
     st.tuples(st.just("header"), st.lists(st.booleans(), min_size=9, max_size=9), st.integers(1, 2)),
     st.tuples(st.just("bearer"), st.lists(st.booleans(), min_size=6, max_size=6), st.sampled_from([" ", "  "])),
-    st.tuples(st.just("query"), st.sampled_from(["api_key", "api%5Fkey", "%61pi_key", "api%5fkey", "%61%70%69%5f%6b%65%79"]),
-              st.integers(1, 2)),
+    st.tuples(st.just("query"), st.sampled_from(QUERY_KEY_NAMES), st.integers(1, 2)),
     st.tuples(st.just("none")),
 )
 
