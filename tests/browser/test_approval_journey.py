@@ -48,3 +48,4 @@ def test_pro_subscription_waits_for_an_operator_then_is_active(
     developer.goto("/dashboard/")
     expect(developer.get_by_text("pending approval.")).to_have_count(0)
     expect(developer.get_by_text("Echo · Pro")).to_be_visible()
+    assert browsing.csp_violations == []  # the admin pages too
