@@ -281,17 +281,23 @@ def main() -> int:
             print(f"{tool} is missing: run `make bench`, which installs it", file=sys.stderr)
             return 1
 
+    load_before = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="tollway-bench-"))
     redis_server = RedisServer(appendonly=False).start()
     upstream_port, nginx_port = free_port(), free_port()
     nginx = subprocess.Popen(["nginx", "-p", str(tmp), "-c", str(nginx_conf(tmp, upstream_port, nginx_port))],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     gateways: list[Gateway] = []
+    plain: subprocess.Popen[bytes] | None = None
     try:
         wait_for_port(upstream_port)
         wait_for_port(nginx_port)
         client = redis.Redis.from_url(redis_server.url)
         key = publish_basic(client, f"http://127.0.0.1:{upstream_port}")
+        plain_port = free_port()
+        plain = subprocess.Popen([sys.executable, str(ROOT / "bench" / "plain_proxy.py"), "--port", str(plain_port),
+                                  "--upstream", f"http://127.0.0.1:{upstream_port}"], start_new_session=True)
+        wait_for_port(plain_port)
         off = Gateway(tmp, redis_server.url, "none", args.workers)
         gateways.append(off)
         full = Gateway(tmp, redis_server.url, "all", args.workers)
@@ -318,15 +324,22 @@ def main() -> int:
         }
 
         rate = results["gateway_full"]["rps"] / 2
+        # Reference only (not in gateway.json): one process of the plainest aiohttp proxy.
+        plain_result = wrk(f"http://127.0.0.1:{plain_port}/bench/v1/", s, {})
+        plain.terminate()
+        plain.wait(timeout=10)
         paced_upstream = hey_paced(f"http://127.0.0.1:{upstream_port}/bench/v1/", s, rate, {})
         paced_full = hey_paced(f"http://127.0.0.1:{full.port}/bench/v1/", s, rate, auth)
         extra: dict[str, object] = {
             "machine": machine(),
+            # Other work on the box skews everything; the 1-minute load average says how much.
+            "loadavg_1m": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
             "command": " ".join([os.path.relpath(sys.executable, ROOT), "bench/gateway.py", *sys.argv[1:]]),
             "load": f"wrk -t1 -c50 -d{s}s --latency",
             "workers": args.workers,
             "raw": results,
             "gateway_full_metrics": full_statuses,
+            "reference_plain_aiohttp_proxy_1_process": plain_result,
             "paced": {"upstream": paced_upstream, "gateway_full": paced_full,
                       "added_p99_ms": round(paced_full["p99_ms"] - paced_upstream["p99_ms"], 3)},
         }
@@ -345,6 +358,9 @@ def main() -> int:
                 "ratio": round(large["rps"] / one["rps"], 3),
             }
     finally:
+        if plain is not None and plain.poll() is None:
+            plain.terminate()
+            plain.wait(timeout=10)
         for gw in gateways:
             gw.stop()
         nginx.terminate()
