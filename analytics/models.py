@@ -86,6 +86,9 @@ class Rollup(models.Model):
             )
         ]
         indexes = [
+            # Dashboards scan one granularity's time range; without this the planner
+            # misjudges the range and scans the whole table.
+            models.Index(fields=["granularity", "bucket"], name="rollup_time_idx"),
             # Developer pages and invoices filter by application or subscription first.
             models.Index(fields=["granularity", "application_id", "bucket"], name="rollup_app_idx"),
             models.Index(fields=["granularity", "subscription_id", "bucket"], name="rollup_sub_idx"),

@@ -162,36 +162,88 @@ def series(qs: QuerySet[Rollup], *, latency: bool = True) -> list[dict[str, Any]
     return out
 
 
+def totals_from_series(points: list[dict[str, Any]], hist_rows: list[list[int]], extra: dict[str, int]) -> Totals:
+    hist = [sum(col) for col in zip(*hist_rows, strict=True)] if hist_rows else [0] * len(LATENCY_FIELDS)
+    return Totals(
+        requests=sum(p["requests"] for p in points), errors=sum(p["errors"] for p in points),
+        admitted=extra.get("admitted", 0), bytes_in=extra.get("bytes_in", 0), bytes_out=extra.get("bytes_out", 0),
+        p50_ms=percentile_from_histogram(hist, 0.50), p95_ms=percentile_from_histogram(hist, 0.95),
+        p99_ms=percentile_from_histogram(hist, 0.99),
+    )
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    series: list[dict[str, Any]]
+    totals: Totals
+    statuses: list[dict[str, Any]]
+    tops: dict[str, list[dict[str, Any]]]
+
+
+def dashboard(qs: QuerySet[Rollup], n: int = 10) -> Dashboard:
+    """Everything the operator dashboard shows, in three scans of the range:
+    per bucket (series, totals, latency), per status class, and per
+    (API, version, application) from which all the top lists are folded."""
+    rows = list(
+        qs.values("bucket").annotate(
+            requests=Sum("requests"), errors=Sum("errors"), admitted=Sum("admitted"),
+            bytes_in=Sum("bytes_in"), bytes_out=Sum("bytes_out"), **_LAT_SUMS,
+        ).order_by("bucket")
+    )
+    points, hists = [], []
+    extra = {"admitted": 0, "bytes_in": 0, "bytes_out": 0}
+    for row in rows:
+        hist = [int(row[f] or 0) for f in LATENCY_FIELDS]
+        hists.append(hist)
+        for k in extra:
+            extra[k] += int(row[k] or 0)
+        points.append({
+            "bucket": row["bucket"], "requests": int(row["requests"]), "errors": int(row["errors"]),
+            "p50_ms": percentile_from_histogram(hist, 0.5), "p95_ms": percentile_from_histogram(hist, 0.95),
+            "p99_ms": percentile_from_histogram(hist, 0.99),
+        })
+    dims = list(qs.values("api_id", "version", "application_id").annotate(
+        requests=Sum("requests"), errors=Sum("errors")).order_by())
+    tops: dict[str, list[dict[str, Any]]] = {}
+    for dimension, key in (("api", ("api_id",)), ("version", ("api_id", "version")),
+                           ("application", ("application_id",))):
+        folded: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for d in dims:
+            k = tuple(d[f] for f in key)
+            acc = folded.setdefault(k, {**{f: d[f] for f in key}, "requests": 0, "errors": 0})
+            acc["requests"] += int(d["requests"])
+            acc["errors"] += int(d["errors"])
+        ranked = sorted(folded.values(), key=lambda r: (-r["requests"], *(str(r[f]) for f in key)))
+        if dimension == "application":
+            tops["organization"] = _fold_organizations(ranked, n)
+        ranked = ranked[:n]
+        _label(ranked, dimension)
+        tops[dimension] = ranked
+    return Dashboard(series=points, totals=totals_from_series(points, hists, extra), statuses=by_status(qs),
+                     tops=tops)
+
+
+def _fold_organizations(per_app: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    from portal.keys.models import Application
+
+    app_org = dict(
+        Application.objects.filter(pk__in=[r["application_id"] for r in per_app]).values_list(
+            "pk", "organization__name"
+        )
+    )
+    orgs: dict[str, dict[str, int]] = defaultdict(lambda: {"requests": 0, "errors": 0})
+    for r in per_app:
+        name = app_org.get(r["application_id"], "(anonymous)")
+        orgs[name]["requests"] += r["requests"]
+        orgs[name]["errors"] += r["errors"]
+    ranked = sorted(orgs.items(), key=lambda kv: (-kv[1]["requests"], kv[0]))[:n]
+    return [{"label": name, **vals} for name, vals in ranked]
+
+
 def by_status(qs: QuerySet[Rollup]) -> list[dict[str, Any]]:
     rows = qs.values("status_class").annotate(requests=Sum("requests")).order_by("status_class")
     return [{"status": f"{r['status_class']}xx" if r["status_class"] else "none", "requests": int(r["requests"])}
             for r in rows]
-
-
-def top(qs: QuerySet[Rollup], dimension: str, n: int = 10) -> list[dict[str, Any]]:
-    """Top ``n`` values of one dimension ("api", "version", "application", "organization")."""
-    if dimension == "organization":
-        per_app = top(qs, "application", n=100_000)
-        from portal.keys.models import Application
-
-        app_org = dict(
-            Application.objects.filter(pk__in=[r["application_id"] for r in per_app]).values_list(
-                "pk", "organization__name"
-            )
-        )
-        orgs: dict[str, dict[str, int]] = defaultdict(lambda: {"requests": 0, "errors": 0})
-        for r in per_app:
-            name = app_org.get(r["application_id"], "(anonymous)")
-            orgs[name]["requests"] += r["requests"]
-            orgs[name]["errors"] += r["errors"]
-        ranked = sorted(orgs.items(), key=lambda kv: (-kv[1]["requests"], kv[0]))[:n]
-        return [{"label": name, **vals} for name, vals in ranked]
-    fields = {"api": ["api_id"], "version": ["api_id", "version"], "application": ["application_id"]}[dimension]
-    rows = list(
-        qs.values(*fields).annotate(requests=Sum("requests"), errors=Sum("errors")).order_by("-requests", *fields)[:n]
-    )
-    _label(rows, dimension)
-    return [{**r, "requests": int(r["requests"]), "errors": int(r["errors"])} for r in rows]
 
 
 def _label(rows: list[dict[str, Any]], dimension: str) -> None:

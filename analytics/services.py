@@ -105,9 +105,11 @@ def metering_batch_commit(
     fresh = [e for eid, e in unique.items() if eid in fresh_ids]
     agg = aggregate(fresh)
     minute_floor = now_ms - conf.MINUTE_RETENTION_HOURS * HOUR_MS
-    ledger.upsert_rollups(Granularity.MINUTE, agg.cells("m", min_minute_ts=minute_floor))
-    ledger.upsert_rollups(Granularity.HOUR, agg.cells("h"))
-    ledger.upsert_rollups(Granularity.DAY, agg.cells("d"))
+    ledger.upsert_rollups({
+        Granularity.MINUTE: agg.cells("m", min_minute_ts=minute_floor),
+        Granularity.HOUR: agg.cells("h"),
+        Granularity.DAY: agg.cells("d"),
+    })
 
     by_month: dict[tuple[int, int, date], int] = defaultdict(int)
     for (sub_id, plan_id, day), n in agg.billable.items():

@@ -124,7 +124,8 @@ def operator_dashboard(request: HttpRequest) -> HttpResponse:
     form = DashboardFilterForm({"range": "24h", **request.GET.dict()})
     tr = form.time_range()
     qs = form.apply(selectors.in_range(selectors.rollups_for(request.user), tr)).order_by()
-    points = selectors.series(qs)
+    figures = selectors.dashboard(qs)
+    points = figures.series
     rows = [
         {"bucket": p["bucket"], "requests": p["requests"], "errors": p["errors"], "p50_ms": p["p50_ms"],
          "p95_ms": p["p95_ms"], "p99_ms": p["p99_ms"]}
@@ -135,10 +136,9 @@ def operator_dashboard(request: HttpRequest) -> HttpResponse:
     if exported:
         return exported
     labels = [_bucket_label(p["bucket"], tr.granularity) for p in points]
-    statuses = selectors.by_status(qs)
-    tops = {title: selectors.top(qs, dim) for dim, title in
-            (("api", "APIs"), ("version", "versions"), ("application", "applications"),
-             ("organization", "organizations"))}
+    statuses = figures.statuses
+    titles = {"api": "APIs", "version": "versions", "application": "applications", "organization": "organizations"}
+    tops = {titles[dim]: figures.tops[dim] for dim in ("api", "version", "application", "organization")}
     charts = [
         _chart("traffic-chart", "line", labels, [("Requests", [p["requests"] for p in points]),
                                                  ("Errors", [p["errors"] for p in points])], "Traffic"),
@@ -149,7 +149,7 @@ def operator_dashboard(request: HttpRequest) -> HttpResponse:
                [("Requests", [s["requests"] for s in statuses])], "Responses by status"),
     ]
     return _render(request, "analytics/operator_dashboard.html", {
-        "form": form, "tr": tr, "granularity": GRANULARITY_NAMES[tr.granularity], "totals": selectors.totals(qs),
+        "form": form, "tr": tr, "granularity": GRANULARITY_NAMES[tr.granularity], "totals": figures.totals,
         "rows": rows, "statuses": statuses,
         "tops": tops, "charts": charts,
     })

@@ -97,7 +97,8 @@ def bench_throughput(n: int) -> dict[str, Any]:
     report = consumer.consume(client=client, consumer="bench", budget_s=600, block_ms=0, trim=False)
     elapsed = time.perf_counter() - started
     counted = Rollup.objects.filter(granularity="d").aggregate(n=Sum("requests"))["n"]
-    assert report.counted == n and counted == n, (report, counted)
+    if report.counted != n or counted != n:
+        raise RuntimeError(f"counted {report.counted} events, rollups hold {counted}, expected {n}")
     return {"events": n, "seconds": round(elapsed, 3), "events_per_s": round(n / elapsed), "batches": report.batches,
             "batch_size": int(os.environ.get("ANALYTICS_BATCH_SIZE", "5000"))}
 
