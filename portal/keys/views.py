@@ -17,6 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.accounts.models import Organization
 from portal.core.errors import ApplicationError
+from portal.core.throttle import throttle_allows
 from portal.core.web import form_add_error, once_claim
 from portal.keys import services
 from portal.keys.forms import ApplicationForm, KeyIssueForm, KeyRotateForm, OnceForm
@@ -26,6 +27,13 @@ from portal.plans.models import SubscriptionStatus
 from portal.plans.selectors import subscriptions_for
 
 ALREADY_SHOWN = "That secret was already shown once and cannot be shown again. The list shows its prefix."
+TOO_MANY_KEYS = "You have created many keys recently. Wait a while and try again."
+
+
+def key_create_allowed(request: HttpRequest) -> bool:
+    # The same budget as the API's key_create throttle (THROTTLE_KEY_CREATE), per user:
+    # minting keys is what a stolen session or a script would abuse.
+    return throttle_allows("key_create", f"user:{request.user.pk}")
 
 
 def _application_or_404(request: HttpRequest, application_id: int) -> Application:
@@ -176,6 +184,9 @@ def key_issue(request: HttpRequest, application_id: int) -> HttpResponse:
         if not once_claim(request, "key-issue", form.cleaned_data["once"]):
             messages.info(request, ALREADY_SHOWN)
             return redirect("application-detail", application_id=application.pk)
+        if not key_create_allowed(request):
+            form.add_error(None, TOO_MANY_KEYS)
+            return render(request, "keys/key_form.html", {"form": form, "application": application}, status=429)
         try:
             issued = services.api_key_issue(
                 application=application, label=form.cleaned_data["label"], expires_at=form.expires_at(),
@@ -198,6 +209,9 @@ def key_rotate(request: HttpRequest, application_id: int, key_id: int) -> HttpRe
     if request.method == "POST" and form.is_valid():
         if not once_claim(request, "key-rotate", form.cleaned_data["once"]):
             messages.info(request, ALREADY_SHOWN)
+            return redirect("application-detail", application_id=application.pk)
+        if not key_create_allowed(request):
+            messages.error(request, TOO_MANY_KEYS)
             return redirect("application-detail", application_id=application.pk)
         try:
             issued = services.api_key_rotate(

@@ -38,3 +38,26 @@ def gw_world(gw_publish: Publisher, upstream: Echo) -> World:
     alice = gw_publish.key(ALICE_APP, key_id=1)
     charlie = gw_publish.key(CHARLIE_APP, key_id=3, status="revoked")
     return World(alice_key=alice, bob_key="", charlie_key=charlie, route=route)
+
+
+@pytest.fixture
+def empty_cache(db: object) -> Iterator[None]:
+    """Throttle counters and one-time form tokens live in the shared Redis cache."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def throttle_rates(settings: object) -> object:
+    """Set REST_FRAMEWORK's throttle rates for one test: throttle_rates(key_create="3/hour")."""
+
+    def set_rates(**rates: str) -> None:
+        rest = settings.REST_FRAMEWORK  # type: ignore[attr-defined]
+        settings.REST_FRAMEWORK = {  # type: ignore[attr-defined]
+            **rest, "DEFAULT_THROTTLE_RATES": {**rest["DEFAULT_THROTTLE_RATES"], **rates}
+        }
+
+    return set_rates
