@@ -69,8 +69,10 @@ class Browsing:
         self.csp_violations: list[str] = []
         self.console_errors: list[str] = []
 
-    def new_page(self, viewport: dict[str, int] | None = None) -> Any:
-        context = self.browser.new_context(base_url=self.base_url, viewport=viewport or DESKTOP)
+    def new_page(self, viewport: dict[str, int] | None = None, javascript: bool = True) -> Any:
+        context = self.browser.new_context(
+            base_url=self.base_url, viewport=viewport or DESKTOP, java_script_enabled=javascript
+        )
         context.set_default_timeout(TIMEOUT_MS)
         page = context.new_page()
         page.on("console", self._on_console)

@@ -92,6 +92,10 @@ def test_newcomer_signs_up_subscribes_and_gets_a_key_once(browsing: Browsing, ec
     expect(page.get_by_text("It is shown only this once")).to_be_visible()
     secret = page.get_by_label(re.compile("API key for Weather bot")).input_value()
     assert re.fullmatch(r"tw_[0-9A-Za-z]{30,}", secret), secret
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("button", name="Copy").click()
+    expect(page.get_by_text("Copied to the clipboard.")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == secret
     save_journey_screenshot(page, "09-key-shown-once")
 
     # Back on the application page, and after a reload, only the prefix shows.
