@@ -61,3 +61,9 @@ def throttle_rates(settings: object) -> object:
         }
 
     return set_rates
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: object) -> None:
+    # PBKDF2's slowness is the point in production and most of these tests' set-up time.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
