@@ -55,6 +55,7 @@ PROBLEM_TYPE = "application/problem+json"
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 MAX_HEADERS = 200
 METERING_REDIS_TIMEOUT_S = 1.0
+LINGERING_S = 2.0
 
 
 def problem_response(
@@ -242,6 +243,10 @@ class Gateway:
             try:
                 self.admit(ctx, raw_path)
                 await self.pipeline.access(ctx)
+                if request.headers.get("Expect", "").lower() == "100-continue" and request.body_exists:
+                    # Only now, with the caller admitted, invite the body (RFC 9110 §10.1.1);
+                    # a refused client never sends it.
+                    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 self.pipeline.response(ctx)
                 responded = True
                 response = await self.proxy.forward(ctx)
@@ -252,6 +257,14 @@ class Gateway:
                 response = self.reject_response(ctx, reject)
                 await response.prepare(request)
                 await response.write_eof()
+                if (
+                    request.headers.get("Expect", "").lower() == "100-continue"
+                    and request.body_exists
+                    and not request.content.at_eof()
+                ):
+                    # The client waits for our 100 before sending the body, so there is
+                    # nothing to drain: close now rather than linger for a body that never comes.
+                    request.protocol.force_close()
             except (ConnectionResetError, asyncio.CancelledError):
                 ctx.status = 499  # the client went away; nginx's code for it
                 raise
@@ -367,6 +380,9 @@ async def serve(config: GatewayConfig, *, worker_index: int, stop: asyncio.Event
         max_headers=MAX_HEADERS,
         auto_decompress=False,
         access_log=None,
+        # How long an unread request body (after a refusal) is drained before closing;
+        # aiohttp's 10 s default lets a refused upload hold a connection too long.
+        lingering_time=LINGERING_S,
     )
     sock = listening_socket(config.host, config.port)
     listener = await loop.create_server(server, sock=sock)

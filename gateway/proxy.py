@@ -211,6 +211,7 @@ class Proxy:
                 or lower in named
                 or lower in FORWARDING
                 or lower == "host"
+                or lower == "expect"  # answered by us; the body is already on its way
                 or lower == key_header
                 or lower == "x-request-id"
                 or lower.startswith("x-tollway-")

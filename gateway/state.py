@@ -101,6 +101,11 @@ class Cache(Generic[T]):
     def clear(self) -> None:
         self.entries.clear()
 
+    def mark_stale(self) -> None:
+        """Every entry is re-read from Redis on its next use, but stays as the
+        last-known-good copy should that read fail."""
+        self.entries = {k: (value, 0.0, raw) for k, (value, _, raw) in self.entries.items()}
+
 
 class State:
     def __init__(self, config: GatewayConfig, redis: MuxRedis, health: RedisHealth) -> None:
@@ -241,10 +246,14 @@ class State:
     # --- invalidation ------------------------------------------------------------------
 
     def clear_caches(self) -> None:
+        # Marked stale, not dropped: this runs on every (re)subscription, i.e. right
+        # after Redis comes back, when reads may still fail (AOF loading, reconnects).
+        # Dropping the entries then answered 503 credentials-unavailable for keys we
+        # had just been serving; a stale copy is what an outage serves anyway.
         self.invalidations += 1
-        self.apps.clear()
-        self.keys.clear()
-        self.tokens.clear()
+        self.apps.mark_stale()
+        self.keys.mark_stale()
+        self.tokens.mark_stale()
 
     async def apply_invalidation(self, inv: contract.Invalidation) -> None:
         self.invalidations += 1
