@@ -22,7 +22,7 @@ def test_pages_fit_a_375px_screen(browsing: Browsing, alice: Any, alice_app: Any
     plans.subscription_create(application=alice_app, plan=free_plan, actor=alice)
     keys.api_key_issue(application=alice_app, label="a rather long label for a phone", actor=alice)
     page = browsing.new_page(viewport=PHONE)
-    for path in ["/", "/apis/echo/", "/accounts/signup/", "/accounts/login/"]:
+    for path in ["/", "/apis/echo/", "/apis/echo/v1/", "/accounts/signup/", "/accounts/login/"]:
         page.goto(path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], (path, width)
