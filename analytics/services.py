@@ -453,7 +453,8 @@ def quota_alert_check(*, application_id: int, now: datetime | None = None) -> li
 def reconciliation_record(*, day: date, gateway_counts: dict[int, int | None]) -> int:
     """Store, per subscription, the gateway's admitted count for ``day`` beside the rollups'."""
     rollups = selectors.admitted_by_subscription_day(day=day)
-    subs = set(gateway_counts) | set(rollups)
+    # Subscriptions with no counter and no traffic that day have nothing to compare.
+    subs = {s for s, n in gateway_counts.items() if n is not None} | set(rollups)
     for sub_id in subs:
         Reconciliation.objects.update_or_create(
             subscription_id=sub_id,
