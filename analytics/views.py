@@ -179,9 +179,10 @@ def developer_usage(request: HttpRequest) -> HttpResponse:
     from portal.keys.selectors import applications_for
 
     apps = list(applications_for(request.user).order_by("name"))
-    if not apps:
+    requested = request.GET.get("application")
+    if not apps and not requested:
         return _render(request, "analytics/developer_usage.html", {"apps": []})
-    app_id = request.GET.get("application") or str(apps[0].pk)
+    app_id = requested or str(apps[0].pk)
     app = next((a for a in apps if str(a.pk) == app_id), None)
     if app is None:
         raise Http404("No such application")  # another organization's: same answer as a missing one
@@ -290,6 +291,16 @@ def _month_param(request: HttpRequest) -> date:
 @finance_required
 def billing_report(request: HttpRequest) -> HttpResponse:
     month = _month_param(request)
+    # Drafts were only recomputed when a member opened their invoices, so finance saw
+    # an open month's report empty or stale. Recompute them on sight here too (a
+    # closed month's invoices are final and invoice_refresh leaves them alone).
+    current = billing.month_start(timezone.now())
+    if month == current or billing.next_month(month) == current:
+        from portal.plans.models import Subscription
+
+        org_ids = Subscription.objects.values_list("application__organization_id", flat=True).distinct()
+        for org_id in sorted(set(org_ids)):
+            services.invoice_refresh(organization_id=org_id, month=month)
     report = selectors.revenue_report(month=month)
     by = request.GET.get("by", "organization")
     if by not in report:
