@@ -19,7 +19,9 @@ def test_every_analytics_job_is_scheduled_and_registered():
     assert expected <= scheduled
     for name in expected:
         task = app.tasks[name]
-        assert task.time_limit and task.soft_time_limit and task.soft_time_limit < task.time_limit
+        assert task.time_limit
+        assert task.soft_time_limit
+        assert task.soft_time_limit < task.time_limit
         assert task.acks_late
     consume = next(e for e in schedule.values() if e["task"] == "analytics.metering_consume")
     assert consume["schedule"] <= 5
