@@ -285,6 +285,35 @@ def billed_requests(organization_id: int) -> int:
                .aggregate(n=Sum("used_requests"))["n"] or 0)
 
 
+def stream_drained(redis_url: str) -> bool:
+    """Every metering event in the stream has been read and committed (acked)."""
+    import redis
+
+    from gateway.contract import METERING_GROUP, METERING_STREAM
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        groups = {g["name"]: g for g in client.xinfo_groups(METERING_STREAM)}
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+    group = groups.get(METERING_GROUP)
+    return group is not None and int(group["pending"]) == 0 and int(group.get("lag") or 0) == 0
+
+
+def wait_drained(stack: Stack, timeout: float = 60) -> None:
+    """Wait until the gateway has no metering left on disk and analytics has committed the stream."""
+    def done() -> bool:
+        spill = stack.tmp / "spill"
+        on_disk = spill.exists() and any(p.stat().st_size for p in spill.glob("*.jsonl"))
+        return not on_disk and stream_drained(stack.redis.url)
+
+    # The gateway flushes its buffer every 0.2 s; give the last requests' events time to reach the stream.
+    time.sleep(0.5)
+    wait_for(done, timeout=timeout, interval=0.3, message=lambda: f"metering never drained:\n{stack.logs()}")
+
+
 class Load:
     """Keep-alive GET load from a few threads until stopped. Counts every outcome;
     a transport error (connection reset by a killed worker) is counted, not raised."""

@@ -29,15 +29,14 @@ import time
 from typing import Any
 
 import pytest
-import redis
 
-from gateway.contract import METERING_GROUP, METERING_STREAM
 from tests.e2e.conftest import (
     Load,
     admitted_total,
     billed_requests,
     publish_cast,
     requires_postgres,
+    wait_drained,
     wait_for,
     worker_pids,
 )
@@ -46,22 +45,6 @@ pytestmark = [requires_postgres, pytest.mark.slow]
 
 SLOT_S = 4.0
 KILLS_EACH = 2
-
-
-def _stream_drained(client: redis.Redis) -> bool:
-    try:
-        groups = {g["name"]: g for g in client.xinfo_groups(METERING_STREAM)}
-    except redis.ResponseError:
-        return False
-    group = groups.get(METERING_GROUP.encode()) or groups.get(METERING_GROUP)
-    if group is None:
-        return False
-    return int(group["pending"]) == 0 and int(group.get("lag") or 0) == 0
-
-
-def _spill_empty(stack: Any) -> bool:
-    spill = stack.tmp / "spill"
-    return not any(p.stat().st_size for p in spill.glob("*.jsonl")) if spill.exists() else True
 
 
 def test_kill_9_of_gateway_worker_celery_and_redis_under_load_loses_nothing(make_stack: Any) -> None:
@@ -105,12 +88,7 @@ def test_kill_9_of_gateway_worker_celery_and_redis_under_load_loses_nothing(make
         outcomes = load.stop()
     print(f"load outcomes: {dict(outcomes)}")
 
-    client = redis.Redis.from_url(stack.redis.url, decode_responses=True)
-
-    def settled() -> bool:
-        return _spill_empty(stack) and _stream_drained(client)
-
-    wait_for(settled, timeout=90, interval=0.5, message=lambda: f"stack never settled:\n{stack.logs()}")
+    wait_drained(stack, timeout=90)
     # The last batch is committed before its XACK, so once drained the rollups are final.
     served = stack.echo.served()
     billed = billed_requests(cast.acme.pk)
