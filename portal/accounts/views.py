@@ -60,7 +60,8 @@ def email_verify(request: HttpRequest, token: str) -> HttpResponse:
     try:
         services.email_verify(token=token)
     except ApplicationError as exc:
-        return render(request, "accounts/verify_failed.html", {"message": exc.message}, status=400)
+        # 200, not 400: Django logs every 4xx response with its path, and this path is the token.
+        return render(request, "accounts/verify_failed.html", {"message": exc.message})
     messages.success(request, "Your email address is confirmed. Welcome to Tollway!")
     return redirect("dashboard" if request.user.is_authenticated else "login")
 
@@ -237,7 +238,8 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         try:
             membership = services.invitation_accept(token=token, user=request.user)
         except ApplicationError as exc:
-            return render(request, "accounts/invitation_accept.html", {"error": exc.message}, status=400)
+            # 200, not 400: Django logs every 4xx response with its path, and this path is the token.
+            return render(request, "accounts/invitation_accept.html", {"error": exc.message})
         messages.success(request, f"You joined {membership.organization.name}.")
         return redirect("organization-detail", slug=membership.organization.slug)
     return render(request, "accounts/invitation_accept.html", {})

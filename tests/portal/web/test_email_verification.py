@@ -39,7 +39,7 @@ def test_the_emailed_link_verifies_then_login_works(client: Any, dana: Any) -> N
 @pytest.mark.parametrize("token", ["garbage", "a:b:c", "x" * 300])
 def test_a_bad_link_gets_a_friendly_page(client: Any, dana: Any, token: str) -> None:
     response = client.get(f"/accounts/verify/{token}/")
-    assert response.status_code == 400
+    assert response.status_code == 200  # not 4xx: Django would log the path, which holds the token
     assert "not valid" in response.content.decode()
     dana.refresh_from_db()
     assert not dana.email_verified
