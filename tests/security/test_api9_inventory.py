@@ -23,7 +23,7 @@ def inventory(olivia, alice, alice_app, upstream, redis_client):
     """API "inv": v1 retired (successor v2), v2 published, v3 a draft; alice subscribed with a key."""
     api = catalog.api_create(actor=olivia, slug="inv", name="Inventory", summary="", tags=[])
     upstreams = [{"url": upstream.url, "weight": 1}]
-    v1, v2, v3 = (catalog.version_create(api=api, label=label, upstreams=upstreams, actor=olivia)
+    v1, v2, _v3 = (catalog.version_create(api=api, label=label, upstreams=upstreams, actor=olivia)
                   for label in ("v1", "v2", "v3"))
     for version in (v1, v2):
         catalog.version_transition(version=version, to_state="published", actor=olivia)
@@ -37,7 +37,7 @@ def inventory(olivia, alice, alice_app, upstream, redis_client):
 
 
 def test_the_gateway_refuses_drafts_and_retired_versions(inventory, start_gateway, upstream):
-    api, key = inventory
+    _api, key = inventory
     gateway = start_gateway(redis_url=os.environ["REDIS_URL"],
                             GATEWAY_KEY_HASH_SECRET=os.environ["TOLLWAY_KEY_HASH_SECRET"])
     headers = {"X-API-Key": key}
