@@ -78,6 +78,7 @@ screenshots: venv
 bench: venv
 	@bin/ensure-debs redis-server:redis-server nginx:nginx-light wrk:wrk hey:hey
 	$(PY) bench/gateway.py
+	$(PY) bench/analytics.py
 
 clean:
 	rm -rf var bench/results .pytest_cache

@@ -15,7 +15,7 @@ def _positive(name: str, default: int) -> int:
 
 
 # Stream entries read per XREADGROUP / XAUTOCLAIM call, i.e. per database transaction.
-BATCH_SIZE = _positive("ANALYTICS_BATCH_SIZE", 5000)
+BATCH_SIZE = _positive("ANALYTICS_BATCH_SIZE", 10000)
 # How long XREADGROUP blocks waiting for new entries.
 BLOCK_MS = _positive("ANALYTICS_BLOCK_MS", 500)
 # A pending entry idle this long belongs to a consumer presumed dead and is claimed back.

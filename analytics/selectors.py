@@ -184,24 +184,38 @@ def dashboard(qs: QuerySet[Rollup], n: int = 10) -> Dashboard:
     """Everything the operator dashboard shows, in three scans of the range:
     per bucket (series, totals, latency), per status class, and per
     (API, version, application) from which all the top lists are folded."""
+    # One scan for the series, the totals and the status breakdown: grouped by
+    # bucket and status class, folded here (a few thousand rows at most).
     rows = list(
-        qs.values("bucket").annotate(
+        qs.values("bucket", "status_class").annotate(
             requests=Sum("requests"), errors=Sum("errors"), admitted=Sum("admitted"),
             bytes_in=Sum("bytes_in"), bytes_out=Sum("bytes_out"), **_LAT_SUMS,
         ).order_by("bucket")
     )
-    points, hists = [], []
+    per_bucket: dict[Any, dict[str, Any]] = {}
+    per_status: dict[int, int] = defaultdict(int)
     extra = {"admitted": 0, "bytes_in": 0, "bytes_out": 0}
     for row in rows:
-        hist = [int(row[f] or 0) for f in LATENCY_FIELDS]
-        hists.append(hist)
+        cell = per_bucket.setdefault(
+            row["bucket"], {"requests": 0, "errors": 0, "hist": [0] * len(LATENCY_FIELDS)}
+        )
+        cell["requests"] += int(row["requests"])
+        cell["errors"] += int(row["errors"])
+        for i, f in enumerate(LATENCY_FIELDS):
+            cell["hist"][i] += int(row[f] or 0)
+        per_status[row["status_class"]] += int(row["requests"])
         for k in extra:
             extra[k] += int(row[k] or 0)
+    points, hists = [], []
+    for bucket, cell in per_bucket.items():
+        hist = cell["hist"]
+        hists.append(hist)
         points.append({
-            "bucket": row["bucket"], "requests": int(row["requests"]), "errors": int(row["errors"]),
+            "bucket": bucket, "requests": cell["requests"], "errors": cell["errors"],
             "p50_ms": percentile_from_histogram(hist, 0.5), "p95_ms": percentile_from_histogram(hist, 0.95),
             "p99_ms": percentile_from_histogram(hist, 0.99),
         })
+    statuses = [{"status": f"{sc}xx" if sc else "none", "requests": n} for sc, n in sorted(per_status.items())]
     dims = list(qs.values("api_id", "version", "application_id").annotate(
         requests=Sum("requests"), errors=Sum("errors")).order_by())
     tops: dict[str, list[dict[str, Any]]] = {}
@@ -219,7 +233,7 @@ def dashboard(qs: QuerySet[Rollup], n: int = 10) -> Dashboard:
         ranked = ranked[:n]
         _label(ranked, dimension)
         tops[dimension] = ranked
-    return Dashboard(series=points, totals=totals_from_series(points, hists, extra), statuses=by_status(qs),
+    return Dashboard(series=points, totals=totals_from_series(points, hists, extra), statuses=statuses,
                      tops=tops)
 
 
