@@ -68,16 +68,20 @@ class ApiAdmin(ServiceAdmin):
     def save_formset(self, request: Any, form: Any, formset: Any, change: bool) -> None:
         if formset.model is not Plan:
             return super().save_formset(request, form, formset, change)
+        # The admin's change message reads these after saving; without them adding an
+        # API in the admin crashed with AttributeError (found by tests/e2e).
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         for plan_form in formset.forms:
             if not plan_form.has_changed():
                 continue
             data = {name: plan_form.cleaned_data[name] for name in PlanInline.fields}
             if plan_form.instance.pk:
-                plan_services.plan_update(
+                plan = plan_services.plan_update(
                     plan=plan_form.instance, actor=request.user, **changed_fields(plan_form, PlanInline.fields)
                 )
+                formset.changed_objects.append((plan, plan_form.changed_data))
             else:
-                plan_services.plan_create(actor=request.user, api=form.instance, **data)
+                formset.new_objects.append(plan_services.plan_create(actor=request.user, api=form.instance, **data))
         return None
 
 
