@@ -181,12 +181,13 @@ def key_issue(request: HttpRequest, application_id: int) -> HttpResponse:
     application = _application_or_404(request, application_id)
     form = KeyIssueForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        if not once_claim(request, "key-issue", form.cleaned_data["once"]):
-            messages.info(request, ALREADY_SHOWN)
-            return redirect("application-detail", application_id=application.pk)
+        # Throttle before claiming the one-time token: a refused attempt must stay retryable.
         if not key_create_allowed(request):
             form.add_error(None, TOO_MANY_KEYS)
             return render(request, "keys/key_form.html", {"form": form, "application": application}, status=429)
+        if not once_claim(request, "key-issue", form.cleaned_data["once"]):
+            messages.info(request, ALREADY_SHOWN)
+            return redirect("application-detail", application_id=application.pk)
         try:
             issued = services.api_key_issue(
                 application=application, label=form.cleaned_data["label"], expires_at=form.expires_at(),
@@ -207,11 +208,11 @@ def key_rotate(request: HttpRequest, application_id: int, key_id: int) -> HttpRe
     key = _key_or_404(request, application, key_id)
     form = KeyRotateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        if not once_claim(request, "key-rotate", form.cleaned_data["once"]):
-            messages.info(request, ALREADY_SHOWN)
-            return redirect("application-detail", application_id=application.pk)
         if not key_create_allowed(request):
             messages.error(request, TOO_MANY_KEYS)
+            return redirect("application-detail", application_id=application.pk)
+        if not once_claim(request, "key-rotate", form.cleaned_data["once"]):
+            messages.info(request, ALREADY_SHOWN)
             return redirect("application-detail", application_id=application.pk)
         try:
             issued = services.api_key_rotate(

@@ -59,3 +59,21 @@ def test_the_key_list_shows_prefix_label_dates_and_status(client: Any, alice: An
     body = client.get(f"/applications/{alice_app.pk}/").content.decode()
     for text in (f"{key.prefix}…", "backend", key.created_at.strftime("%Y-%m-%d"), "Never", "active"):
         assert text in body
+
+
+def test_a_throttled_attempt_can_be_retried_with_the_same_form(
+    client: Any, alice: Any, alice_app: Any, settings: Any
+) -> None:
+    from django.core.cache import cache
+
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {
+        **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "key_create": "1/hour"}}
+    client.force_login(alice)
+    assert _issue(client, alice_app, once="first").status_code == 200
+    refused = _issue(client, alice_app, once="second")
+    assert refused.status_code == 429
+    assert alice_app.keys.count() == 1
+    cache.clear()  # the throttle window ends
+    retried = _issue(client, alice_app, once="second")
+    assert retried.status_code == 200
+    assert alice_app.keys.count() == 2
