@@ -56,7 +56,7 @@ lint: venv
 	$(VENV)/bin/mypy
 
 test: venv
-	@bin/ensure-debs redis-server:redis-server initdb:postgresql chromium:chromium nginx:nginx-light wrk:wrk
+	@bin/ensure-debs redis-server:redis-server initdb:postgresql chromium:chromium nginx:nginx-light wrk:wrk curl:curl
 	$(MAKE) lint
 	$(MAKE) test-postgres
 	$(MAKE) test-sqlite
