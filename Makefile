@@ -30,6 +30,13 @@ $(ANALYTICS_ASSETS): static/analytics/package.json static/analytics/package-lock
 
 venv: $(VENV)/.installed $(ANALYTICS_ASSETS)
 
+# axe-core for the browser tests' accessibility check, pinned by tests/browser/package-lock.json.
+AXE_CORE := tests/browser/node_modules/.package-lock.json
+$(AXE_CORE): tests/browser/package.json tests/browser/package-lock.json
+	@bin/ensure-debs npm:npm
+	cd tests/browser && npm ci --no-audit --no-fund
+	@touch $@
+
 var/secret_key:
 	@mkdir -p var
 	@$(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > $@
@@ -61,7 +68,7 @@ test: venv
 	$(MAKE) test-postgres
 	$(MAKE) test-sqlite
 
-test-postgres: venv
+test-postgres: venv $(AXE_CORE)
 	TOLLWAY_TEST_DB=postgres $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # The embedded default database: the portal's own suite again on SQLite.

@@ -1,0 +1,61 @@
+"""axe-core (pinned in tests/browser/package.json, installed by `make test`) finds no WCAG
+2 A/AA violation on the portal's main pages, signed out and signed in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import Browsing, log_in
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.browser
+
+AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
+WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+
+
+def _violations(page: Any) -> list[str]:
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        """async (tags) => {
+            const r = await axe.run(document, {runOnly: {type: "tag", values: tags}});
+            return r.violations.map(
+                v => v.id + ": " + v.help + " (" + v.nodes.map(n => n.target.join(" ")).join(", ") + ")"
+            );
+        }""",
+        WCAG_AA,
+    )
+    return list(result)
+
+
+def test_main_pages_have_no_wcag_aa_violations(
+    browsing: Browsing, alice: Any, alice_app: Any, free_plan: Any
+) -> None:
+    from portal.keys import services as keys
+    from portal.plans import services as plans
+
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: `make test` installs it (cd tests/browser && npm ci)")
+    plans.subscription_create(application=alice_app, plan=free_plan, actor=alice)
+    keys.api_key_issue(application=alice_app, label="ci", actor=alice)
+
+    # axe is injected as a script, which the portal's own CSP would (rightly) refuse.
+    context = browsing.browser.new_context(base_url=browsing.base_url, bypass_csp=True)
+    page = context.new_page()
+    browsing.pages.append(page)
+    found: dict[str, list[str]] = {}
+    public = ["/", "/apis/echo/", "/apis/echo/v1/", "/accounts/signup/", "/accounts/login/",
+              "/accounts/password_reset/", "/no-such-page/"]
+    for path in public:
+        page.goto(path)
+        found[path] = _violations(page)
+    log_in(page, alice.email, PASSWORD)
+    for path in ["/dashboard/", f"/applications/{alice_app.pk}/", f"/applications/{alice_app.pk}/edit/",
+                 "/applications/new/", "/subscriptions/new/", "/accounts/profile/", "/organizations/acme/",
+                 f"/applications/{alice_app.pk}/keys/{alice_app.keys.get().pk}/rotate/"]:
+        page.goto(path)
+        found[path] = _violations(page)
+    assert {path: v for path, v in found.items() if v} == {}
