@@ -19,7 +19,6 @@ import logging
 import os
 import socket
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,7 +68,7 @@ def parse_entries(entries: list[Any]) -> tuple[list[MeteringEvent], list[tuple[s
         ids.append(stream_id)
         try:
             event = MeteringEvent.from_fields(fields)
-            uuid.UUID(event.id)
+            services.normalise_event_id(event.id)
         except (KeyError, ValueError, TypeError) as exc:
             dead.append((stream_id, dict(fields), f"{type(exc).__name__}: {exc}"))
             continue

@@ -7,7 +7,6 @@ everything runs inside the caller's transaction.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -36,38 +35,37 @@ def _pg_stage(cur: Any, table: str, like: str, columns: str) -> None:
     cur.execute(f"TRUNCATE {table}")
 
 
-def claim_event_ids(pairs: Sequence[tuple[int, uuid.UUID]]) -> set[uuid.UUID]:
-    """Insert (day, event_id) pairs into the dedupe ledger and return the ids that
-    were new. An id already there, committed by this or any other consumer, is
-    not returned; on PostgreSQL a concurrent uncommitted insert of the same id
-    makes this wait for that transaction, so two consumers never both win."""
+def claim_event_ids(pairs: Sequence[tuple[int, str]]) -> set[str]:
+    """Insert (day, event id as 32 lowercase hex digits) pairs into the dedupe
+    ledger and return the ids that were new. An id already there, committed by
+    this or any other consumer, is not returned; on PostgreSQL a concurrent
+    uncommitted insert of the same id makes this wait for that transaction, so
+    two consumers never both win."""
     if not pairs:
         return set()
     if connection.vendor == "postgresql":
         with connection.cursor() as cur:
             _pg_stage(cur, _EVENT_STAGE, PROCESSED_TABLE, "day, event_id")
             with cur.cursor.copy(f"COPY {_EVENT_STAGE} (day, event_id) FROM STDIN") as copy:
-                for day, event_id in pairs:
-                    copy.write_row((day, event_id.hex))
+                for pair in pairs:
+                    copy.write_row(pair)
             cur.execute(
                 f"INSERT INTO {PROCESSED_TABLE} (day, event_id) SELECT day, event_id FROM {_EVENT_STAGE} "  # noqa: S608
-                "ON CONFLICT DO NOTHING RETURNING event_id"
+                "ON CONFLICT DO NOTHING RETURNING replace(event_id::text, '-', '')"
             )
             return {row[0] for row in cur.fetchall()}
     with connection.cursor() as cur:
-        fresh: set[uuid.UUID] = set()
+        fresh: set[str] = set()
         for start in range(0, len(pairs), _SQLITE_CHUNK):
             chunk = pairs[start : start + _SQLITE_CHUNK]
             values = ",".join(["(%s, %s)"] * len(chunk))
-            params: list[object] = []
-            for day, event_id in chunk:
-                params += [day, event_id.hex]
+            params: list[object] = [v for pair in chunk for v in pair]
             cur.execute(
                 f"INSERT INTO {PROCESSED_TABLE} (day, event_id) VALUES {values} "  # noqa: S608
                 "ON CONFLICT DO NOTHING RETURNING event_id",
                 params,
             )
-            fresh.update(uuid.UUID(row[0]) for row in cur.fetchall())
+            fresh.update(row[0] for row in cur.fetchall())
         return fresh
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -52,6 +52,17 @@ class BatchResult:
     adjustments: int
 
 
+_EVENT_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def normalise_event_id(raw: str) -> str:
+    """32 lowercase hex digits (a UUID's hex form), or ValueError."""
+    value = raw.replace("-", "").lower()
+    if not _EVENT_ID.fullmatch(value):
+        raise ValueError(f"event id {raw!r} is not a UUID")
+    return value
+
+
 def _day_to_month(day: int) -> date:
     d = date(1970, 1, 1) + timedelta(days=day)
     return date(d.year, d.month, 1)
@@ -94,13 +105,13 @@ def metering_batch_commit(
     """
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     oldest_ms = now_ms - conf.DEDUPE_DAYS * DAY_MS
-    unique: dict[uuid.UUID, MeteringEvent] = {}
+    unique: dict[str, MeteringEvent] = {}
     too_old = 0
     for e in events:
         if e.ts < oldest_ms:
             too_old += 1
             continue
-        unique.setdefault(uuid.UUID(e.id), e)
+        unique.setdefault(normalise_event_id(e.id), e)
     fresh_ids = ledger.claim_event_ids([(e.ts // DAY_MS, eid) for eid, e in unique.items()])
     fresh = [e for eid, e in unique.items() if eid in fresh_ids]
     agg = aggregate(fresh)
