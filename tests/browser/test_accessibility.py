@@ -47,7 +47,7 @@ def test_main_pages_have_no_wcag_aa_violations(
     page = context.new_page()
     browsing.pages.append(page)
     found: dict[str, list[str]] = {}
-    public = ["/", "/apis/echo/", "/apis/echo/v1/", "/accounts/signup/", "/accounts/login/",
+    public = ["/", "/apis/echo/", "/apis/echo/v1/", "/apis/echo/v2/reference/", "/accounts/signup/", "/accounts/login/",
               "/accounts/password_reset/", "/no-such-page/"]
     for path in public:
         page.goto(path)
@@ -58,4 +58,7 @@ def test_main_pages_have_no_wcag_aa_violations(
                  f"/applications/{alice_app.pk}/keys/{alice_app.keys.get().pk}/rotate/"]:
         page.goto(path)
         found[path] = _violations(page)
+    page.goto(f"/applications/{alice_app.pk}/")
+    page.get_by_role("button", name="Create key").click()
+    found["key shown once"] = _violations(page)
     assert {path: v for path, v in found.items() if v} == {}
