@@ -46,6 +46,6 @@ def test_hung_redis_times_out_instead_of_hanging(start_gateway, stage, upstream)
             elapsed = time.monotonic() - started
             assert r.status_code == 503
             # The Redis timeout is 50 ms; allow the box to be busy, but nothing may hang.
-            assert elapsed < 1.0
+            assert elapsed < 1.5
     finally:
         os.kill(stage.redis.proc.pid, signal.SIGCONT)
