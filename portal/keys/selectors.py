@@ -19,3 +19,15 @@ def applications_for(user: Any) -> QuerySet[Application]:
 
 def keys_for(user: Any) -> QuerySet[ApiKey]:
     return ApiKey.objects.filter(application__in=applications_for(user)).select_related("application")
+
+
+def applications_of_member(user: Any) -> QuerySet[Application]:
+    """The applications of the organizations the user belongs to, operators included:
+    what "your applications" means on the dashboard. Operators reach others' in the admin."""
+    if not getattr(user, "is_authenticated", False):
+        return Application.objects.none()
+    return (
+        Application.objects.select_related("organization")
+        .filter(organization__memberships__user=user)
+        .distinct()
+    )

@@ -22,7 +22,7 @@ from portal.core.web import form_add_error, once_claim
 from portal.keys import services
 from portal.keys.forms import ApplicationForm, KeyIssueForm, KeyRotateForm, OnceForm
 from portal.keys.models import ApiKey, Application
-from portal.keys.selectors import applications_for, keys_for
+from portal.keys.selectors import applications_for, applications_of_member, keys_for
 from portal.plans.models import SubscriptionStatus
 from portal.plans.selectors import subscriptions_for
 
@@ -63,9 +63,14 @@ def usage_counters(keys: list[ApiKey], subscriptions: list) -> dict[str, object]
 @login_required
 @require_http_methods(["GET"])
 def dashboard(request: HttpRequest) -> HttpResponse:
-    applications = list(applications_for(request.user).prefetch_related("keys").order_by("organization__name", "name"))
+    applications = list(
+        applications_of_member(request.user).prefetch_related("keys").order_by("organization__name", "name")
+    )
     subscriptions = list(
-        subscriptions_for(request.user).exclude(status=SubscriptionStatus.CANCELLED).order_by("api__name")
+        subscriptions_for(request.user)
+        .filter(application__in=applications)
+        .exclude(status=SubscriptionStatus.CANCELLED)
+        .order_by("api__name")
     )
     by_app: dict[int, list] = {}
     for subscription in subscriptions:

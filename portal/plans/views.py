@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods
 
 from portal.core.errors import ApplicationError
 from portal.core.web import form_add_error
-from portal.keys.selectors import applications_for
+from portal.keys.selectors import applications_of_member
 from portal.plans import services
 from portal.plans.forms import ChangePlanForm, SubscriptionForm
 from portal.plans.models import Subscription, SubscriptionStatus
@@ -28,7 +28,7 @@ def _int_or_none(value: str | None) -> int | None:
 @login_required
 @require_http_methods(["GET", "POST"])
 def subscription_create(request: HttpRequest) -> HttpResponse:
-    applications = applications_for(request.user).order_by("organization__name", "name")
+    applications = applications_of_member(request.user).order_by("organization__name", "name")
     if not applications.exists():
         messages.info(request, "Subscriptions belong to an application. Create one first.")
         return redirect("application-create")

@@ -67,3 +67,13 @@ def test_a_user_without_organization_is_sent_to_create_one(client: Any, db: Any)
     client.force_login(loner)
     response = client.get("/applications/new/")
     assert response["Location"] == "/organizations/new/"
+
+
+def test_an_operators_dashboard_lists_only_their_own_organizations_applications(
+    client: Any, olivia: Any, alice_app: Any
+) -> None:
+    client.force_login(olivia)
+    body = client.get("/dashboard/").content.decode()
+    assert "Acme Shop" not in body
+    assert "No applications yet — create one." in body
+    assert client.get(f"/applications/{alice_app.pk}/").status_code == 200  # still reachable, as in the admin
