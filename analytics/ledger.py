@@ -8,23 +8,39 @@ everything runs inside the caller's transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection
 
-from analytics.metering import DIMENSION_COLUMNS, METRIC_COLUMNS, Cells
-from analytics.models import ProcessedEvent, Rollup
+from analytics.metering import DIMENSION_COLUMNS, METRIC_COLUMNS, TRAFFIC_DIMENSION_COLUMNS
+from analytics.models import ProcessedEvent, Rollup, TrafficRollup
 
 _SQLITE_CHUNK = 300  # rows per statement, under SQLite's bound-parameter limit
 
-ROLLUP_TABLE = Rollup._meta.db_table
 PROCESSED_TABLE = ProcessedEvent._meta.db_table
-_KEY_COLUMNS = ("granularity", "bucket", *DIMENSION_COLUMNS)
-_ALL_COLUMNS = (*_KEY_COLUMNS, *METRIC_COLUMNS)
 
 
-_ROLLUP_STAGE = "tw_rollup_stage"
+@dataclass(frozen=True)
+class RollupTable:
+    name: str
+    stage: str
+    dimensions: tuple[str, ...]
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        return ("granularity", "bucket", *self.dimensions)
+
+    @property
+    def all_columns(self) -> tuple[str, ...]:
+        return (*self.key_columns, *METRIC_COLUMNS)
+
+
+ROLLUPS = RollupTable(Rollup._meta.db_table, "tw_rollup_stage", DIMENSION_COLUMNS)
+TRAFFIC = RollupTable(TrafficRollup._meta.db_table, "tw_traffic_stage", TRAFFIC_DIMENSION_COLUMNS)
+
+
 _EVENT_STAGE = "tw_event_stage"
 
 
@@ -69,7 +85,7 @@ def claim_event_ids(pairs: Sequence[tuple[int, str]]) -> set[str]:
         return fresh
 
 
-def upsert_rollups(cells_by_granularity: dict[str, Cells]) -> None:
+def upsert_rollups(cells_by_granularity: dict[str, dict[Any, list[float]]], table: RollupTable = ROLLUPS) -> None:
     """Add each cell's metrics to its rollup row, creating the row if needed, in
     one statement for all granularities. Rows go in key order so that concurrent
     consumers lock them in the same order and cannot deadlock each other."""
@@ -81,28 +97,28 @@ def upsert_rollups(cells_by_granularity: dict[str, Cells]) -> None:
     ]
     if not rows:
         return
-    updates = ", ".join(f"{c} = {ROLLUP_TABLE}.{c} + EXCLUDED.{c}" for c in METRIC_COLUMNS)
-    conflict = ", ".join(_KEY_COLUMNS)
-    columns = ", ".join(_ALL_COLUMNS)
+    updates = ", ".join(f"{c} = {table.name}.{c} + EXCLUDED.{c}" for c in METRIC_COLUMNS)
+    conflict = ", ".join(table.key_columns)
+    columns = ", ".join(table.all_columns)
     if connection.vendor == "postgresql":
         with connection.cursor() as cur:
-            _pg_stage(cur, _ROLLUP_STAGE, ROLLUP_TABLE, columns)
-            with cur.cursor.copy(f"COPY {_ROLLUP_STAGE} ({columns}) FROM STDIN") as copy:
+            _pg_stage(cur, table.stage, table.name, columns)
+            with cur.cursor.copy(f"COPY {table.stage} ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
             cur.execute(
-                f"INSERT INTO {ROLLUP_TABLE} ({columns}) SELECT {columns} FROM {_ROLLUP_STAGE} "  # noqa: S608
+                f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {table.stage} "  # noqa: S608
                 f"ORDER BY {conflict} ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
             )
         return
     with connection.cursor() as cur:
-        placeholders = "(" + ", ".join(["%s"] * len(_ALL_COLUMNS)) + ")"
-        per_chunk = max(1, 30000 // len(_ALL_COLUMNS))
+        placeholders = "(" + ", ".join(["%s"] * len(table.all_columns)) + ")"
+        per_chunk = max(1, 30000 // len(table.all_columns))
         for start in range(0, len(rows), per_chunk):
             chunk = rows[start : start + per_chunk]
             params = [v for row in chunk for v in row]
             cur.execute(
-                f"INSERT INTO {ROLLUP_TABLE} ({columns}) VALUES {', '.join([placeholders] * len(chunk))} "  # noqa: S608
+                f"INSERT INTO {table.name} ({columns}) VALUES {', '.join([placeholders] * len(chunk))} "  # noqa: S608
                 f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}",
                 params,
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from analytics.models import LATENCY_BUCKETS_MS, LATENCY_FIELDS
 from gateway.contract import MeteringEvent
@@ -27,6 +28,7 @@ METRIC_COLUMNS: tuple[str, ...] = (
 DIMENSION_COLUMNS: tuple[str, ...] = (
     "api_id", "version", "application_id", "key_prefix", "plan_id", "subscription_id", "status_class",
 )
+TRAFFIC_DIMENSION_COLUMNS: tuple[str, ...] = ("api_id", "version", "plan_id", "status_class")
 
 # (bucket_start_ms, api_id, version, application_id, key_prefix, plan_id, subscription_id, status_class)
 CellKey = tuple[int, int, str, int, str, int, int, int]
@@ -67,6 +69,23 @@ class BatchAggregate:
             acc = out.get(coarse)  # type: ignore[call-overload]
             if acc is None:
                 out[coarse] = list(vec)  # type: ignore[index]
+            else:
+                for i, value in enumerate(vec):
+                    acc[i] += value
+        return out
+
+
+    def traffic_cells(self, granularity: str, *, min_minute_ts: int | None = None) -> dict[Any, list[float]]:
+        """Cells without the per-application dimensions, for TrafficRollup."""
+        width = {"m": MINUTE_MS, "h": HOUR_MS, "d": DAY_MS}[granularity]
+        out: dict[Any, list[float]] = {}
+        for key, vec in self.minute.items():
+            if min_minute_ts is not None and granularity == "m" and key[0] < min_minute_ts:
+                continue
+            coarse = (key[0] - key[0] % width, key[1], key[2], key[5], key[7])
+            acc = out.get(coarse)
+            if acc is None:
+                out[coarse] = list(vec)
             else:
                 for i, value in enumerate(vec):
                     acc[i] += value

@@ -30,18 +30,8 @@ class Granularity(models.TextChoices):
     DAY = "d", "Day"
 
 
-class Rollup(models.Model):
-    """Counts for one time bucket and one combination of dimensions."""
-
-    granularity = models.CharField(max_length=1, choices=Granularity.choices)
-    bucket = models.DateTimeField(help_text="Start of the minute, hour or UTC day.")
-    api_id = models.BigIntegerField(default=0)
-    version = models.CharField(max_length=40, default="", blank=True)
-    application_id = models.BigIntegerField(default=0)
-    key_prefix = models.CharField(max_length=16, default="", blank=True)
-    plan_id = models.BigIntegerField(default=0)
-    subscription_id = models.BigIntegerField(default=0)
-    status_class = models.PositiveSmallIntegerField(help_text="1..5 for 1xx..5xx; 0 when no status.")
+class RollupMetrics(models.Model):
+    """What every rollup row counts."""
 
     requests = models.BigIntegerField(default=0)
     admitted = models.BigIntegerField(default=0, help_text="decision == allowed: what the gateway counted and bills.")
@@ -76,6 +66,23 @@ class Rollup(models.Model):
     lat_24 = models.BigIntegerField(default=0)
 
     class Meta:
+        abstract = True
+
+
+class Rollup(RollupMetrics):
+    """Counts for one time bucket and one combination of dimensions."""
+
+    granularity = models.CharField(max_length=1, choices=Granularity.choices)
+    bucket = models.DateTimeField(help_text="Start of the minute, hour or UTC day.")
+    api_id = models.BigIntegerField(default=0)
+    version = models.CharField(max_length=40, default="", blank=True)
+    application_id = models.BigIntegerField(default=0)
+    key_prefix = models.CharField(max_length=16, default="", blank=True)
+    plan_id = models.BigIntegerField(default=0)
+    subscription_id = models.BigIntegerField(default=0)
+    status_class = models.PositiveSmallIntegerField(help_text="1..5 for 1xx..5xx; 0 when no status.")
+
+    class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=[
@@ -97,6 +104,31 @@ class Rollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.granularity} {self.bucket:%Y-%m-%d %H:%M} api={self.api_id} app={self.application_id}"
+
+
+class TrafficRollup(RollupMetrics):
+    """The same counts without the per-application dimensions, written in the same
+    batch transaction. The operator dashboard's series read this: with 1,000
+    applications it has about a thousandth of Rollup's rows for a time range."""
+
+    granularity = models.CharField(max_length=1, choices=Granularity.choices)
+    bucket = models.DateTimeField()
+    api_id = models.BigIntegerField(default=0)
+    version = models.CharField(max_length=40, default="", blank=True)
+    plan_id = models.BigIntegerField(default=0)
+    status_class = models.PositiveSmallIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["granularity", "bucket", "api_id", "version", "plan_id", "status_class"],
+                name="traffic_unique_dimensions",
+            )
+        ]
+        indexes = [models.Index(fields=["granularity", "bucket"], name="traffic_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.granularity} {self.bucket:%Y-%m-%d %H:%M} api={self.api_id} {self.version}"
 
 
 class ProcessedEvent(models.Model):

@@ -101,7 +101,7 @@ def _floor(moment: datetime, granularity: str) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def in_range(qs: QuerySet[Rollup], tr: TimeRange) -> QuerySet[Rollup]:
+def in_range(qs: QuerySet[Any], tr: TimeRange) -> QuerySet[Any]:
     return qs.filter(granularity=tr.granularity, bucket__gte=_floor(tr.start, tr.granularity), bucket__lt=tr.end)
 
 
@@ -180,10 +180,19 @@ class Dashboard:
     tops: dict[str, list[dict[str, Any]]]
 
 
-def dashboard(qs: QuerySet[Rollup], n: int = 10) -> Dashboard:
-    """Everything the operator dashboard shows, in three scans of the range:
-    per bucket (series, totals, latency), per status class, and per
-    (API, version, application) from which all the top lists are folded."""
+def top_lists_range(tr: TimeRange) -> TimeRange:
+    """Top lists read whole hours (ranges up to two days) or whole days: coarser
+    rows, far fewer of them, at the price of a range that starts at the hour or
+    day boundary before ``tr.start``."""
+    gran = Granularity.HOUR if tr.end - tr.start <= timedelta(days=2) else Granularity.DAY
+    return TimeRange(start=_floor(tr.start, gran), end=tr.end, granularity=gran, label=tr.label)
+
+
+def dashboard(qs: QuerySet[Any], tops_qs: QuerySet[Rollup], n: int = 10) -> Dashboard:
+    """Everything the operator dashboard shows, in two scans: ``qs`` (TrafficRollup,
+    or Rollup when filtered by application) grouped by bucket and status class gives
+    the series, totals, latency and status breakdown; ``tops_qs`` grouped by
+    (API, version, application) gives every top list."""
     # One scan for the series, the totals and the status breakdown: grouped by
     # bucket and status class, folded here (a few thousand rows at most).
     rows = list(
@@ -216,7 +225,7 @@ def dashboard(qs: QuerySet[Rollup], n: int = 10) -> Dashboard:
             "p99_ms": percentile_from_histogram(hist, 0.99),
         })
     statuses = [{"status": f"{sc}xx" if sc else "none", "requests": n} for sc, n in sorted(per_status.items())]
-    dims = list(qs.values("api_id", "version", "application_id").annotate(
+    dims = list(tops_qs.values("api_id", "version", "application_id").annotate(
         requests=Sum("requests"), errors=Sum("errors")).order_by())
     tops: dict[str, list[dict[str, Any]]] = {}
     for dimension, key in (("api", ("api_id",)), ("version", ("api_id", "version")),

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.mail import send_mail
 from django.db import connection, transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from analytics import billing, conf, ledger, selectors
@@ -32,6 +32,7 @@ from analytics.models import (
     QuotaAlertSent,
     Reconciliation,
     Rollup,
+    TrafficRollup,
     UsageAdjustment,
 )
 from gateway.contract import MeteringEvent
@@ -121,6 +122,9 @@ def metering_batch_commit(
         Granularity.HOUR: agg.cells("h"),
         Granularity.DAY: agg.cells("d"),
     })
+    ledger.upsert_rollups(
+        {g: agg.traffic_cells(g, min_minute_ts=minute_floor) for g in Granularity.values}, ledger.TRAFFIC
+    )
 
     by_month: dict[tuple[int, int, date], int] = defaultdict(int)
     for (sub_id, plan_id, day), n in agg.billable.items():
@@ -174,6 +178,10 @@ def rollups_prune(*, now: datetime | None = None) -> dict[str, int]:
     deleted = {
         "minute": Rollup.objects.filter(granularity=Granularity.MINUTE, bucket__lt=minute_cut)._raw_delete("default"),
         "hour": Rollup.objects.filter(granularity=Granularity.HOUR, bucket__lt=hour_cut)._raw_delete("default"),
+        "traffic": TrafficRollup.objects.filter(
+            Q(granularity=Granularity.MINUTE, bucket__lt=minute_cut)
+            | Q(granularity=Granularity.HOUR, bucket__lt=hour_cut)
+        )._raw_delete("default"),
         "event_ids": ProcessedEvent.objects.filter(day__lt=day_cut)._raw_delete("default"),
     }
     return deleted

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from analytics import billing, selectors, services
 from analytics.exports import export
-from analytics.models import InvoiceStatus, QuotaAlert
+from analytics.models import InvoiceStatus, QuotaAlert, TrafficRollup
 from portal.core.errors import ApplicationError
 
 View = Callable[..., HttpResponse]
@@ -123,8 +123,14 @@ class DashboardFilterForm(RangeForm):
 def operator_dashboard(request: HttpRequest) -> HttpResponse:
     form = DashboardFilterForm({"range": "24h", **request.GET.dict()})
     tr = form.time_range()
-    qs = form.apply(selectors.in_range(selectors.rollups_for(request.user), tr)).order_by()
-    figures = selectors.dashboard(qs)
+    rollups = selectors.rollups_for(request.user)
+    by_application = form.is_valid() and bool(form.cleaned_data.get("application"))
+    # Without an application filter the series come from the much smaller TrafficRollup.
+    series_source = rollups if by_application else TrafficRollup.objects.all()
+    qs = form.apply(selectors.in_range(series_source, tr)).order_by()
+    tops_range = selectors.top_lists_range(tr)
+    tops_qs = form.apply(selectors.in_range(rollups, tops_range)).order_by()
+    figures = selectors.dashboard(qs, tops_qs)
     points = figures.series
     rows = [
         {"bucket": p["bucket"], "requests": p["requests"], "errors": p["errors"], "p50_ms": p["p50_ms"],
@@ -149,7 +155,7 @@ def operator_dashboard(request: HttpRequest) -> HttpResponse:
                [("Requests", [s["requests"] for s in statuses])], "Responses by status"),
     ]
     return _render(request, "analytics/operator_dashboard.html", {
-        "form": form, "tr": tr, "granularity": GRANULARITY_NAMES[tr.granularity], "totals": figures.totals,
+        "form": form, "tr": tr, "tops_since": tops_range.start, "granularity": GRANULARITY_NAMES[tr.granularity], "totals": figures.totals,
         "rows": rows, "statuses": statuses,
         "tops": tops, "charts": charts,
     })

@@ -80,12 +80,13 @@ def expected_totals(events: list[MeteringEvent]) -> dict[str, int]:
     }
 
 
-def rollup_totals(granularity: str) -> dict[str, int]:
+def rollup_totals(granularity: str, *, traffic: bool = False) -> dict[str, int]:
     from django.db.models import Sum
 
-    from analytics.models import Rollup
+    from analytics.models import Rollup, TrafficRollup
 
-    agg = Rollup.objects.filter(granularity=granularity).aggregate(
+    model = TrafficRollup if traffic else Rollup
+    agg = model.objects.filter(granularity=granularity).aggregate(
         requests=Sum("requests"), admitted=Sum("admitted"), errors=Sum("errors"),
         bytes_in=Sum("bytes_in"), bytes_out=Sum("bytes_out"),
     )
