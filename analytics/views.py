@@ -155,7 +155,8 @@ def operator_dashboard(request: HttpRequest) -> HttpResponse:
                [("Requests", [s["requests"] for s in statuses])], "Responses by status"),
     ]
     return _render(request, "analytics/operator_dashboard.html", {
-        "form": form, "tr": tr, "tops_since": tops_range.start, "granularity": GRANULARITY_NAMES[tr.granularity], "totals": figures.totals,
+        "form": form, "tr": tr, "tops_since": tops_range.start, "granularity": GRANULARITY_NAMES[tr.granularity],
+        "totals": figures.totals,
         "rows": rows, "statuses": statuses,
         "tops": tops, "charts": charts,
     })
