@@ -100,12 +100,16 @@ class CeleryWorker:
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )
 
+    ended_on_purpose = False
+
     def kill(self) -> None:
+        self.ended_on_purpose = True
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
 
     def stop(self) -> None:
+        self.ended_on_purpose = True
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
@@ -145,6 +149,9 @@ class Stack:
     echo: Echo
     gateways: list[GatewayProcess] = field(default_factory=list)
     workers: list[CeleryWorker] = field(default_factory=list)
+    unexpected_worker_exits: list[str] = field(default_factory=list)
+    _supervisor: threading.Thread | None = None
+    _supervisor_stop: threading.Event = field(default_factory=threading.Event)
 
     @property
     def broker_url(self) -> str:
@@ -167,6 +174,30 @@ class Stack:
             gateway.port = port
         self.gateways.append(gateway)
         return gateway.start(wait=wait)
+
+    def supervise_workers(self) -> None:
+        """Restart a Celery worker that exits on its own, as systemd's Restart=always
+        would in production. Needed: with kombu 5.x a worker sometimes dies when the
+        Redis broker vanishes under it ("Unrecoverable error: AttributeError:
+        'NoneType' object has no attribute 'hostname'" in restore_unacked). Every
+        such exit is recorded in ``unexpected_worker_exits`` and printed."""
+        def run() -> None:
+            while not self._supervisor_stop.wait(0.5):
+                worker = self.workers[-1] if self.workers else None
+                if worker is not None and not worker.ended_on_purpose and worker.proc.poll() is not None:
+                    worker.ended_on_purpose = True
+                    tail = worker.output()[-1500:]
+                    self.unexpected_worker_exits.append(tail)
+                    print(f"celery worker exited by itself (code {worker.proc.returncode}); restarting:\n{tail}")
+                    self.start_worker()
+
+        self._supervisor = threading.Thread(target=run, daemon=True)
+        self._supervisor.start()
+
+    def stop_supervising(self) -> None:
+        self._supervisor_stop.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=5)
 
     def start_worker(self, name: str = "w1") -> CeleryWorker:
         worker = CeleryWorker(self.tmp, f"{name}-{len(self.workers)}", redis_url=self.redis.url,
@@ -204,10 +235,12 @@ def make_stack(transactional_db: Any, settings: Any, tmp_path: Path) -> Iterator
         publish.redis_client.cache_clear()
         if worker:
             stack.start_worker()
+            stack.supervise_workers()
         return stack
 
     yield make
     for stack in stacks:
+        stack.stop_supervising()
         for gateway in stack.gateways:
             gateway.stop()
         for w in stack.workers:
