@@ -33,6 +33,15 @@ PLAN_FIELDS = [
     "is_active",
 ]
 SUBSCRIPTION_FIELDS = ["plan_id", "requested_plan_id", "status", "approved_by_id", "approved_at", "cancelled_at"]
+# For messages: "A cancelled subscription cannot be cancelled."
+PAST_PARTICIPLES = {
+    "subscription.approve": "approved",
+    "subscription.reject": "rejected",
+    "subscription.suspend": "suspended",
+    "subscription.resume": "resumed",
+    "subscription.cancel": "cancelled",
+    "subscription.change_plan": "moved to another plan",
+}
 OVERRIDE_FIELDS = ["rate_per_second", "rate_per_minute", "burst", "quota_per_day", "quota_per_month", "expires_at"]
 
 
@@ -109,7 +118,8 @@ def _transition(
 ) -> Subscription:
     subscription = Subscription.objects.select_for_update().select_related("application").get(pk=subscription.pk)
     if subscription.status not in allowed_from:
-        raise InvalidTransition(f"A {subscription.status} subscription cannot be {action.split('.')[-1]}d.")
+        verb = PAST_PARTICIPLES.get(action, action)
+        raise InvalidTransition(f"A {subscription.status} subscription cannot be {verb}.")
     before = model_snapshot(subscription, SUBSCRIPTION_FIELDS)
     apply(subscription)
     subscription.save()

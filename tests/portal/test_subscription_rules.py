@@ -91,3 +91,14 @@ def test_it_refuses_new_subscriptions_to_an_inactive_plan(alice, olivia, alice_a
 
     with pytest.raises(Conflict, match="no longer takes"):
         plans.subscription_create(application=alice_app, plan=free_plan, actor=alice)
+
+
+@pytest.mark.django_db
+def test_it_explains_a_refused_transition_in_plain_words(alice, alice_app, free_plan):
+    sub = plans.subscription_create(application=alice_app, plan=free_plan, actor=alice)
+    plans.subscription_cancel(subscription=sub, actor=alice)
+
+    with pytest.raises(InvalidTransition) as refused:
+        plans.subscription_cancel(subscription=sub, actor=alice)
+
+    assert refused.value.message == "A cancelled subscription cannot be cancelled."
