@@ -113,6 +113,7 @@ class State:
         self.redis = redis
         self.health = health
         self.routes: dict[str, contract.RouteRecord] = {}
+        self.api_slugs: frozenset[str] = frozenset()  # tells "unknown API" from "unknown version"
         self.ready = False
         self.apps: Cache[contract.ApplicationRecord] = Cache(config.cache_max_entries)
         self.keys: Cache[contract.KeyRecord] = Cache(config.cache_max_entries)
@@ -178,6 +179,7 @@ class State:
                 continue
             routes[contract.route_field(record.api_slug, record.version)] = record
         self.routes = routes
+        self.api_slugs = frozenset(r.api_slug for r in routes.values())
         self.generation_seen = max(self.generation_seen, generation)
         self.ready = True
         self._dirty = True
@@ -186,8 +188,7 @@ class State:
         return self.routes.get(f"{api_slug}/{version}")
 
     def api_known(self, api_slug: str) -> bool:
-        prefix = api_slug + "/"
-        return any(k.startswith(prefix) for k in self.routes)
+        return api_slug in self.api_slugs
 
     # --- cache-aside readers ---------------------------------------------------------
 
@@ -406,6 +407,7 @@ class State:
         for k, key in keys.items():
             self.keys.put(k, key, 0.0, body["keys"][k])
         self.routes = routes
+        self.api_slugs = frozenset(r.api_slug for r in routes.values())
         self.generation_seen = int(payload.get("generation") or 0)
         self.ready = True
         metrics.SNAPSHOT_LOADS.inc()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -217,47 +218,51 @@ class Meter:
             metrics.METERING_DROPPED.inc(dropped)
 
     async def _replay(self, path: Path) -> None:
-        """Send the spill file to the stream in chunks; whatever did not go stays on disk."""
+        """Send the spill file to the stream chunk by chunk, never holding it all in
+        memory; whatever did not go stays on disk, in order."""
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            fh = path.open("rb")
         except FileNotFoundError:
             return
-        sent = 0
-        while sent < len(lines):
-            chunk = lines[sent : sent + REPLAY_CHUNK]
-            events: list[list[Any]] = []
-            for line in chunk:
-                with contextlib.suppress(ValueError):
-                    event = json.loads(line)
-                    if isinstance(event, list) and len(event) == len(contract.METERING_FIELDS):
-                        events.append(event)
-            ok = True
-            for start in range(0, len(events), self.settings.batch):
-                if not await self._write(events[start : start + self.settings.batch]):
-                    ok = False
+        sent_bytes = sent_lines = 0
+        complete = True
+        with fh:
+            while True:
+                # Lines our own _spill appends while we await Redis are read here too.
+                chunk = list(itertools.islice(fh, REPLAY_CHUNK))
+                if not chunk:
                     break
-            if not ok:
-                break  # the whole chunk stays: at-least-once, analytics dedupes on id
-            sent += len(chunk)
-            metrics.METERING_REPLAYED.inc(len(events))
-        # Events spilled while we awaited Redis were appended after what we read: keep them.
-        # No await from here to the replace, so nothing can append in between.
-        try:
-            appended = path.read_text(encoding="utf-8").splitlines()[len(lines) :]
-        except FileNotFoundError:
-            appended = []
-        remaining = lines[sent:] + appended
-        tmp = path.with_name(path.name + ".tmp")
-        if remaining:
-            tmp.write_text("".join(line + "\n" for line in remaining), encoding="utf-8")
-            os.replace(tmp, path)
-        else:
-            path.unlink(missing_ok=True)
+                events: list[list[Any]] = []
+                for line in chunk:
+                    with contextlib.suppress(ValueError):
+                        event = json.loads(line)
+                        if isinstance(event, list) and len(event) == len(contract.METERING_FIELDS):
+                            events.append(event)
+                for start in range(0, len(events), self.settings.batch):
+                    if not await self._write(events[start : start + self.settings.batch]):
+                        complete = False
+                        break
+                if not complete:
+                    break  # the whole chunk stays: at-least-once, analytics dedupes on id
+                sent_bytes += sum(len(line) for line in chunk)
+                sent_lines += len(chunk)
+                metrics.METERING_REPLAYED.inc(len(events))
+            # No await from here on, so nothing can be appended before the file is rewritten.
+            remaining = 0
+            if complete:
+                path.unlink(missing_ok=True)
+            else:
+                fh.seek(sent_bytes)
+                tail = fh.read()
+                remaining = tail.count(b"\n")
+                tmp = path.with_name(path.name + ".tmp")
+                tmp.write_bytes(tail)
+                os.replace(tmp, path)
         if path == self.spill_path:
-            self.spill_pending = len(remaining)
+            self.spill_pending = remaining
             metrics.METERING_SPILL_PENDING.set(self.spill_pending)
-        if sent:
-            log.warning("replayed %d spilled metering events from %s", sent, path)
+        if sent_lines:
+            log.warning("replayed %d spilled metering events from %s", sent_lines, path)
 
     async def _replay_orphans(self) -> None:
         # Spill files of worker slots that no longer exist (GATEWAY_WORKERS was lowered).
