@@ -4,6 +4,7 @@ back, with nothing lost; past the spill bound the drops are counted and exported
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -104,3 +105,24 @@ def test_past_the_bound_drops_are_counted_and_exported(start_gateway, stage):
 
     restart_redis(stage.redis)
     assert len(wait_for_events(stage.client, 5)) == 5
+
+
+def test_spill_files_of_departed_workers_are_replayed(start_gateway, stage, tmp_path):
+    # A previous run had 4 workers; this one has 1. Worker slot 3's spill file is an orphan.
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    lines = []
+    for i in range(3):
+        event = [f"orphan{i:028d}", 1700000000000 + i, 1, "echo", "v1", 101, "tw_abcdefgh", 7001, 70010,
+                 "GET", 200, "allowed", 1.5, 0, 10]
+        lines.append(json.dumps(event))
+    (spill / "spill-3.jsonl").write_text("\n".join(lines) + "\n")
+
+    start_gateway(redis_url=stage.redis.url)
+
+    events = wait_for_events(stage.client, 3)
+    assert sorted(e.id for e in events) == [f"orphan{i:028d}" for i in range(3)]
+    deadline = time.monotonic() + 5
+    while (spill / "spill-3.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not (spill / "spill-3.jsonl").exists()
