@@ -4,6 +4,7 @@ has a circuit breaker; targets are balanced by weight."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -126,3 +127,54 @@ def test_targets_are_balanced_by_weight(start_gateway, publish, world, upstream)
     finally:
         second.proc.terminate()
         second.proc.wait(timeout=10)
+
+
+class FullBacklog:
+    """A listener whose accept queue is full: new connections hang in SYN, so connecting
+    to it times out (what an overloaded or black-holed upstream looks like)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.port = self.sock.getsockname()[1]
+        self.fillers = []
+        for _ in range(2):
+            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            filler.settimeout(0.3)
+            with contextlib.suppress(OSError):
+                filler.connect(("127.0.0.1", self.port))
+            self.fillers.append(filler)
+
+    def close(self) -> None:
+        for filler in self.fillers:
+            filler.close()
+        self.sock.close()
+
+
+def test_connect_timeout_gives_504(start_gateway, publish, world):
+    backlog = FullBacklog()
+    try:
+        publish.route(f"http://127.0.0.1:{backlog.port}", connect_timeout_s=0.3)
+        gateway = start_gateway()
+        started = time.monotonic()
+        r = httpx.get(f"{gateway.url}/echo/v1/", headers={"X-API-Key": world.alice_key}, timeout=10)
+        assert r.status_code == 504
+        assert r.json()["type"].endswith("/upstream-timeout")
+        assert time.monotonic() - started < 4.0
+    finally:
+        backlog.close()
+
+
+def test_connect_timeout_is_retried_on_the_next_target(start_gateway, publish, world, upstream):
+    backlog = FullBacklog()
+    try:
+        upstreams = (contract.Upstream(url=f"http://127.0.0.1:{backlog.port}"), contract.Upstream(url=upstream.url))
+        publish.route(upstream.url, upstreams=upstreams, connect_timeout_s=0.3)
+        gateway = start_gateway(GATEWAY_BREAKER_FAILURES="1000")
+        statuses = [httpx.get(f"{gateway.url}/echo/v1/", headers={"X-API-Key": world.alice_key},
+                              timeout=10).status_code for _ in range(2)]
+        assert statuses == [200, 200]  # the first went to the hanging target, then on to echo
+        assert upstream.served() == 2
+    finally:
+        backlog.close()
