@@ -33,3 +33,46 @@ def test_it_answers_unknown_api_with_problem_json(start_gateway, world):
     r = httpx.get(f"{gateway.url}/echo/v9/x", headers={"X-API-Key": world.alice_key})
     assert r.status_code == 404
     assert r.json()["type"].endswith("/unknown-version")
+
+
+def test_it_proxies_head_without_a_body(start_gateway, world, upstream):
+    gateway = start_gateway()
+    r = httpx.head(f"{gateway.url}/echo/v1/x", headers={"X-API-Key": world.alice_key})
+    assert r.status_code == 200
+    assert r.content == b""
+    assert int(r.headers["content-length"]) > 0
+    assert upstream.served() == 1
+
+
+class RequestLineRecorder:
+    """Answers one request with 200 and keeps the request line exactly as it arrived."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.request_line = b""
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += conn.recv(65536)
+            self.request_line = head.split(b"\r\n", 1)[0]
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+
+
+def test_it_forwards_path_and_query_byte_for_byte(start_gateway, publish, world):
+    recorder = RequestLineRecorder()
+    publish.route(f"http://127.0.0.1:{recorder.port}/base")
+    gateway = start_gateway()
+    r = httpx.get(f"{gateway.url}/echo/v1/a%2Fb/c%20d;p?q=%2F&z=1&q=2", headers={"X-API-Key": world.alice_key})
+    assert r.status_code == 200
+    recorder.thread.join(timeout=5)
+    recorder.sock.close()
+    assert recorder.request_line == b"GET /base/a%2Fb/c%20d;p?q=%2F&z=1&q=2 HTTP/1.1"
