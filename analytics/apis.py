@@ -13,12 +13,13 @@ from rest_framework.views import APIView
 
 from analytics import selectors
 from analytics.models import Granularity, Rollup
+from portal.core.filters import UtcIsoDateTimeFilter
 
 
 class UsageFilter(django_filters.FilterSet):
     granularity = django_filters.ChoiceFilter(choices=Granularity.choices, empty_label=None)
-    start = django_filters.IsoDateTimeFilter(field_name="bucket", lookup_expr="gte")
-    end = django_filters.IsoDateTimeFilter(field_name="bucket", lookup_expr="lt")
+    start = UtcIsoDateTimeFilter(field_name="bucket", lookup_expr="gte")
+    end = UtcIsoDateTimeFilter(field_name="bucket", lookup_expr="lt")
 
     class Meta:
         model = Rollup

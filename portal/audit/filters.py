@@ -3,7 +3,7 @@ from __future__ import annotations
 import django_filters
 
 from portal.audit.models import AuditEvent
-from portal.core.filters import IdFilter, StrictFilterSet
+from portal.core.filters import IdFilter, StrictFilterSet, UtcIsoDateTimeFilter
 
 
 class AuditEventFilter(StrictFilterSet):
@@ -13,8 +13,8 @@ class AuditEventFilter(StrictFilterSet):
     object_id = django_filters.CharFilter()
     organization = IdFilter(field_name="organization_id")
     actor_email = django_filters.CharFilter(lookup_expr="iexact")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = AuditEvent

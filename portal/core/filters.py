@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import django_filters
@@ -51,3 +52,22 @@ class StrictFilterSet(django_filters.FilterSet):
                 self.form.add_error(name, "Must not be empty.")
                 valid = False
         return valid
+
+
+class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 date-time converted to UTC here. Python accepts UTC offsets up to
+    ±23:59 and PostgreSQL only up to ±15:59, so "+22:06" passed through was a 500; and a
+    date at the edge of year 1 or 9999 may not survive the conversion at all (a 400)."""
+
+    def to_python(self, value: Any) -> Any:
+        parsed = super().to_python(value)
+        if parsed is None or parsed.tzinfo is None:
+            return parsed
+        try:
+            return parsed.astimezone(dt.UTC)
+        except OverflowError:
+            raise ValidationError("This date cannot be expressed in UTC.", code="invalid") from None
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
