@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import socket
+import time
 from typing import Any
 
 import orjson
@@ -347,8 +348,6 @@ class Gateway:
 
 
 def ctx_elapsed(ctx: RequestContext) -> float:
-    import time
-
     return time.perf_counter() - ctx.started
 
 

@@ -16,7 +16,7 @@ pipeline keeps one list per phase with only the policies that implement it.
 from __future__ import annotations
 
 import logging
-from dataclasses import MISSING, Field, fields
+from dataclasses import MISSING, Field, field, fields
 from typing import Any, ClassVar
 
 from gateway.types import RequestContext
@@ -67,8 +67,6 @@ class Pipeline:
 
 def setting(default: Any, description: str) -> Any:
     """A schema field: every setting has a default and says what it does."""
-    from dataclasses import field
-
     return field(default=default, metadata={"description": description})
 
 
