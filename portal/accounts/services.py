@@ -166,6 +166,11 @@ def membership_remove(*, membership: Membership, actor: User) -> None:
     membership.delete()
 
 
+def invitation_token_new() -> str:
+    """The one place invitation tokens are made (the secret scan records what it returns)."""
+    return secrets.token_urlsafe(32)
+
+
 def _invitation_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -182,7 +187,7 @@ def invitation_create(
     email = User.objects.normalize_email(email).lower()
     if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
         raise Conflict("This person is already a member.", fields={"email": ["Already a member."]})
-    token = secrets.token_urlsafe(32)
+    token = invitation_token_new()
     invitation = Invitation.objects.create(
         organization=organization,
         email=email,

@@ -5,7 +5,8 @@ Every credential that Tollway issues while the suite runs is recorded:
 * API keys, new and rotated: ``portal.keys.services.generate_key_secret``;
 * OAuth2 client secrets: ``generate_client_secret`` as ``portal.keys.services`` calls it;
 * OAuth2 access and refresh tokens from ``/o/token/``: ``OAuth2Validator.save_bearer_token``;
-* invitation tokens: ``portal.accounts.services._invitation_hash`` sees each one;
+* invitation tokens: ``portal.accounts.services.invitation_token_new`` (not the hash
+  function, which also sees whatever a client posts to *accept*, e.g. a fuzzer's "0");
 * the keys and tokens the gateway tests publish (``tests.gateway.conftest``).
 
 Then every place a secret could come to rest is searched for every recorded secret:
@@ -197,7 +198,7 @@ def install_recorders() -> None:
 
     _wrap_return(keys, "generate_key_secret", "API key", lambda secret: [secret])
     _wrap_return(keys, "generate_client_secret", "OAuth2 client secret", lambda secret: [secret])
-    _wrap_args(accounts, "_invitation_hash", "invitation token", lambda token, *a, **k: [token])
+    _wrap_return(accounts, "invitation_token_new", "invitation token", lambda token: [token])
 
     def bearer(self: Any, token: dict[str, Any], *args: Any, **kwargs: Any) -> list[object]:
         return [token.get("access_token"), token.get("refresh_token")]
