@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from django.db.models import QuerySet
 from rest_framework import generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from analytics import selectors
 from analytics.models import Granularity, Rollup
@@ -32,8 +32,10 @@ class UsageFilter(django_filters.FilterSet):
         return super().filter_queryset(queryset)
 
 
-def _scoped(request: Request) -> QuerySet[Rollup]:
-    return selectors.rollups_for(request.user).order_by("bucket", "api_id", "version", "application_id", "pk")
+def _scoped(view: Any) -> QuerySet[Rollup]:
+    if getattr(view, "swagger_fake_view", False):  # schema generation: no user
+        return Rollup.objects.none()
+    return selectors.rollups_for(view.request.user).order_by("bucket", "api_id", "version", "application_id", "pk")
 
 
 class UsageListApi(generics.ListAPIView):
@@ -41,6 +43,7 @@ class UsageListApi(generics.ListAPIView):
     see their organizations' applications only; operators see everything.
     Defaults to hourly rows; use ?granularity=m|h|d."""
 
+    @extend_schema_serializer(component_name="UsageRow")
     class OutputSerializer(serializers.ModelSerializer):
         latency_avg_ms = serializers.SerializerMethodField()
 
@@ -60,12 +63,16 @@ class UsageListApi(generics.ListAPIView):
     ordering_fields = ["bucket", "requests", "errors"]
 
     def get_queryset(self) -> QuerySet[Rollup]:
-        return _scoped(self.request)
+        return _scoped(self)
 
 
-class UsageSummaryApi(APIView):
+class UsageSummaryApi(generics.GenericAPIView):
     """Totals and latency percentiles over the same filters as the list."""
 
+    filterset_class = UsageFilter
+    pagination_class = None
+
+    @extend_schema_serializer(component_name="UsageSummary")
     class OutputSerializer(serializers.Serializer):
         requests = serializers.IntegerField()
         admitted = serializers.IntegerField()
@@ -77,12 +84,13 @@ class UsageSummaryApi(APIView):
         p95_ms = serializers.FloatField(allow_null=True)
         p99_ms = serializers.FloatField(allow_null=True)
 
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        flt = UsageFilter(request.query_params, queryset=_scoped(request), request=request)
-        if not flt.is_valid():
-            from rest_framework.exceptions import ValidationError
+    serializer_class = OutputSerializer
 
-            raise ValidationError(flt.errors)
-        totals = selectors.totals(flt.qs.order_by())
+    def get_queryset(self) -> QuerySet[Rollup]:
+        return _scoped(self)
+
+    @extend_schema(responses=OutputSerializer, filters=True)
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        totals = selectors.totals(self.filter_queryset(self.get_queryset()).order_by())
         data = {**totals.__dict__, "error_rate": totals.error_rate}
         return Response(self.OutputSerializer(data).data)
