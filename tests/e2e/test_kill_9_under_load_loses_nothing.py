@@ -47,6 +47,25 @@ SLOT_S = 4.0
 KILLS_EACH = 2
 
 
+def _diagnosis(stack: Any, gateway: Any) -> str:
+    """Where events were counted, for a failure report: the stream, the ledger, the gateway."""
+    import httpx
+    import redis
+
+    from analytics.models import DeadLetter, ProcessedEvent
+    from gateway.contract import METERING_STREAM
+
+    client = redis.Redis.from_url(stack.redis.url, decode_responses=True)
+    try:
+        stream = client.xlen(METERING_STREAM)
+    finally:
+        client.close()
+    metering = [line for line in httpx.get(f"{gateway.url}/_tollway/metrics").text.splitlines()
+                if line.startswith("tollway_gateway_metering")]
+    return (f"stream entries {stream}, ledger {ProcessedEvent.objects.count()}, dead letters "
+            f"{DeadLetter.objects.count()}, gateway (surviving workers) {metering}")
+
+
 def test_kill_9_of_gateway_worker_celery_and_redis_under_load_loses_nothing(make_stack: Any) -> None:
     from analytics.models import ProcessedEvent
 
@@ -97,14 +116,17 @@ def test_kill_9_of_gateway_worker_celery_and_redis_under_load_loses_nothing(make
     transport = outcomes["transport"]
     print(f"served={served} billed={billed} admitted={admitted} answered={answered} transport={transport}")
 
+    diagnosis = _diagnosis(stack, gateway)
+    print(diagnosis)
     # Every answer is a 200: fail_open and no limits, so no refusal and no 5xx.
     assert set(outcomes) <= {"200", "transport"}, (outcomes, load.samples, fault_log)
     assert answered > 1000, "too little load to mean anything"
     assert billed == admitted
-    assert billed >= answered, "a request a client got an answer for is missing from the bill"
+    assert billed >= answered, f"a request a client got an answer for is missing from the bill: {diagnosis}"
     assert billed <= served, "billed more than the upstream served: a duplicate"
     assert served - billed <= transport, (
-        f"{served - billed} served requests unbilled, but only {transport} were in flight on killed workers"
+        f"{served - billed} served requests unbilled, but only {transport} were in flight on killed workers: "
+        f"{diagnosis}"
     )
     # Each counted event once in the ledger (at-least-once replay and redelivery deduped).
     assert ProcessedEvent.objects.count() == admitted
