@@ -20,6 +20,10 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "analytics-billing-close": {
         "task": "analytics.billing_close_due", "schedule": crontab(minute=15), "options": {"expires": 3000},
     },
+    # The current month's draft invoices, recomputed from the rollups.
+    "analytics-invoices-refresh": {
+        "task": "analytics.invoices_refresh_dispatch", "schedule": 300.0, "options": {"expires": 240},
+    },
     # Developers' quota threshold emails.
     "analytics-quota-alerts": {
         "task": "analytics.quota_alerts_dispatch", "schedule": 60.0, "options": {"expires": 50},

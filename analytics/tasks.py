@@ -77,3 +77,20 @@ def quota_alert_check(application_id: int) -> int:
              time_limit=900)
 def rollups_prune() -> dict[str, int]:
     return services.rollups_prune()
+
+
+@shared_task(name="analytics.invoices_refresh_dispatch", acks_late=True, ignore_result=True, soft_time_limit=60,
+             time_limit=90)
+def invoices_refresh_dispatch() -> int:
+    """Keep every organization's current draft (and so the reconciliation view's
+    invoice figures) live even when nobody opens the invoices page."""
+    from django.utils import timezone
+
+    from analytics.billing import month_start
+    from portal.plans.models import Subscription
+
+    month = month_start(timezone.now()).isoformat()
+    org_ids = sorted(set(Subscription.objects.values_list("application__organization_id", flat=True)))
+    for org_id in org_ids:
+        invoice_refresh.delay(org_id, month)
+    return len(org_ids)

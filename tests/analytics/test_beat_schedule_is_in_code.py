@@ -14,6 +14,7 @@ def test_every_analytics_job_is_scheduled_and_registered():
         "analytics.billing_close_due",  # closing the billing period
         "analytics.quota_alerts_dispatch",  # threshold notifications
         "analytics.rollups_prune",  # retention
+        "analytics.invoices_refresh_dispatch",  # live drafts
     }
     scheduled = {entry["task"] for entry in schedule.values()}
     assert expected <= scheduled

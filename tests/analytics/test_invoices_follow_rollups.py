@@ -119,3 +119,24 @@ def test_late_usage_of_a_closed_month_becomes_an_adjustment(acme, alice_app, pro
     assert late.overage_requests == 20  # 90 + 30 against 100 included
     assert late.amount == Decimal("0.01")  # 20 x 0.0005
     assert BillingPeriod.objects.get(month=OCT).closed_at is not None
+
+
+@pytest.mark.django_db
+def test_beat_keeps_the_current_draft_live(acme, alice_app, pro_plan):
+    from django.utils import timezone
+
+    from analytics.billing import month_start
+    from analytics.tasks import invoices_refresh_dispatch
+    from portal.celery import app
+
+    sub = _subscribe(alice_app, pro_plan, datetime(2026, 9, 1, tzinfo=UTC))
+    now = timezone.now()
+    _meter(sub, pro_plan, 42, now.replace(minute=0, second=0, microsecond=0), now=now)
+    app.conf.task_always_eager = True
+    try:
+        assert invoices_refresh_dispatch.apply().get() == 1
+    finally:
+        app.conf.task_always_eager = False
+    invoice = Invoice.objects.get(organization=acme, month=month_start(now))
+    assert invoice.status == InvoiceStatus.DRAFT
+    assert invoice.lines.get().used_requests == 42
