@@ -88,6 +88,7 @@ class SecretLedger:
 
 
 LEDGER = SecretLedger()
+CAPTURE: list[logging.Handler] = []  # the one LogCapture, once the session has started
 
 
 # --- where secrets can rest ---------------------------------------------------------------
@@ -255,13 +256,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     install_recorders()
     root = logging.getLogger()
     console = next((h for h in root.handlers if type(h) is logging.StreamHandler), None)
-    root.addHandler(LogCapture(LEDGER, console))
+    CAPTURE.append(LogCapture(LEDGER, console))
+    root.addHandler(CAPTURE[0])
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     LEDGER.current = item.nodeid
     LEDGER.issued_this_test = 0
+    # Anything that reconfigures logging (logging.config.dictConfig, an in-process Celery
+    # worker hijacking the root logger) drops our handler: put it back for every test.
+    root = logging.getLogger()
+    if CAPTURE and CAPTURE[0] not in root.handlers:
+        root.addHandler(CAPTURE[0])
 
 
 def _uses_database(item: pytest.Item) -> bool:

@@ -87,3 +87,15 @@ def test_the_recorders_see_issued_keys_client_secrets_and_tokens(client, alice, 
     assert recorded[issued.secret] == "API key"
     assert recorded[oauth.client_secret] == "OAuth2 client secret"
     assert recorded[token.json()["access_token"]] == "OAuth2 token"
+
+
+def test_the_run_wide_log_capture_is_attached_to_every_test():
+    """Even after something reconfigured logging (django.setup() at collection replaces
+    the root handlers), the capture is back on the root logger for each test."""
+    from tests.security.secret_scan import CAPTURE
+
+    marker = "capture-check-" + secrets.token_hex(8)
+    logging.getLogger("portal.test").warning(marker)
+
+    assert CAPTURE[0] in logging.getLogger().handlers
+    assert any(marker in line for line in LEDGER.log_lines)
