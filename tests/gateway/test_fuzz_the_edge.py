@@ -6,8 +6,8 @@ Properties, for every generated request:
 
 * the gateway never answers 500 (nor any 5xx: Redis and the upstream are up);
 * the credential never reaches the upstream, wherever and however it was presented
-  (header in any case, repeated, Bearer in any case, ?api_key= with its name
-  percent-encoded), and never appears in the gateway's answer;
+  (key header in any case, repeated, Bearer key or OAuth2 token in any case,
+  ?api_key= with its name percent-encoded), and never appears in the gateway's answer;
 * after raw, malformed bytes the gateway answers 4xx or closes, and keeps serving;
 * the gateway logs no traceback.
 
@@ -18,6 +18,7 @@ one gateway worker; the whole file runs in about 15 seconds.
 from __future__ import annotations
 
 import contextlib
+import secrets
 import socket
 import string
 from urllib.parse import quote
@@ -89,8 +90,10 @@ def edge(start_gateway, publish, upstream):
     publish.route(upstream.url, version="v2")
     publish.application(ALICE_APP, {ECHO_API_ID: grant(1001)}, name="alice-app")
     key = publish.key(ALICE_APP, key_id=1)
+    token = "oauth-" + secrets.token_urlsafe(32)  # an OAuth2 access token, not key-shaped
+    publish.token(ALICE_APP, token)
     gateway = start_gateway(GATEWAY_HEADER_TIMEOUT_S="1")
-    yield gateway, key
+    yield gateway, key, token
     log = gateway.log()
     assert "Traceback" not in log, log
 
@@ -119,6 +122,7 @@ QUERY_KEY_NAMES = ["api_key", "api%5Fkey", "%61pi_key", "api%5fkey", "%61%70%69%
 placement = st.one_of(
     st.tuples(st.just("header"), st.lists(st.booleans(), min_size=9, max_size=9), st.integers(1, 2)),
     st.tuples(st.just("bearer"), st.lists(st.booleans(), min_size=6, max_size=6), st.sampled_from([" ", "  "])),
+    st.tuples(st.just("token"), st.lists(st.booleans(), min_size=6, max_size=6), st.integers(1, 2)),
     st.tuples(st.just("query"), st.sampled_from(QUERY_KEY_NAMES), st.integers(1, 2)),
     st.tuples(st.just("none")),
 )
@@ -136,7 +140,7 @@ placement = st.one_of(
     position=st.integers(0, 4),
 )
 def test_no_5xx_and_no_credential_upstream(edge, method, version, segments, query, headers, where, body, position):
-    gateway, key = edge
+    gateway, key, token = edge
     pairs = [f"{name}={value}" for name, value in query]
     head = [(name, value) for name, value in headers]
     if where[0] == "header":
@@ -144,6 +148,9 @@ def test_no_5xx_and_no_credential_upstream(edge, method, version, segments, quer
             head.insert(position % (len(head) + 1), (case_variant("x-api-key", where[1]), key))
     elif where[0] == "bearer":
         head.insert(position % (len(head) + 1), ("Authorization", case_variant("bearer", where[1]) + where[2] + key))
+    elif where[0] == "token":
+        for _ in range(where[2]):
+            head.insert(position % (len(head) + 1), ("Authorization", case_variant("bearer", where[1]) + " " + token))
     elif where[0] == "query":
         for _ in range(where[2]):
             pairs.insert(position % (len(pairs) + 1), f"{where[1]}={key}")
@@ -161,6 +168,7 @@ def test_no_5xx_and_no_credential_upstream(edge, method, version, segments, quer
     assert status is not None, (request[:300], response[:300])
     assert status < 500, (status, request[:500], response[:1000])
     assert key.encode() not in response, f"the key came back (from the upstream?): {response[:1500]!r}"
+    assert token.encode() not in response, f"the token came back (from the upstream?): {response[:1500]!r}"
 
 
 odd_bytes = st.binary(min_size=1, max_size=40)
@@ -180,7 +188,7 @@ TEMPLATES = [
 @RAW_FUZZ
 @given(template=st.sampled_from(TEMPLATES), junk=odd_bytes)
 def test_odd_bytes_get_4xx_or_a_close_never_a_5xx(edge, template, junk):
-    gateway, key = edge
+    gateway, key, _ = edge
     request = template.replace(b"{key}", key.encode()).replace(b"%s", junk, 1)
 
     response = exchange(gateway.port, request)
