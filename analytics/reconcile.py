@@ -22,8 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def gateway_day_counter_key(subscription_id: int, day: date) -> str:
-    epoch_day = (day - date(1970, 1, 1)).days
-    return f"{contract.PREFIX}:limit:{contract.subscription_hash_tag(subscription_id)}:q:d:{epoch_day}"
+    return contract.quota_day_counter_key(subscription_id, (day - date(1970, 1, 1)).days)
 
 
 def read_gateway_day_counts(client: redis.Redis, subscription_ids: list[int], day: date) -> dict[int, int | None]:

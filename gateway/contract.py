@@ -78,6 +78,18 @@ def subscription_hash_tag(subscription_id: int) -> str:
     return f"{{s:{subscription_id}}}"
 
 
+def limiter_key_base(subscription_id: int) -> str:
+    """Prefix of a subscription's limiter keys: ``…:s`` and ``…:m`` (rate windows) and
+    ``…:q`` (quota), under which the limiter's Lua script derives the calendar counters."""
+    return f"{PREFIX}:limit:{subscription_hash_tag(subscription_id)}"
+
+
+def quota_day_counter_key(subscription_id: int, epoch_day: int) -> str:
+    """The gateway's count of requests admitted on one UTC day (days since 1970-01-01).
+    Written by gateway/policies/rate_limit/limiter.lua; read by analytics' reconciliation."""
+    return f"{limiter_key_base(subscription_id)}:q:d:{epoch_day}"
+
+
 def base62(number: int, width: int) -> str:
     chars = []
     for _ in range(width):

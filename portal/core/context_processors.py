@@ -7,4 +7,11 @@ from django.http import HttpRequest
 
 
 def portal(request: HttpRequest) -> dict[str, Any]:
-    return {"GATEWAY_PUBLIC_URL": settings.GATEWAY_PUBLIC_URL}
+    from analytics.selectors import is_finance
+
+    user = getattr(request, "user", None)
+    return {
+        "GATEWAY_PUBLIC_URL": settings.GATEWAY_PUBLIC_URL,
+        # Lazy: only pages that render the header pay for the group lookup.
+        "is_finance": (lambda: bool(user and user.is_authenticated and is_finance(user))),
+    }

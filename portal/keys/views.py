@@ -49,10 +49,18 @@ def _member_organizations(request: HttpRequest):  # type: ignore[no-untyped-def]
     return Organization.objects.filter(memberships__user=request.user).order_by("name")
 
 
-def usage_counters(keys: list[ApiKey], subscriptions: list) -> dict[str, object]:  # type: ignore[type-arg]
-    """What the usage panel shows until analytics fills it (templates/keys/_usage_panel.html)."""
+def usage_counters(
+    keys: list[ApiKey],
+    subscriptions: list,  # type: ignore[type-arg]
+    application_id: int | None = None,
+) -> dict[str, object]:
+    """What the usage panel shows (templates/keys/_usage_panel.html). With an application id
+    (its own page, not the dashboard's list) it adds quota use from the analytics rollups."""
+    from analytics.selectors import quota_usage
+
     used = [k.last_used_at for k in keys if k.last_used_at]
     return {
+        "quotas": quota_usage(application_id=application_id) if application_id else [],
         "working_keys": sum(1 for k in keys if k.effective_status in {"active", "rotating"}),
         "last_used_at": max(used) if used else None,
         "active_subscriptions": sum(1 for s in subscriptions if s.status == SubscriptionStatus.ACTIVE),
@@ -129,7 +137,7 @@ def application_detail(request: HttpRequest, application_id: int) -> HttpRespons
             "application": application,
             "keys": keys,
             "subscriptions": subscriptions,
-            "usage": usage_counters(keys, subscriptions),
+            "usage": usage_counters(keys, subscriptions, application_id=application.pk),
             "key_form": KeyIssueForm(),
             "once_form": OnceForm(),
         },

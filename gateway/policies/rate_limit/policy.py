@@ -33,8 +33,7 @@ DECIDED_QUOTA = metrics.LIMITER_DECISIONS.labels("quota_exceeded")
 
 
 def counter_keys(subscription_id: int) -> list[str]:
-    tag = contract.subscription_hash_tag(subscription_id)
-    base = f"{contract.PREFIX}:limit:{tag}"
+    base = contract.limiter_key_base(subscription_id)
     return [f"{base}:s", f"{base}:m", f"{base}:q"]
 
 
