@@ -79,11 +79,14 @@ def test_nothing_a_developer_sets_is_fetched(client, alice, acme, alice_app, ech
 
     assert [r.status_code for r in writes[:4]] == [201, 200, 201, 201], [r.content[:200] for r in writes[:4]]
     assert writes[4].status_code == 302  # profile saved
-    assert writes[5].status_code == 302  # the OAuth2 client is registered with the probe's URIs
-    assert reads[0].status_code == 200  # its consent page
-    assert consent.status_code == 302
-    assert consent["Location"].startswith(url)
-    assert writes[6].status_code in (403, 404)  # dynamic client registration is off
+    # Only the client-credentials endpoints are mounted: no self-service client
+    # registration, no consent page, no dynamic registration (portal/urls.py).
+    assert writes[5].status_code == 404
+    assert reads[0].status_code == 404
+    assert reads[1].status_code == 404
+    assert reads[5].status_code == 404
+    assert consent.status_code == 404
+    assert writes[6].status_code == 404
     assert all(r.status_code < 500 for r in [*writes, *reads, consent])
     assert probe.accepted == 0, "the portal connected to a URL a developer set"
     assert all(probe.url not in (v or b"").decode(errors="replace")
