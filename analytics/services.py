@@ -90,6 +90,26 @@ def _closed_months(months: set[date]) -> set[date]:
 
 
 @transaction.atomic
+def keys_mark_used(events: list[MeteringEvent]) -> int:
+    """Set ApiKey.last_used_at from admitted requests: the gateway never writes the
+    database, so the metering stream is where the portal learns a key was used.
+    One UPDATE per distinct key in the batch, and only ever forwards in time."""
+    from portal.keys.models import ApiKey
+
+    latest: dict[tuple[int, str], int] = {}
+    for e in events:
+        if e.decision == "allowed" and e.application_id and e.key_prefix:
+            key = (e.application_id, e.key_prefix)
+            latest[key] = max(latest.get(key, 0), e.ts)
+    updated = 0
+    for (application_id, prefix), ts in latest.items():
+        used_at = datetime.fromtimestamp(ts / 1000, tz=UTC)
+        updated += ApiKey.objects.filter(application_id=application_id, prefix=prefix).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=used_at)
+        ).update(last_used_at=used_at)
+    return updated
+
+
 def metering_batch_commit(
     *,
     events: list[MeteringEvent],
@@ -141,6 +161,7 @@ def metering_batch_commit(
         DeadLetter.objects.bulk_create(
             [DeadLetter(stream_id=sid, fields=f, error=err) for sid, f, err in dead_letters], ignore_conflicts=True
         )
+    keys_mark_used(fresh)
     duplicates = len(events) - too_old - len(fresh)
     stat, _ = ConsumerStat.objects.select_for_update().get_or_create(consumer=consumer)
     stat.batches += 1
