@@ -124,8 +124,9 @@ def _aim_at_real_objects(case: Any, world: dict[str, Any], calls: list[int]) -> 
                 case.body[name] = world[resource]
 
 
-# The analytics usage endpoints (another team's, wired beside the router) are held to
-# "no 5xx" only for now: their schema does not yet document their error responses.
+# The analytics usage endpoints (wired beside the router, not built on BaseViewSet) are
+# held to "no 5xx" only: their schema does not document the 400 their filters answer
+# with (ST103). Using portal.core.api.AutoSchema in those views would document it.
 NOT_YET_DOCUMENTED = ("/api/v1/usage/",)
 
 
