@@ -40,7 +40,10 @@ DESKTOP = {"width": 1280, "height": 800}
 TIMEOUT_MS = 15_000
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while sync_playwright() is open the main thread has a
+# running asyncio loop, so every later test that calls asyncio.run() (the gateway's)
+# or starts Playwright again (the end-to-end journeys) would fail in a full run.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 

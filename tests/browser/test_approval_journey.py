@@ -25,7 +25,7 @@ def test_pro_subscription_waits_for_an_operator_then_is_active(
     expect(developer.get_by_label("Plan")).to_have_value(str(pro_plan.pk))
     developer.get_by_role("button", name="Subscribe").click()
     expect(developer.get_by_text("pending approval by an operator")).to_be_visible()
-    row = developer.get_by_role("row", name=re.compile(r"^Echo"))
+    row = developer.get_by_role("region", name="Subscriptions").get_by_role("row", name=re.compile(r"^Echo"))
     expect(row).to_contain_text("Pending approval")
     developer.get_by_role("navigation", name="Main").get_by_role("link", name="Dashboard").click()
     expect(developer.get_by_text("1 subscription pending approval.")).to_be_visible()
@@ -44,7 +44,7 @@ def test_pro_subscription_waits_for_an_operator_then_is_active(
 
     # The developer sees it active.
     developer.goto(f"/applications/{alice_app.pk}/")
-    expect(developer.get_by_role("row", name=re.compile(r"^Echo"))).to_contain_text("Active")
+    expect(developer.get_by_role("region", name="Subscriptions").get_by_role("row", name=re.compile(r"^Echo"))).to_contain_text("Active")
     developer.goto("/dashboard/")
     expect(developer.get_by_text("pending approval.")).to_have_count(0)
     expect(developer.get_by_text("Echo · Pro")).to_be_visible()
