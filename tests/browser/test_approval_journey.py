@@ -44,7 +44,8 @@ def test_pro_subscription_waits_for_an_operator_then_is_active(
 
     # The developer sees it active.
     developer.goto(f"/applications/{alice_app.pk}/")
-    expect(developer.get_by_role("region", name="Subscriptions").get_by_role("row", name=re.compile(r"^Echo"))).to_contain_text("Active")
+    subscriptions = developer.get_by_role("region", name="Subscriptions")
+    expect(subscriptions.get_by_role("row", name=re.compile(r"^Echo"))).to_contain_text("Active")
     developer.goto("/dashboard/")
     expect(developer.get_by_text("pending approval.")).to_have_count(0)
     expect(developer.get_by_text("Echo · Pro")).to_be_visible()

@@ -84,7 +84,8 @@ def test_newcomer_signs_up_subscribes_and_gets_a_key_once(browsing: Browsing, ec
     save_journey_screenshot(page, "08-subscribe")
     page.get_by_role("button", name="Subscribe").click()
     expect(page.get_by_text("Subscribed to Echo · Free")).to_be_visible()
-    expect(page.get_by_role("region", name="Subscriptions").get_by_role("row", name=re.compile(r"^Echo"))).to_contain_text("Active")
+    subscriptions = page.get_by_role("region", name="Subscriptions")
+    expect(subscriptions.get_by_role("row", name=re.compile(r"^Echo"))).to_contain_text("Active")
 
     # Create a key and read it once.
     page.get_by_label("Label").fill("laptop")
