@@ -38,27 +38,7 @@ def plans_for(user: Any) -> Any:
 class PlanOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Plan
-        fields = [
-            "id",
-            "api",
-            "slug",
-            "name",
-            "description",
-            "rate_per_second",
-            "rate_per_minute",
-            "burst",
-            "quota_per_day",
-            "quota_per_month",
-            "monthly_price",
-            "currency",
-            "included_requests",
-            "overage_price_per_1000",
-            "requires_approval",
-            "visibility",
-            "is_active",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", "api", *services.PLAN_FIELDS, "created_at", "updated_at"]
         read_only_fields = fields
 
 
