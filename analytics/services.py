@@ -89,7 +89,6 @@ def _closed_months(months: set[date]) -> set[date]:
     return {r[0] if isinstance(r[0], date) else date.fromisoformat(r[0]) for r in rows}
 
 
-@transaction.atomic
 def keys_mark_used(events: list[MeteringEvent]) -> int:
     """Set ApiKey.last_used_at from admitted requests: the gateway never writes the
     database, so the metering stream is where the portal learns a key was used.
@@ -110,6 +109,7 @@ def keys_mark_used(events: list[MeteringEvent]) -> int:
     return updated
 
 
+@transaction.atomic
 def metering_batch_commit(
     *,
     events: list[MeteringEvent],
