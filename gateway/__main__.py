@@ -23,6 +23,7 @@ from multiprocessing.process import BaseProcess
 
 from gateway.config import GatewayConfig, load_config
 from gateway.exceptions import ConfigError
+from tollway.env import EnvError, read_choice, read_str
 
 log = logging.getLogger("gateway")
 RESTART_BACKOFF_S = 1.0
@@ -66,9 +67,10 @@ def _check_port(config: GatewayConfig) -> None:
             raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc}") from exc
 
 
-def _metrics_dir(config: GatewayConfig) -> str:
-    # Must be set before anything imports prometheus_client (gateway.metrics does).
-    path = config.metrics_dir or tempfile.mkdtemp(prefix="tollway-gateway-metrics-")
+def _metrics_dir(configured: str) -> str:
+    # Must be set before anything imports prometheus_client: gateway.metrics does, and
+    # load_config imports every policy, which import it.
+    path = configured or tempfile.mkdtemp(prefix="tollway-gateway-metrics-")
     os.makedirs(path, exist_ok=True)
     for name in os.listdir(path):
         if name.endswith(".db"):
@@ -120,26 +122,32 @@ def supervise(config: GatewayConfig) -> int:
 
 
 def main() -> int:
-    logging.basicConfig(
-        level=os.environ.get("GATEWAY_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
-    )
     try:
-        config = load_config()
-        _check_port(config)
-        if config.workers > 1 and config.port == 0:
-            raise ConfigError("GATEWAY_PORT=0 works only with GATEWAY_WORKERS=1: workers must share one port")
-    except ConfigError as exc:
+        level = read_choice("GATEWAY_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
+        configured_metrics_dir = read_str("GATEWAY_METRICS_DIR", "")
+    except EnvError as exc:
         print(f"gateway: configuration error: {exc}", file=sys.stderr)
         return 2
-    metrics_dir = _metrics_dir(config)
+    logging.basicConfig(level=level, format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    metrics_dir = _metrics_dir(configured_metrics_dir)
     try:
+        try:
+            config = load_config()
+            _check_port(config)
+            if config.workers > 1 and config.port == 0:
+                raise ConfigError("GATEWAY_PORT=0 works only with GATEWAY_WORKERS=1: workers must share one port")
+        except ConfigError as exc:
+            print(f"gateway: configuration error: {exc}", file=sys.stderr)
+            return 2
+        from gateway.policies import registry  # already imported by load_config; not at the top, as above
+
+        log.info("policies: %s", registry.describe_enabled(registry.resolve(config.policies)))
         if config.workers == 1:
             run_worker(config, 0)
             return 0
         return supervise(config)
     finally:
-        if not config.metrics_dir:
+        if not configured_metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 

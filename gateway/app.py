@@ -34,18 +34,8 @@ from aiohttp.web_server import Server
 from gateway import metrics
 from gateway.config import GatewayConfig
 from gateway.exceptions import PROBLEM_BASE, Reject
-from gateway.pipeline import Pipeline, Policy
-from gateway.policies.key_auth.policy import KeyAuthPolicy
-from gateway.policies.key_auth.schema import KeyAuthSettings
-from gateway.policies.lifecycle.policy import LifecyclePolicy
-from gateway.policies.metering.policy import Meter, MeteringPolicy
-from gateway.policies.metering.schema import MeteringSettings
-from gateway.policies.oauth2.policy import OAuth2Policy
-from gateway.policies.rate_limit.policy import RateLimitPolicy
-from gateway.policies.rate_limit.schema import RateLimitSettings
-from gateway.policies.subscription.policy import SubscriptionPolicy
-from gateway.policies.upstream_headers.policy import UpstreamHeadersPolicy
-from gateway.policies.upstream_headers.schema import UpstreamHeadersSettings
+from gateway.pipeline import PolicyDeps
+from gateway.policies import registry
 from gateway.proxy import Proxy
 from gateway.state import RedisHealth, State, new_redis
 from gateway.types import RequestContext
@@ -149,10 +139,9 @@ class GatewayServer(Server):
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig, *, worker_index: int = 0, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: GatewayConfig, *, worker_index: int = 0) -> None:
         self.config = config
         self.worker_index = worker_index
-        env = dict(os.environ) if env is None else env
         self.health = RedisHealth()
         self.redis = new_redis(config)
         # Metering writes go down their own connection, with a longer timeout: a batch of
@@ -161,45 +150,19 @@ class Gateway:
         self.metering_redis = new_redis(config, timeout=METERING_REDIS_TIMEOUT_S)
         self.state = State(config, self.redis, self.health)
         self.state.snapshot_writer = worker_index == 0
-        key_auth_settings = KeyAuthSettings.from_env(env)
-        self.proxy = Proxy(config, key_auth_settings.header, key_auth_settings.query_param)
-        self.meter: Meter | None = None
-        policies: list[Policy] = []
-        on = config.policy_on
-        if on("lifecycle"):
-            policies.append(LifecyclePolicy())
-        if on("key_auth"):
-            policies.append(KeyAuthPolicy(self.state, config.key_hash_secret, key_auth_settings))
-        if on("oauth2"):
-            policies.append(OAuth2Policy(self.state))
-        if on("subscription") or on("key_auth") or on("oauth2"):
-            policies.append(SubscriptionPolicy())
-        if on("rate_limit"):
-            policies.append(
-                RateLimitPolicy(self.redis, self.health, RateLimitSettings.from_env(env, config.workers))
-            )
-        if on("upstream_headers"):
-            policies.append(UpstreamHeadersPolicy(UpstreamHeadersSettings(fields=config.upstream_headers)))
-        if on("metering"):
-            self.meter = Meter(
-                self.metering_redis,
-                RedisHealth(),
-                MeteringSettings.from_config(config, env),
-                worker_index=worker_index,
-                workers=config.workers,
-            )
-            policies.append(MeteringPolicy(self.meter))
-        self.pipeline = Pipeline(policies)
+        self.proxy = Proxy(config, registry.credentials(config))
+        deps = PolicyDeps(config, self.state, self.redis, self.health, self.metering_redis, worker_index)
+        self.pipeline = registry.build_pipeline(deps)
 
     async def start(self) -> None:
         await self.proxy.start()
         await self.state.start()
-        if self.meter is not None:
-            self.meter.start()
+        for policy in self.pipeline.policies:
+            await policy.start()
 
     async def stop(self) -> None:
-        if self.meter is not None:
-            await self.meter.stop()
+        for policy in self.pipeline.policies:
+            await policy.stop()
         await self.state.stop()
         await self.proxy.stop()
         await self.redis.close()

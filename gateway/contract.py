@@ -269,34 +269,11 @@ METERING_FIELDS: tuple[str, ...] = (
     "plan_id",  # int or ""
     "method",
     "status",  # int
-    "decision",  # one of DECISIONS
+    "decision",  # allowed, unauthenticated, forbidden, rate_limited, quota_exceeded, not_found, gone,
+    # redis_unavailable, bad_request or upstream_error
     "latency_ms",  # float
     "bytes_in",  # int
     "bytes_out",  # int
-)
-Decision = Literal[
-    "allowed",
-    "unauthenticated",
-    "forbidden",
-    "rate_limited",
-    "quota_exceeded",
-    "not_found",
-    "gone",
-    "redis_unavailable",
-    "bad_request",
-    "upstream_error",
-]
-DECISIONS: tuple[str, ...] = (
-    "allowed",
-    "unauthenticated",
-    "forbidden",
-    "rate_limited",
-    "quota_exceeded",
-    "not_found",
-    "gone",
-    "redis_unavailable",
-    "bad_request",
-    "upstream_error",
 )
 
 

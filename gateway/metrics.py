@@ -44,6 +44,13 @@ METERING_SPILL_PENDING = Gauge(
     multiprocess_mode="livesum",
 )
 
+POLICY_ENABLED = Gauge(
+    "tollway_gateway_policy_enabled",
+    "Policies in the pipeline (1); required_by names the configured policies that switched one on.",
+    ["policy", "required_by"],
+    multiprocess_mode="max",
+)
+
 _request_children: dict[tuple[str, str, int], Counter] = {}
 
 

@@ -25,6 +25,7 @@ from yarl import URL
 from gateway import contract, metrics
 from gateway.config import GatewayConfig
 from gateway.exceptions import Reject
+from gateway.pipeline import Credentials
 from gateway.types import RequestContext
 
 # RFC 9110 §7.6.1 plus the older RFC 2616 set that proxies still meet.
@@ -45,7 +46,6 @@ HOP_BY_HOP = frozenset(
 FORWARDING = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded"})
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 SMALL_RESPONSE = 64 * 1024
-MAX_REQUEST_ID = 128
 # aiohttp would otherwise add headers the client never sent.
 SKIP_AUTO_HEADERS = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
 
@@ -126,26 +126,35 @@ class Balancer:
         return [t for t in [best, *rest] if t.breaker.allows(now)]
 
 
-def strip_query_param(query: str, name: str) -> str:
-    """Remove every ``name`` parameter from a raw query string. Names are compared as
-    the key_auth policy reads them, percent-decoded: ``?api%5Fkey=...`` authenticates
-    just like ``?api_key=...``, so it must not reach the upstream either."""
-    if not query or (name not in query and "%" not in query):
+def strip_query_params(query: str, names: tuple[str, ...]) -> str:
+    """Remove every parameter named in ``names`` from a raw query string. Names are
+    compared as aiohttp reads them for the policies, percent-decoded: ``?api%5Fkey=...``
+    authenticates just like ``?api_key=...``, so it must not reach the upstream either."""
+    if not query:
         return query
+    if "%" not in query:
+        for name in names:
+            if name in query:
+                break
+        else:
+            return query  # the usual case, decided without splitting
     kept = []
     for part in query.split("&"):
         raw_name = part.partition("=")[0]
-        if raw_name == name or ("%" in raw_name and unquote_plus(raw_name, errors="replace") == name):
+        if raw_name in names or ("%" in raw_name and unquote_plus(raw_name, errors="replace") in names):
             continue
         kept.append(part)
     return "&".join(kept)
 
 
 class Proxy:
-    def __init__(self, config: GatewayConfig, key_header: str, key_query_param: str) -> None:
+    def __init__(self, config: GatewayConfig, credentials: Credentials) -> None:
+        """``credentials``: what the auth policies read a credential from (the registry
+        collects them), never forwarded upstream."""
         self.config = config
-        self.key_header = key_header.lower()
-        self.key_query_param = key_query_param
+        self.credential_headers = credentials.headers
+        self.strip_bearer = credentials.bearer
+        self.credential_query_params = credentials.query_params
         self.session: aiohttp.ClientSession | None = None
         self.balancers: dict[tuple[int, tuple[contract.Upstream, ...]], Balancer] = {}
         self.breakers: dict[str, CircuitBreaker] = {}
@@ -203,7 +212,8 @@ class Proxy:
         connection = incoming.get("Connection")
         named = {t.strip().lower() for t in connection.split(",")} if connection else set()
         out: CIMultiDict[str] = CIMultiDict()
-        key_header = self.key_header
+        credential_headers = self.credential_headers
+        strip_bearer = self.strip_bearer
         for name, value in incoming.items():
             lower = name.lower()
             if (
@@ -212,12 +222,12 @@ class Proxy:
                 or lower in FORWARDING
                 or lower == "host"
                 or lower == "expect"  # answered by us; the body is already on its way
-                or lower == key_header
+                or lower in credential_headers
                 or lower == "x-request-id"
                 or lower.startswith("x-tollway-")
             ):
                 continue
-            if lower == "authorization" and value[:7].lower() == "bearer ":
+            if strip_bearer and lower == "authorization" and value[:7].lower() == "bearer ":
                 continue  # our credential scheme; anything else (Basic, ...) is the upstream's business
             out.add(name, value)
         transport = request.transport
@@ -253,7 +263,7 @@ class Proxy:
         request = ctx.request
         method = request.method
         headers = self.request_headers(ctx)
-        query = strip_query_param(request.raw_path.partition("?")[2], self.key_query_param)
+        query = strip_query_params(request.raw_path.partition("?")[2], self.credential_query_params)
         has_body = request.body_exists
         now = time.monotonic()
         targets = self.balancer(route).order(now)

@@ -12,7 +12,6 @@ if TYPE_CHECKING:
     from aiohttp.web_request import BaseRequest
 
 HeaderList = list[tuple[str, str]]
-RouteKey = str  # contract.route_field(api_slug, version)
 
 
 @dataclass(slots=True)

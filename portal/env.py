@@ -1,60 +1,56 @@
-"""Typed readers for settings that come from the environment.
+"""The portal's environment readers: tollway.env's, failing with ImproperlyConfigured.
 
-A bad value fails at start-up with ImproperlyConfigured naming the variable,
-rather than surfacing later as a confusing runtime error. A secret may be given
-as NAME or as NAME_FILE (a path whose contents are the value), so that secrets
-can come from a mounted file instead of the process environment.
+The rules (NAME_FILE, whitespace, empty means unset) live in tollway/env.py and
+are the gateway's too. A bad value fails at start-up with ImproperlyConfigured
+naming the variable, rather than surfacing later as a confusing runtime error.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
+from functools import wraps
+from typing import ParamSpec, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+from tollway import env as _env
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def env(name: str, default: str | None = None) -> str | None:
-    file_path = os.environ.get(f"{name}_FILE")
-    if file_path:
+def _improperly_configured(reader: Callable[P, R]) -> Callable[P, R]:
+    @wraps(reader)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            with open(file_path, encoding="utf-8") as fh:
-                return fh.read().strip()
-        except OSError as exc:
-            raise ImproperlyConfigured(f"{name}_FILE={file_path!r} cannot be read: {exc}") from exc
-    return os.environ.get(name, default)
+            return reader(*args, **kwargs)
+        except _env.EnvError as exc:
+            raise ImproperlyConfigured(str(exc)) from exc
+
+    return wrapper
 
 
+@_improperly_configured
+def env(name: str, default: str | None = None) -> str | None:
+    value = _env.read(name)
+    return default if value is None else value
+
+
+@_improperly_configured
 def env_str(name: str, default: str) -> str:
-    value = env(name, default)
-    assert value is not None
-    return value
+    return _env.read_str(name, default)
 
 
+@_improperly_configured
 def env_bool(name: str, default: bool) -> bool:
-    raw = env(name)
-    if raw is None:
-        return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use 1/0, true/false, yes/no, on/off)")
+    return _env.read_bool(name, default)
 
 
-def env_int(name: str, default: int) -> int:
-    raw = env(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from exc
+@_improperly_configured
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    return _env.read_int(name, default, minimum=minimum, maximum=maximum)
 
 
+@_improperly_configured
 def env_list(name: str, default: str = "") -> list[str]:
-    raw = env(name, default) or ""
-    return [item.strip() for item in raw.split(",") if item.strip()]
+    return _env.read_list(name, [item.strip() for item in default.split(",") if item.strip()])

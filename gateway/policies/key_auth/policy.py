@@ -11,7 +11,7 @@ import time
 
 from gateway import contract
 from gateway.exceptions import Reject, StateUnavailable
-from gateway.pipeline import Policy
+from gateway.pipeline import Credentials, Policy, PolicyDeps
 from gateway.policies.key_auth.schema import KeyAuthSettings
 from gateway.state import State
 from gateway.timeutil import epoch
@@ -59,11 +59,22 @@ def key_usable(record: contract.KeyRecord, now: float) -> bool:
 class KeyAuthPolicy(Policy):
     NAME = "key_auth"
     PRIORITY = 1300
+    REQUIRES = ("subscription",)  # a key says who calls; subscription says whether they may
 
     def __init__(self, state: State, secret: bytes, settings: KeyAuthSettings) -> None:
         self.state = state
         self.secret = secret
         self.settings = settings
+
+    @classmethod
+    def create(cls, settings: KeyAuthSettings, deps: PolicyDeps) -> KeyAuthPolicy:
+        return cls(deps.state, deps.config.key_hash_secret, settings)
+
+    @classmethod
+    def credentials(cls, settings: KeyAuthSettings) -> Credentials:
+        # The query parameter is stripped on every version, not only where it is honoured.
+        return Credentials(headers=frozenset({settings.header.lower()}), bearer=True,
+                           query_params=(settings.query_param,))
 
     def presented_key(self, ctx: RequestContext) -> str | None:
         headers = ctx.request.headers

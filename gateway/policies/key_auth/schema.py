@@ -10,19 +10,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from gateway.pipeline import setting
+from gateway.config import GatewayConfig
+from gateway.pipeline import PolicySettings, setting
+from tollway.env import read_str
 
 
 @dataclass(frozen=True)
-class KeyAuthSettings:
+class KeyAuthSettings(PolicySettings):
     header: str = setting("X-API-Key", "Request header that carries the key; Authorization: Bearer works too.")
     query_param: str = setting(
         "api_key", "Query parameter that carries the key, honoured only where the version allows it."
     )
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> KeyAuthSettings:
+    def from_env(cls, env: Mapping[str, str], config: GatewayConfig) -> KeyAuthSettings:
         return cls(
-            header=env.get("GATEWAY_KEY_AUTH_HEADER") or "X-API-Key",
-            query_param=env.get("GATEWAY_KEY_AUTH_QUERY_PARAM") or "api_key",
+            header=read_str("GATEWAY_KEY_AUTH_HEADER", "X-API-Key", env),
+            query_param=read_str("GATEWAY_KEY_AUTH_QUERY_PARAM", "api_key", env),
         )

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.pipeline import PolicySettings
+
 
 @dataclass(frozen=True)
-class LifecycleSettings:
+class LifecycleSettings(PolicySettings):
     pass

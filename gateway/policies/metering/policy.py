@@ -34,7 +34,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from gateway import contract, metrics
-from gateway.pipeline import Policy
+from gateway.pipeline import Policy, PolicyDeps
 from gateway.policies.metering.schema import MeteringSettings
 from gateway.redis_mux import MuxRedis
 from gateway.state import RedisHealth
@@ -281,6 +281,25 @@ class MeteringPolicy(Policy):
 
     def __init__(self, meter: Meter) -> None:
         self.meter = meter
+
+    @classmethod
+    def create(cls, settings: MeteringSettings, deps: PolicyDeps) -> MeteringPolicy:
+        # Its own health: a slow metering write must not flip the request path into
+        # its Redis-down mode.
+        meter = Meter(
+            deps.metering_redis,
+            RedisHealth(),
+            settings,
+            worker_index=deps.worker_index,
+            workers=deps.config.workers,
+        )
+        return cls(meter)
+
+    async def start(self) -> None:
+        self.meter.start()
+
+    async def stop(self) -> None:
+        await self.meter.stop()
 
     def log(self, ctx: RequestContext) -> None:
         route, app, grant = ctx.route, ctx.application, ctx.grant

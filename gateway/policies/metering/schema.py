@@ -11,14 +11,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gateway.config import GatewayConfig
-from gateway.exceptions import ConfigError
-from gateway.pipeline import setting
+from gateway.pipeline import PolicySettings, setting
+from tollway.env import read_int, read_str
+
+DEFAULT_FLUSH_MS = 200
 
 
 @dataclass(frozen=True)
-class MeteringSettings:
+class MeteringSettings(PolicySettings):
     flush_s: float = setting(
-        0.2, "Longest time an event waits in memory before it is written (GATEWAY_METERING_FLUSH_MS)."
+        DEFAULT_FLUSH_MS / 1000,
+        "Longest time an event waits in memory before it is written (GATEWAY_METERING_FLUSH_MS).",
     )
     batch: int = setting(500, "Events per pipelined XADD round; a full batch flushes at once (GATEWAY_METERING_BATCH).")
     buffer_max: int = setting(
@@ -33,17 +36,13 @@ class MeteringSettings:
     )
 
     @classmethod
-    def from_config(cls, config: GatewayConfig, env: Mapping[str, str]) -> MeteringSettings:
-        raw = env.get("GATEWAY_METERING_MAXLEN") or "0"
-        try:
-            maxlen = int(raw)
-        except ValueError as exc:
-            raise ConfigError(f"GATEWAY_METERING_MAXLEN={raw!r} is not an integer") from exc
+    def from_env(cls, env: Mapping[str, str], config: GatewayConfig) -> MeteringSettings:
+        defaults = cls()
         return cls(
-            flush_s=config.metering_flush_s,
-            batch=config.metering_batch,
-            buffer_max=config.metering_buffer_max,
-            spill_dir=config.spill_dir,
-            spill_max_events=config.spill_max_events,
-            stream_maxlen=max(0, maxlen),
+            flush_s=read_int("GATEWAY_METERING_FLUSH_MS", DEFAULT_FLUSH_MS, env, minimum=1) / 1000,
+            batch=read_int("GATEWAY_METERING_BATCH", defaults.batch, env, minimum=1),
+            buffer_max=read_int("GATEWAY_METERING_BUFFER_MAX", defaults.buffer_max, env, minimum=1),
+            spill_dir=read_str("GATEWAY_SPILL_DIR", defaults.spill_dir, env),
+            spill_max_events=read_int("GATEWAY_SPILL_MAX_EVENTS", defaults.spill_max_events, env, minimum=0),
+            stream_maxlen=read_int("GATEWAY_METERING_MAXLEN", defaults.stream_maxlen, env, minimum=0),
         )

@@ -6,8 +6,9 @@ import time
 
 from gateway import contract
 from gateway.exceptions import StateUnavailable
-from gateway.pipeline import Policy
+from gateway.pipeline import Credentials, Policy, PolicyDeps
 from gateway.policies.key_auth.policy import bearer, state_unavailable, unauthenticated
+from gateway.policies.oauth2.schema import OAuth2Settings
 from gateway.state import State
 from gateway.timeutil import epoch
 from gateway.types import RequestContext
@@ -16,9 +17,18 @@ from gateway.types import RequestContext
 class OAuth2Policy(Policy):
     NAME = "oauth2"
     PRIORITY = 1250
+    REQUIRES = ("subscription",)  # a token says who calls; subscription says whether they may
 
     def __init__(self, state: State) -> None:
         self.state = state
+
+    @classmethod
+    def create(cls, settings: OAuth2Settings, deps: PolicyDeps) -> OAuth2Policy:
+        return cls(deps.state)
+
+    @classmethod
+    def credentials(cls, settings: OAuth2Settings) -> Credentials:
+        return Credentials(bearer=True)
 
     async def access(self, ctx: RequestContext) -> None:
         if ctx.application is not None:

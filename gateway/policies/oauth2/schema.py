@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.pipeline import PolicySettings
+
 
 @dataclass(frozen=True)
-class OAuth2Settings:
+class OAuth2Settings(PolicySettings):
     pass

@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 
 from gateway import contract, metrics
 from gateway.exceptions import Reject
-from gateway.pipeline import Policy
+from gateway.pipeline import Policy, PolicyDeps
 from gateway.policies.rate_limit.schema import RateLimitSettings
 from gateway.redis_mux import MuxRedis, encode_command
 from gateway.state import RedisHealth
@@ -74,6 +74,10 @@ class RateLimitPolicy(Policy):
         self.settings = settings
         self.local = LocalLimiter(settings.local_share)
         self._encoded: dict[tuple[int, contract.Limits], tuple[bytes, bytes]] = {}
+
+    @classmethod
+    def create(cls, settings: RateLimitSettings, deps: PolicyDeps) -> RateLimitPolicy:
+        return cls(deps.redis, deps.health, settings)
 
     def _command(self, subscription_id: int, limits: contract.Limits, member: str) -> bytes:
         """The EVALSHA, RESP-encoded. Everything but the member is the same for every

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.pipeline import PolicySettings
+
 
 @dataclass(frozen=True)
-class SubscriptionSettings:
+class SubscriptionSettings(PolicySettings):
     pass

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.config import UPSTREAM_HEADER_NAMES
-from gateway.pipeline import Policy
-from gateway.policies.upstream_headers.schema import UpstreamHeadersSettings
+from gateway.pipeline import Policy, PolicyDeps
+from gateway.policies.upstream_headers.schema import UPSTREAM_HEADER_NAMES, UpstreamHeadersSettings
 from gateway.types import RequestContext
 
 
@@ -14,6 +13,10 @@ class UpstreamHeadersPolicy(Policy):
 
     def __init__(self, settings: UpstreamHeadersSettings) -> None:
         self.fields = settings.fields
+
+    @classmethod
+    def create(cls, settings: UpstreamHeadersSettings, deps: PolicyDeps) -> UpstreamHeadersPolicy:
+        return cls(settings)
 
     async def access(self, ctx: RequestContext) -> None:
         app, grant = ctx.application, ctx.grant
