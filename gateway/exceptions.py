@@ -58,7 +58,3 @@ class Reject(GatewayError):
         self.detail = detail
         self.headers = dict(headers or {})
         self.close = close
-
-    @property
-    def type_uri(self) -> str:
-        return PROBLEM_BASE + self.problem

@@ -15,7 +15,10 @@ command fails with redis.exceptions.TimeoutError, so a hung Redis costs at most
 one timeout and the failure modes take effect within it. Errors are redis-py's
 exception classes, so callers catch one family whichever client they use.
 
-redis-py remains the client for pub/sub and for the background metering writes.
+redis-py remains the client for pub/sub only (state.py), which blocks on purpose.
+Metering writes go through a MuxRedis too, but a second one with a 1 s timeout
+(app.py): a batch of XADDs never queues in front of a limiter call, and a slow
+write cannot trip the request path's timeout.
 """
 
 from __future__ import annotations
@@ -241,22 +244,6 @@ class MuxRedis:
         except NoScriptError:
             await self.execute("SCRIPT", "LOAD", script)
             return await self._send_raw(command, 1)[0]
-
-    async def evalsha(self, script: str, keys: list[str], args: list[Arg]) -> Any:
-        sha = self.script_sha(script)
-        try:
-            return await self.execute("EVALSHA", sha, len(keys), *keys, *args)
-        except NoScriptError:
-            # First call after a Redis restart or a SCRIPT FLUSH: load it and go on.
-            await self.execute("SCRIPT", "LOAD", script)
-            return await self.execute("EVALSHA", sha, len(keys), *keys, *args)
-
-    async def pipeline(self, commands: list[tuple[Arg, ...]]) -> list[Any]:
-        """Send every command at once (one write) and wait for all the replies."""
-        if self.protocol is None:
-            await self._ensure()
-        futures = [self._send(args) for args in commands]
-        return list(await asyncio.gather(*futures))
 
     async def pipeline_raw(self, data: bytes, replies: int) -> list[Any]:
         """Send already RESP-encoded commands (``replies`` of them) and wait for their replies."""
