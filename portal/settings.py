@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "portal.catalog",
     "portal.plans",
     "portal.keys",
+    "portal.gateway_state",
     "analytics",
 ]
 

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from portal.audit.services import audit_record, model_snapshot
 from portal.catalog.models import Visibility
+from portal.core.changes import announce, application_changed, plan_changed
 from portal.core.errors import Conflict, InvalidTransition, NotAllowed
-from portal.keys import publish
 from portal.keys.models import Application
 from portal.plans.models import Override, Plan, PlanChange, Subscription, SubscriptionStatus
 
@@ -78,7 +78,7 @@ def plan_update(*, plan: Plan, actor: Any, **changes: Any) -> Plan:
     after = model_snapshot(plan, PLAN_FIELDS)
     if after != before:
         audit_record(actor=actor, action="plan.update", obj=plan, before=before, after=after)
-        publish.publish_plan_later(plan)
+        announce(plan_changed, [plan.pk])
     return plan
 
 
@@ -109,7 +109,7 @@ def subscription_create(*, application: Application, plan: Plan, actor: Any) -> 
         after=model_snapshot(subscription, SUBSCRIPTION_FIELDS),
         organization_id=application.organization_id,
     )
-    publish.publish_application_later([application.pk])
+    announce(application_changed, [application.pk])
     return subscription
 
 
@@ -131,7 +131,7 @@ def _transition(
         after=model_snapshot(subscription, SUBSCRIPTION_FIELDS),
         organization_id=subscription.application.organization_id,
     )
-    publish.publish_application_later([subscription.application_id])
+    announce(application_changed, [subscription.application_id])
     return subscription
 
 
@@ -287,7 +287,7 @@ def override_create(
         after=model_snapshot(override, OVERRIDE_FIELDS),
         organization_id=subscription.application.organization_id,
     )
-    publish.publish_application_later([subscription.application_id])
+    announce(application_changed, [subscription.application_id])
     return override
 
 
@@ -302,4 +302,4 @@ def override_delete(*, override: Override, actor: Any) -> None:
         organization_id=subscription.application.organization_id,
     )
     override.delete()
-    publish.publish_application_later([subscription.application_id])
+    announce(application_changed, [subscription.application_id])
