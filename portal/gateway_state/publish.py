@@ -25,6 +25,7 @@ from portal.catalog.models import ApiVersion
 from portal.gateway_state.models import PublishOutbox
 from portal.gateway_state.tokens import token_record_for
 from portal.keys.models import ApiKey, Application, KeyStatus
+from portal.plans.limits import LIMIT_FIELDS
 from portal.plans.models import LIVE_SUBSCRIPTION_STATES, Override, Plan, Subscription
 
 log = logging.getLogger(__name__)
@@ -67,27 +68,15 @@ def route_record(version: ApiVersion) -> contract.RouteRecord:
 
 
 def plan_limits(plan: Plan) -> contract.Limits:
-    return contract.Limits(
-        rate_per_second=plan.rate_per_second,
-        rate_per_minute=plan.rate_per_minute,
-        burst=plan.burst,
-        quota_per_day=plan.quota_per_day,
-        quota_per_month=plan.quota_per_month,
-    )
+    return contract.Limits(**{name: getattr(plan, name) for name in LIMIT_FIELDS})
 
 
 def _override_limits(plan: Plan, override: Override) -> contract.Limits:
-    def pick(name: str) -> object:
+    def pick(name: str) -> int | None:
         value = getattr(override, name)
-        return getattr(plan, name) if value is None else value
+        return getattr(plan, name) if value is None else value  # type: ignore[no-any-return]
 
-    return contract.Limits(
-        rate_per_second=pick("rate_per_second"),  # type: ignore[arg-type]
-        rate_per_minute=pick("rate_per_minute"),  # type: ignore[arg-type]
-        burst=pick("burst"),  # type: ignore[arg-type]
-        quota_per_day=pick("quota_per_day"),  # type: ignore[arg-type]
-        quota_per_month=pick("quota_per_month"),  # type: ignore[arg-type]
-    )
+    return contract.Limits(**{name: pick(name) for name in LIMIT_FIELDS})
 
 
 def subscription_grant(subscription: Subscription) -> contract.SubscriptionGrant:

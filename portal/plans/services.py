@@ -13,17 +13,14 @@ from portal.catalog.models import Visibility
 from portal.core.changes import announce, application_changed, plan_changed
 from portal.core.errors import Conflict, InvalidTransition, NotAllowed
 from portal.keys.models import Application
+from portal.plans.limits import LIMIT_FIELDS
 from portal.plans.models import Override, Plan, PlanChange, Subscription, SubscriptionStatus
 
 PLAN_FIELDS = [
     "name",
     "slug",
     "description",
-    "rate_per_second",
-    "rate_per_minute",
-    "burst",
-    "quota_per_day",
-    "quota_per_month",
+    *LIMIT_FIELDS,
     "monthly_price",
     "currency",
     "included_requests",
@@ -42,7 +39,7 @@ PAST_PARTICIPLES = {
     "subscription.cancel": "cancelled",
     "subscription.change_plan": "moved to another plan",
 }
-OVERRIDE_FIELDS = ["rate_per_second", "rate_per_minute", "burst", "quota_per_day", "quota_per_month", "expires_at"]
+OVERRIDE_FIELDS = [*LIMIT_FIELDS, "expires_at"]
 
 
 def _plan_subscribable(plan: Plan, actor: Any) -> None:
