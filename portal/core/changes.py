@@ -36,7 +36,7 @@ def announce(signal: Signal, refs: Iterable[object]) -> None:
 
 
 def check_every_change_has_a_listener(**kwargs: object) -> list[CheckMessage]:
-    """A change nobody listens to would never reach the gateway: refuse to start instead."""
+    """A change nobody listens to would never reach the gateway: fail the system checks instead."""
     return [
         Error(f"No receiver is connected to portal.core.changes.{name}.", hint="Is portal.gateway_state installed?",
               id="core.E001")
