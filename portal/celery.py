@@ -6,7 +6,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 app = Celery("tollway")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["portal.keys", "portal.plans", "analytics"])
+app.autodiscover_tasks(["portal.keys", "portal.plans", "portal.gateway_state", "analytics"])
 
 
 @app.on_after_configure.connect

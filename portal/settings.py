@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "portal.catalog",
     "portal.plans",
     "portal.keys",
+    "portal.gateway_state",
     "analytics",
 ]
 
@@ -263,7 +264,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # Periodic work, defined in code. Each app adds its own entries below.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
-    # Publishes whatever an after-commit flush could not (Redis was down).
+    # Publishes whatever an after-commit flush could not (Redis was down). The task lives in
+    # portal.gateway_state.tasks but keeps its old name, which queued messages carry.
     "publish-outbox": {"task": "portal.keys.tasks.publish_outbox_flush", "schedule": 5.0},
     "keys-republish-lapsed": {"task": "portal.keys.tasks.keys_republish_lapsed", "schedule": 60.0},
 }

@@ -26,7 +26,7 @@ def redis_client() -> Iterator[redis.Redis]:
 @pytest.fixture(autouse=True)
 def _fresh_publisher_client() -> Iterator[None]:
     # The publisher caches its client; a test that restarts Redis must not inherit a dead one.
-    from portal.keys import publish
+    from portal.gateway_state import publish
 
     publish.redis_client.cache_clear()
     yield

@@ -19,6 +19,7 @@ from portal.core.admin_helpers import ServiceAdmin, changed_fields, run_action
 from portal.core.errors import ApplicationError
 from portal.core.validators import validate_upstream_url
 from portal.plans import services as plan_services
+from portal.plans.limits import LIMIT_FIELDS
 from portal.plans.models import Plan
 
 
@@ -28,8 +29,7 @@ class PlanInline(admin.TabularInline):
     can_delete = False
     show_change_link = True
     fields = [
-        "slug", "name", "rate_per_second", "rate_per_minute", "quota_per_day", "quota_per_month",
-        "monthly_price", "currency", "requires_approval", "visibility", "is_active",
+        "slug", "name", *LIMIT_FIELDS, "monthly_price", "currency", "requires_approval", "visibility", "is_active",
     ]
 
 

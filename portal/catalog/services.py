@@ -15,8 +15,8 @@ from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
 from portal.audit.services import audit_record, model_snapshot
 from portal.catalog.models import LIFECYCLE_TRANSITIONS, Api, ApiVersion, LifecycleEvent, LifecycleState, UpstreamTarget
+from portal.core.changes import announce, route_changed
 from portal.core.errors import ApplicationError, InvalidTransition
-from portal.keys import publish
 
 API_FIELDS = ["slug", "name", "summary", "description", "tags", "visibility"]
 VERSION_FIELDS = [
@@ -98,7 +98,7 @@ def api_update(*, api: Api, actor: Any, **changes: Any) -> Api:
     api.save()
     audit_record(actor=actor, action="api.update", obj=api, before=before, after=model_snapshot(api, API_FIELDS))
     # The slug is part of every route of this API.
-    publish.publish_route_later(list(api.versions.values_list("pk", flat=True)))
+    announce(route_changed, list(api.versions.values_list("pk", flat=True)))
     return api
 
 
@@ -131,7 +131,7 @@ def version_create(
         obj=version,
         after={**model_snapshot(version, VERSION_FIELDS), "upstreams": upstreams},
     )
-    publish.publish_route_later([version.pk])
+    announce(route_changed, [version.pk])
     return version
 
 
@@ -159,7 +159,7 @@ def version_update(
         _set_upstreams(version, upstreams)
     after = {**model_snapshot(version, VERSION_FIELDS), "upstreams": _upstream_list(version)}
     audit_record(actor=actor, action="version.update", obj=version, before=before, after=after)
-    publish.publish_route_later([version.pk])
+    announce(route_changed, [version.pk])
     return version
 
 
@@ -206,5 +206,5 @@ def version_transition(
         before=before,
         after=model_snapshot(version, VERSION_FIELDS),
     )
-    publish.publish_route_later([version.pk])
+    announce(route_changed, [version.pk])
     return version

@@ -16,8 +16,8 @@ from oauth2_provider.models import get_application_model
 from gateway import contract
 from portal.accounts.models import Organization
 from portal.audit.services import audit_record, model_snapshot
+from portal.core.changes import announce, application_changed, key_changed
 from portal.core.errors import Conflict
-from portal.keys import publish
 from portal.keys.models import ApiKey, Application, KeyStatus
 
 MAX_ROTATION_GRACE = dt.timedelta(days=30)
@@ -62,7 +62,7 @@ def application_create(*, organization: Organization, name: str, description: st
         after=model_snapshot(application, APPLICATION_FIELDS),
         organization_id=organization.pk,
     )
-    publish.publish_application_later([application.pk])
+    announce(application_changed, [application.pk])
     return application
 
 
@@ -82,7 +82,7 @@ def application_update(*, application: Application, actor: Any, **changes: Any) 
         after=model_snapshot(application, APPLICATION_FIELDS),
         organization_id=application.organization_id,
     )
-    publish.publish_application_later([application.pk])
+    announce(application_changed, [application.pk])
     return application
 
 
@@ -101,8 +101,8 @@ def application_delete(*, application: Application, actor: Any) -> None:
         application.oauth_client.delete()  # type: ignore[union-attr]  # tokens go with it
     application.delete()
     # Keys become tombstones (revoked) in Redis; the application record disappears.
-    publish.publish_key_later(key_hashes)
-    publish.publish_application_later([app_id])
+    announce(key_changed, key_hashes)
+    announce(application_changed, [app_id])
 
 
 # --- API keys ---------------------------------------------------------------------------
@@ -130,7 +130,7 @@ def api_key_issue(
     audit_record(
         actor=actor, action="key.issue", obj=key, after=_key_audit(key), organization_id=application.organization_id
     )
-    publish.publish_key_later([key.key_hash])
+    announce(key_changed, [key.key_hash])
     return IssuedKey(key=key, secret=secret)
 
 
@@ -162,7 +162,7 @@ def api_key_rotate(*, key: ApiKey, grace: dt.timedelta, actor: Any, label: str |
         after={**_key_audit(key), "replaced_by": issued.key.prefix},
         organization_id=key.application.organization_id,
     )
-    publish.publish_key_later([key.key_hash])
+    announce(key_changed, [key.key_hash])
     return issued
 
 
@@ -184,7 +184,7 @@ def api_key_revoke(*, key: ApiKey, actor: Any) -> ApiKey:
         after=_key_audit(key),
         organization_id=key.application.organization_id,
     )
-    publish.publish_key_later([key.key_hash])
+    announce(key_changed, [key.key_hash])
     return key
 
 
@@ -199,7 +199,7 @@ def api_keys_republish_lapsed(*, since: dt.datetime, until: dt.datetime) -> int:
         ).values_list("key_hash", flat=True)
     )
     with transaction.atomic():
-        publish.publish_key_later(hashes)
+        announce(key_changed, hashes)
     return len(hashes)
 
 

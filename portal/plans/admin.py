@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from portal.core.admin_helpers import ServiceAdmin, changed_fields, run_action
 from portal.plans import services
+from portal.plans.limits import CEILING_FIELDS, LIMIT_FIELDS
 from portal.plans.models import Override, Plan, PlanChange, Subscription
 
 PLAN_FORM_FIELDS = [f for f in services.PLAN_FIELDS]
@@ -22,8 +23,7 @@ PLAN_FORM_FIELDS = [f for f in services.PLAN_FIELDS]
 @admin.register(Plan)
 class PlanAdmin(ServiceAdmin):
     list_display = [
-        "name", "api", "rate_per_second", "rate_per_minute", "quota_per_day", "quota_per_month",
-        "monthly_price", "currency", "requires_approval", "visibility", "is_active",
+        "name", "api", *LIMIT_FIELDS, "monthly_price", "currency", "requires_approval", "visibility", "is_active",
     ]
     list_filter = ["api", "requires_approval", "visibility", "is_active", "currency"]
     search_fields = ["name", "slug", "api__name"]
@@ -58,8 +58,7 @@ class OverrideInline(admin.TabularInline):
     model = Override
     extra = 0
     can_delete = False
-    fields = ["rate_per_second", "rate_per_minute", "quota_per_day", "quota_per_month", "expires_at", "reason",
-              "created_by", "created_at"]
+    fields = [*LIMIT_FIELDS, "expires_at", "reason", "created_by", "created_at"]
     readonly_fields = fields
 
     def has_add_permission(self, request: Any, obj: Any = None) -> bool:
@@ -144,10 +143,8 @@ class SubscriptionAdmin(admin.ModelAdmin):
                 actor=request.user,
                 expires_at=timezone.now() + dt.timedelta(days=days),
                 reason=f"×{factor} for {days} days (admin)",
-                rate_per_second=_scaled(plan.rate_per_second, factor),
-                rate_per_minute=_scaled(plan.rate_per_minute, factor),
-                quota_per_day=_scaled(plan.quota_per_day, factor),
-                quota_per_month=_scaled(plan.quota_per_month, factor),
+                # Ceilings scale; the burst allowance stays the plan's.
+                **{name: _scaled(getattr(plan, name), factor) for name in CEILING_FIELDS},
             )
 
         run_action(request, queryset, apply, "set overrides on")
@@ -156,8 +153,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
 class OverrideForm(forms.ModelForm):
     class Meta:
         model = Override
-        fields = ["subscription", "rate_per_second", "rate_per_minute", "burst", "quota_per_day", "quota_per_month",
-                  "expires_at", "reason"]
+        fields = ["subscription", *services.OVERRIDE_FIELDS, "reason"]
 
     def clean_expires_at(self) -> dt.datetime:
         value = self.cleaned_data["expires_at"]
@@ -169,12 +165,10 @@ class OverrideForm(forms.ModelForm):
 @admin.register(Override)
 class OverrideAdmin(ServiceAdmin):
     form = OverrideForm
-    list_display = ["subscription", "quota_per_day", "quota_per_month", "rate_per_second", "expires_at", "reason",
-                    "created_by"]
+    list_display = ["subscription", *LIMIT_FIELDS, "expires_at", "reason", "created_by"]
     list_filter = ["expires_at"]
     search_fields = ["subscription__application__name", "reason"]
-    fields = ["subscription", "rate_per_second", "rate_per_minute", "burst", "quota_per_day", "quota_per_month",
-              "expires_at", "reason"]
+    fields = ["subscription", *services.OVERRIDE_FIELDS, "reason"]
     autocomplete_fields = ["subscription"]
 
     def get_readonly_fields(self, request: Any, obj: Any = None) -> list[str]:

@@ -23,11 +23,31 @@ from portal.keys.models import Application
 from portal.keys.selectors import applications_for
 from portal.plans import services
 from portal.plans.filters import PlanFilter, SubscriptionFilter
+from portal.plans.limits import LIMIT_FIELDS, LIMITS, MAX_BIGINT
 from portal.plans.models import Override, Plan, Subscription
 from portal.plans.selectors import plans_visible_to, subscriptions_for
 
-MAX_INT = 2_147_483_647
-MAX_BIGINT = 9_223_372_036_854_775_807
+
+def limit_serializer_fields(*, nullable: bool) -> dict[str, serializers.Field]:
+    """Input fields for the limits. On a plan, null means unlimited (the burst allowance is
+    never null); on an override every limit may be null, which keeps the plan's value."""
+    return {
+        limit.name: serializers.IntegerField(
+            required=False,
+            allow_null=nullable or limit.ceiling,
+            min_value=limit.min_value,
+            max_value=limit.max_value,
+        )
+        for limit in LIMITS
+    }
+
+
+PlanLimitsInputSerializer = type(
+    "PlanLimitsInputSerializer", (InputSerializer,), limit_serializer_fields(nullable=False)
+)
+OverrideLimitsInputSerializer = type(
+    "OverrideLimitsInputSerializer", (InputSerializer,), limit_serializer_fields(nullable=True)
+)
 
 
 def plans_for(user: Any) -> Any:
@@ -42,17 +62,12 @@ class PlanOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class PlanInputSerializer(InputSerializer):
+class PlanInputSerializer(PlanLimitsInputSerializer):  # type: ignore[misc,valid-type]
     """Limits: null means unlimited in that dimension."""
 
     slug = serializers.SlugField(max_length=60)
     name = serializers.CharField(max_length=120)
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
-    rate_per_second = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_INT)
-    rate_per_minute = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_INT)
-    burst = serializers.IntegerField(required=False, min_value=0, max_value=MAX_INT)
-    quota_per_day = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_BIGINT)
-    quota_per_month = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_BIGINT)
     monthly_price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0"), required=False)
     currency = serializers.RegexField(r"^[A-Z]{3}$", max_length=3, required=False)
     included_requests = serializers.IntegerField(required=False, min_value=0, max_value=MAX_BIGINT)
@@ -214,11 +229,7 @@ class OverrideOutputSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "subscription",
-            "rate_per_second",
-            "rate_per_minute",
-            "burst",
-            "quota_per_day",
-            "quota_per_month",
+            *LIMIT_FIELDS,
             "expires_at",
             "reason",
             "created_at",
@@ -232,14 +243,9 @@ class OverrideViewSet(BaseViewSet):
     queryset = Override.objects.none()
     operator_actions = frozenset({"create", "destroy"})
 
-    class CreateInputSerializer(InputSerializer):
+    class CreateInputSerializer(OverrideLimitsInputSerializer):  # type: ignore[misc,valid-type]
         """Empty limits keep the plan's value."""
 
-        rate_per_second = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_INT)
-        rate_per_minute = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_INT)
-        burst = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=MAX_INT)
-        quota_per_day = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_BIGINT)
-        quota_per_month = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_BIGINT)
         expires_at = serializers.DateTimeField()
         reason = serializers.CharField(required=False, allow_blank=True, max_length=200)
 

@@ -8,23 +8,18 @@ from django.db import models
 from django.db.models import Q
 
 from portal.catalog.models import Api, Visibility
+from portal.plans.limits import OverrideLimits, PlanLimits
 
 currency_validator = RegexValidator(r"^[A-Z]{3}$", "Use a three-letter ISO 4217 currency code, e.g. EUR.")
-LIMIT_VALIDATORS = [MinValueValidator(1)]
 
 
-class Plan(models.Model):
+class Plan(PlanLimits):  # type: ignore[misc,valid-type]  # limit fields: see portal/plans/limits.py
     """Limits are per subscription. None means unlimited in that dimension."""
 
     api = models.ForeignKey(Api, on_delete=models.CASCADE, related_name="plans")
     slug = models.SlugField(max_length=60)
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
-    rate_per_second = models.PositiveIntegerField(null=True, blank=True, validators=LIMIT_VALIDATORS)
-    rate_per_minute = models.PositiveIntegerField(null=True, blank=True, validators=LIMIT_VALIDATORS)
-    burst = models.PositiveIntegerField(default=0, help_text="Extra requests allowed above the per-second rate.")
-    quota_per_day = models.PositiveBigIntegerField(null=True, blank=True, validators=LIMIT_VALIDATORS)
-    quota_per_month = models.PositiveBigIntegerField(null=True, blank=True, validators=LIMIT_VALIDATORS)
     monthly_price = models.DecimalField(
         max_digits=12, decimal_places=2, default=Decimal("0.00"), validators=[MinValueValidator(Decimal("0"))]
     )
@@ -97,16 +92,11 @@ class Subscription(models.Model):
         return f"{self.application} → {self.plan} ({self.status})"
 
 
-class Override(models.Model):
+class Override(OverrideLimits):  # type: ignore[misc,valid-type]  # limit fields: see portal/plans/limits.py
     """Temporary limits for one subscription, e.g. double the quota until a date.
     Empty fields keep the plan's value."""
 
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="overrides")
-    rate_per_second = models.PositiveIntegerField(null=True, blank=True, validators=LIMIT_VALIDATORS)
-    rate_per_minute = models.PositiveIntegerField(null=True, blank=True, validators=LIMIT_VALIDATORS)
-    burst = models.PositiveIntegerField(null=True, blank=True)
-    quota_per_day = models.PositiveBigIntegerField(null=True, blank=True, validators=LIMIT_VALIDATORS)
-    quota_per_month = models.PositiveBigIntegerField(null=True, blank=True, validators=LIMIT_VALIDATORS)
     expires_at = models.DateTimeField()
     reason = models.CharField(max_length=200, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")

@@ -10,20 +10,17 @@ from django.utils import timezone
 
 from portal.audit.services import audit_record, model_snapshot
 from portal.catalog.models import Visibility
+from portal.core.changes import announce, application_changed, plan_changed
 from portal.core.errors import Conflict, InvalidTransition, NotAllowed
-from portal.keys import publish
 from portal.keys.models import Application
+from portal.plans.limits import LIMIT_FIELDS
 from portal.plans.models import Override, Plan, PlanChange, Subscription, SubscriptionStatus
 
 PLAN_FIELDS = [
     "name",
     "slug",
     "description",
-    "rate_per_second",
-    "rate_per_minute",
-    "burst",
-    "quota_per_day",
-    "quota_per_month",
+    *LIMIT_FIELDS,
     "monthly_price",
     "currency",
     "included_requests",
@@ -42,7 +39,7 @@ PAST_PARTICIPLES = {
     "subscription.cancel": "cancelled",
     "subscription.change_plan": "moved to another plan",
 }
-OVERRIDE_FIELDS = ["rate_per_second", "rate_per_minute", "burst", "quota_per_day", "quota_per_month", "expires_at"]
+OVERRIDE_FIELDS = [*LIMIT_FIELDS, "expires_at"]
 
 
 def _plan_subscribable(plan: Plan, actor: Any) -> None:
@@ -78,7 +75,7 @@ def plan_update(*, plan: Plan, actor: Any, **changes: Any) -> Plan:
     after = model_snapshot(plan, PLAN_FIELDS)
     if after != before:
         audit_record(actor=actor, action="plan.update", obj=plan, before=before, after=after)
-        publish.publish_plan_later(plan)
+        announce(plan_changed, [plan.pk])
     return plan
 
 
@@ -109,7 +106,7 @@ def subscription_create(*, application: Application, plan: Plan, actor: Any) -> 
         after=model_snapshot(subscription, SUBSCRIPTION_FIELDS),
         organization_id=application.organization_id,
     )
-    publish.publish_application_later([application.pk])
+    announce(application_changed, [application.pk])
     return subscription
 
 
@@ -131,7 +128,7 @@ def _transition(
         after=model_snapshot(subscription, SUBSCRIPTION_FIELDS),
         organization_id=subscription.application.organization_id,
     )
-    publish.publish_application_later([subscription.application_id])
+    announce(application_changed, [subscription.application_id])
     return subscription
 
 
@@ -287,7 +284,7 @@ def override_create(
         after=model_snapshot(override, OVERRIDE_FIELDS),
         organization_id=subscription.application.organization_id,
     )
-    publish.publish_application_later([subscription.application_id])
+    announce(application_changed, [subscription.application_id])
     return override
 
 
@@ -302,4 +299,4 @@ def override_delete(*, override: Override, actor: Any) -> None:
         organization_id=subscription.application.organization_id,
     )
     override.delete()
-    publish.publish_application_later([subscription.application_id])
+    announce(application_changed, [subscription.application_id])

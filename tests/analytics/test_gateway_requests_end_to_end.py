@@ -37,8 +37,8 @@ def test_n_requests_through_the_gateway_are_n_everywhere(
     from django.utils import timezone
 
     from portal.catalog.models import UpstreamTarget
+    from portal.gateway_state.sync import state_rebuild
     from portal.keys import services as keys
-    from portal.keys.sync import state_rebuild
     from portal.plans import services as plans
     from tests.gateway.conftest import GatewayProcess, start_echo
 

@@ -221,7 +221,7 @@ class Stack:
 
 @pytest.fixture
 def make_stack(transactional_db: Any, settings: Any, tmp_path: Path) -> Iterator[Callable[..., Stack]]:
-    from portal.keys import publish
+    from portal.gateway_state import publish
 
     stacks: list[Stack] = []
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from portal.audit.models import AuditEvent
+from portal.gateway_state.models import PublishOutbox
 from portal.keys import services as keys
-from portal.keys.models import PublishOutbox
 from portal.plans import services as plans
 from portal.plans.models import Subscription
 

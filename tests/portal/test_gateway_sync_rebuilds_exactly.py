@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from gateway import contract
-from portal.keys import publish
+from portal.gateway_state import publish
 from portal.keys import services as keys
 from portal.plans import services as plans
 

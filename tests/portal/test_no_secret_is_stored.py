@@ -12,7 +12,7 @@ import pytest
 from django.core.management import call_command
 
 from gateway import contract
-from portal.keys import publish
+from portal.gateway_state import publish
 from portal.keys import services as keys
 
 

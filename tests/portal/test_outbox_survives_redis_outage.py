@@ -8,9 +8,9 @@ import redis
 from django.test import override_settings
 
 from gateway import contract
-from portal.keys import publish
+from portal.gateway_state import publish
+from portal.gateway_state.models import PublishOutbox
 from portal.keys import services as keys
-from portal.keys.models import PublishOutbox
 from tests.services import RedisServer
 
 

@@ -72,7 +72,7 @@ def test_nothing_a_developer_sets_is_fetched(client, alice, acme, alice_app, ech
         client.get("/o/applications/"),
     ]
     consent = client.post("/o/authorize/", {**authorize, "client_id": "probe-client", "allow": "Authorize"})
-    from portal.keys import publish
+    from portal.gateway_state import publish
 
     publish.outbox_flush()
     time.sleep(0.3)  # a fetch started in the background would have connected by now

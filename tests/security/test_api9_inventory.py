@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from portal.catalog import services as catalog
-from portal.keys import publish
+from portal.gateway_state import publish
 from portal.keys import services as keys
 from portal.plans import services as plans
 

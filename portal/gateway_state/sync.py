@@ -20,8 +20,10 @@ from oauth2_provider.models import get_access_token_model
 
 from gateway import contract
 from portal.catalog.models import ApiVersion
-from portal.keys import publish
-from portal.keys.models import ApiKey, Application, PublishOutbox
+from portal.gateway_state import publish
+from portal.gateway_state.models import PublishOutbox
+from portal.gateway_state.tokens import token_record_for
+from portal.keys.models import ApiKey, Application
 
 CHUNK = 10_000
 
@@ -119,8 +121,6 @@ def state_rebuild(
     del live_keys
 
     # OAuth2 access tokens of Tollway applications that are still valid.
-    from portal.keys.tokens import token_record_for
-
     live_tokens: set[str] = set()
     pipe = client.pipeline(transaction=False)
     token_ids = (

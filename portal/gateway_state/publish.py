@@ -1,9 +1,10 @@
 """Writes the gateway's working copy of the state to Redis, in the shapes of gateway/contract.py.
 
-The database owns the state. Services call ``publish_*_later`` inside their
-transaction: that writes an outbox row and, after commit, flushes the outbox
-to Redis. If Redis is down at that moment the rows stay and the beat task
-``keys.tasks.publish_outbox_flush`` retries, so a committed change always
+The database owns the state. Services announce their changes (portal.core.changes)
+inside their transaction; receivers.py turns each announcement into ``publish_*_later``,
+which writes an outbox row and, after commit, flushes the outbox to Redis. If Redis
+is down at that moment the rows stay and the beat task
+``gateway_state.tasks.publish_outbox_flush`` retries, so a committed change always
 reaches the gateway eventually. ``gateway_sync`` rebuilds everything from scratch.
 """
 
@@ -21,7 +22,10 @@ from django.utils import timezone
 
 from gateway import contract
 from portal.catalog.models import ApiVersion
-from portal.keys.models import ApiKey, Application, KeyStatus, PublishOutbox
+from portal.gateway_state.models import PublishOutbox
+from portal.gateway_state.tokens import token_record_for
+from portal.keys.models import ApiKey, Application, KeyStatus
+from portal.plans.limits import LIMIT_FIELDS
 from portal.plans.models import LIVE_SUBSCRIPTION_STATES, Override, Plan, Subscription
 
 log = logging.getLogger(__name__)
@@ -64,27 +68,15 @@ def route_record(version: ApiVersion) -> contract.RouteRecord:
 
 
 def plan_limits(plan: Plan) -> contract.Limits:
-    return contract.Limits(
-        rate_per_second=plan.rate_per_second,
-        rate_per_minute=plan.rate_per_minute,
-        burst=plan.burst,
-        quota_per_day=plan.quota_per_day,
-        quota_per_month=plan.quota_per_month,
-    )
+    return contract.Limits(**{name: getattr(plan, name) for name in LIMIT_FIELDS})
 
 
 def _override_limits(plan: Plan, override: Override) -> contract.Limits:
-    def pick(name: str) -> object:
+    def pick(name: str) -> int | None:
         value = getattr(override, name)
-        return getattr(plan, name) if value is None else value
+        return getattr(plan, name) if value is None else value  # type: ignore[no-any-return]
 
-    return contract.Limits(
-        rate_per_second=pick("rate_per_second"),  # type: ignore[arg-type]
-        rate_per_minute=pick("rate_per_minute"),  # type: ignore[arg-type]
-        burst=pick("burst"),  # type: ignore[arg-type]
-        quota_per_day=pick("quota_per_day"),  # type: ignore[arg-type]
-        quota_per_month=pick("quota_per_month"),  # type: ignore[arg-type]
-    )
+    return contract.Limits(**{name: pick(name) for name in LIMIT_FIELDS})
 
 
 def subscription_grant(subscription: Subscription) -> contract.SubscriptionGrant:
@@ -170,10 +162,10 @@ def unpublish_token_later(token_hashes: Iterable[str]) -> None:
     _enqueue("untoken", token_hashes)
 
 
-def publish_plan_later(plan: Plan) -> None:
+def publish_plan_later(plan_ids: Iterable[int]) -> None:
     """A plan's limits changed: every application subscribed to it is republished."""
     app_ids = (
-        Subscription.objects.filter(plan=plan, status__in=LIVE_SUBSCRIPTION_STATES)
+        Subscription.objects.filter(plan_id__in=list(plan_ids), status__in=LIVE_SUBSCRIPTION_STATES)
         .values_list("application_id", flat=True)
         .distinct()
     )
@@ -211,8 +203,6 @@ def _write(pipe: redis.client.Pipeline, kind: str, ref: str) -> contract.Invalid
         pipe.set(contract.key_key(ref), record.to_json())
         return contract.Invalidation(kind="key", id=ref)
     if kind == "token":
-        from portal.keys.tokens import token_record_for
-
         found = token_record_for(int(ref))
         if found is not None:
             token_hash, record, ttl = found

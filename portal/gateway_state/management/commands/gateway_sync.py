@@ -6,8 +6,8 @@ import redis
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from portal.keys import publish
-from portal.keys.sync import state_rebuild, wait_for_redis
+from portal.gateway_state import publish
+from portal.gateway_state.sync import state_rebuild, wait_for_redis
 
 
 class Command(BaseCommand):
