@@ -1,6 +1,6 @@
-"""Analytics' periodic work for Celery beat (merged in portal/celery.py).
-
-Plain data, no Django imports: portal/celery.py reads it at start-up.
+"""Analytics' periodic work for Celery beat, added to the portal's Celery app by
+AnalyticsConfig.ready() (analytics/apps.py). Task names are stable: queued
+messages and any settings override refer to them.
 ``expires`` drops a run that waited in the queue past its usefulness, so a busy
 or stopped worker does not come back to a pile of identical tasks.
 """

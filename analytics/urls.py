@@ -1,16 +1,20 @@
+"""Analytics pages, included by portal/web_urls.py (by name, as a string)."""
+
 from django.urls import path
 
-from analytics import views
+from analytics.billing import views as billing
+from analytics.deprecation import views as deprecation
+from analytics.reports import views as reports
 
 app_name = "analytics"
 
 urlpatterns = [
-    path("analytics/", views.operator_dashboard, name="operator-dashboard"),
-    path("analytics/usage/", views.developer_usage, name="usage"),
-    path("analytics/deprecations/", views.deprecation_report, name="deprecations"),
-    path("analytics/deprecations/notify/", views.deprecation_notify, name="deprecation-notify"),
-    path("analytics/billing/", views.billing_report, name="billing-report"),
-    path("analytics/reconciliation/", views.reconciliation, name="reconciliation"),
-    path("invoices/", views.invoice_list, name="invoices"),
-    path("invoices/<int:invoice_id>/", views.invoice_detail, name="invoice"),
+    path("analytics/", reports.operator_dashboard, name="operator-dashboard"),
+    path("analytics/usage/", reports.developer_usage, name="usage"),
+    path("analytics/deprecations/", deprecation.deprecation_report, name="deprecations"),
+    path("analytics/deprecations/notify/", deprecation.deprecation_notify, name="deprecation-notify"),
+    path("analytics/billing/", billing.billing_report, name="billing-report"),
+    path("analytics/reconciliation/", reports.reconciliation, name="reconciliation"),
+    path("invoices/", billing.invoice_list, name="invoices"),
+    path("invoices/<int:invoice_id>/", billing.invoice_detail, name="invoice"),
 ]

@@ -86,7 +86,8 @@ def xadd(client: Any, events: list[Any], chunk: int = 2000) -> None:
 def bench_throughput(n: int) -> dict[str, Any]:
     from django.db.models import Sum
 
-    from analytics import conf, consumer
+    from analytics import conf
+    from analytics.ingest import consumer
     from analytics.models import Rollup
 
     client = consumer.redis_client()
@@ -121,7 +122,7 @@ def bench_freshness(duration_s: float, redis_url: str, database_url: str) -> dic
                          cwd=ROOT, env=env, stdout=(logdir / "beat.log").open("wb"), stderr=subprocess.STDOUT,
                          start_new_session=True),
     ]
-    from analytics.consumer import redis_client
+    from analytics.ingest.consumer import redis_client
 
     client = redis_client()
     lags: list[float] = []
@@ -179,8 +180,8 @@ def seed_dashboard(apps: int) -> Any:
     TrafficRollup derived from them in SQL."""
     from datetime import UTC, datetime, timedelta
 
-    from analytics import ledger
-    from analytics.metering import HIST0, VECTOR_LEN
+    from analytics.ingest import ledger
+    from analytics.ingest.metering import HIST0, VECTOR_LEN
     from portal.accounts.models import Organization, User
     from portal.catalog.models import Api
     from portal.keys.models import Application
@@ -218,7 +219,7 @@ def seed_dashboard(apps: int) -> Any:
             ledger.upsert_rollups({gran: cells})
     from django.db import connection
 
-    from analytics.metering import METRIC_COLUMNS
+    from analytics.ingest.metering import METRIC_COLUMNS
 
     dims = "granularity, bucket, api_id, version, plan_id, status_class"
     sums = ", ".join(f"SUM({c})" for c in METRIC_COLUMNS)

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 from django import template
 
-from analytics.billing import money as round_money
+from analytics.billing.rules import money as round_money
 
 register = template.Library()
 

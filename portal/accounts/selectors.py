@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from portal.accounts.models import Membership, Organization
+from portal.accounts.models import Membership, Organization, Role
 
 
 def organizations_for(user: Any) -> QuerySet[Organization]:
@@ -21,3 +21,30 @@ def organization_ids_for(user: Any) -> list[int]:
     if not getattr(user, "is_authenticated", False):
         return []
     return list(Membership.objects.filter(user=user).values_list("organization_id", flat=True))
+
+
+def is_operator(user: Any) -> bool:
+    """Operators are staff users."""
+    return bool(getattr(user, "is_authenticated", False) and user.is_staff)
+
+
+def is_finance(user: Any) -> bool:
+    """Members of the ``finance`` group, and operators: who may read revenue and reconciliation."""
+    return bool(
+        getattr(user, "is_authenticated", False)
+        and (user.is_staff or user.groups.filter(name="finance").exists())
+    )
+
+
+def organization_ids() -> list[int]:
+    """Every organization's id, in creation order."""
+    return list(Organization.objects.order_by("pk").values_list("pk", flat=True))
+
+
+def organization_admin_emails(*, organization_id: int) -> list[str]:
+    """The owners' and admins' email addresses, sorted: who hears about the organization's applications."""
+    return sorted(
+        Membership.objects.filter(organization_id=organization_id, role__in=[Role.OWNER, Role.ADMIN]).values_list(
+            "user__email", flat=True
+        )
+    )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -53,3 +54,27 @@ def latest_version(versions: list[ApiVersion]) -> ApiVersion | None:
         if candidates:
             return max(candidates, key=lambda v: v.created_at)
     return None
+
+
+def api_names(*, ids: Iterable[int] | None = None) -> dict[int, str]:
+    """API id -> name, in the catalog's order; every API unless ``ids`` is given."""
+    qs = Api.objects.all() if ids is None else Api.objects.filter(pk__in=list(ids))
+    return dict(qs.values_list("pk", "name"))
+
+
+def api_version_get(*, api_id: int, label: str) -> ApiVersion:
+    """One version by its API and label (ApiVersion.DoesNotExist if there is none)."""
+    return ApiVersion.objects.select_related("api", "successor").get(api_id=api_id, label=label)
+
+
+def version_is_deprecated(version: ApiVersion) -> bool:
+    return version.state == LifecycleState.DEPRECATED
+
+
+def deprecated_versions(*, api_id: int | None = None, label: str | None = None) -> QuerySet[ApiVersion]:
+    versions = ApiVersion.objects.filter(state=LifecycleState.DEPRECATED).select_related("api", "successor")
+    if api_id is not None:
+        versions = versions.filter(api_id=api_id)
+    if label is not None:
+        versions = versions.filter(label=label)
+    return versions

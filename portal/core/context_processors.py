@@ -5,10 +5,10 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
+from portal.accounts.selectors import is_finance
+
 
 def portal(request: HttpRequest) -> dict[str, Any]:
-    from analytics.selectors import is_finance
-
     user = getattr(request, "user", None)
     return {
         "GATEWAY_PUBLIC_URL": settings.GATEWAY_PUBLIC_URL,

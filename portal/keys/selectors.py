@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import QuerySet
@@ -31,3 +32,37 @@ def applications_of_member(user: Any) -> QuerySet[Application]:
         .filter(organization__memberships__user=user)
         .distinct()
     )
+
+
+def application_names(*, ids: Iterable[int]) -> dict[int, str]:
+    return dict(Application.objects.filter(pk__in=list(ids)).values_list("pk", "name"))
+
+
+def application_organization_names(*, ids: Iterable[int]) -> dict[int, str]:
+    """Application id -> the name of the organization that owns it."""
+    return dict(Application.objects.filter(pk__in=list(ids)).values_list("pk", "organization__name"))
+
+
+def applications_by_id(*, ids: Iterable[int]) -> dict[int, Application]:
+    return {a.pk: a for a in Application.objects.filter(pk__in=list(ids)).select_related("organization")}
+
+
+def api_key_prefixes(*, application_id: int) -> list[str]:
+    """The display prefixes of an application's keys, sorted, each once."""
+    return sorted(set(ApiKey.objects.filter(application_id=application_id).values_list("prefix", flat=True)))
+
+
+def api_key_ids_by_prefix(*, pairs: Iterable[tuple[int, str]]) -> dict[tuple[int, str], list[int]]:
+    """(application id, key prefix) -> the ids of the keys they name, as the metering
+    stream identifies a key. Pairs that name no key are left out."""
+    wanted = set(pairs)
+    prefixes = sorted({prefix for _, prefix in wanted})
+    out: dict[tuple[int, str], list[int]] = {}
+    for start in range(0, len(prefixes), 500):  # under SQLite's bound-parameter limit
+        rows = ApiKey.objects.filter(prefix__in=prefixes[start : start + 500]).values_list(
+            "pk", "application_id", "prefix"
+        )
+        for pk, application_id, prefix in rows:
+            if (application_id, prefix) in wanted:
+                out.setdefault((application_id, prefix), []).append(pk)
+    return out

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from oauth2_provider.generators import generate_client_id, generate_client_secret
 from oauth2_provider.models import get_application_model
@@ -249,3 +251,22 @@ def oauth_client_delete(*, application: Application, actor: Any) -> None:
     application.oauth_client = None
     application.save(update_fields=["oauth_client"])
     client.delete()  # type: ignore[union-attr]  # its tokens cascade and are unpublished
+
+
+@transaction.atomic
+def api_keys_mark_used(*, last_seen: Mapping[int, dt.datetime]) -> int:
+    """Record when keys were last used (key id -> time of its latest admitted request).
+    The gateway never writes the database, so the metering stream is where the portal
+    learns it. Keys are updated in id order, so that consumers whose batches share keys
+    lock them in the same order and cannot deadlock; ``last_used_at`` only ever moves
+    forwards, so a late or replayed batch cannot make a key look idle. Not audited and
+    not published: nothing the gateway reads changes. Returns the keys updated."""
+    updated = 0
+    for key_id in sorted(last_seen):
+        used_at = last_seen[key_id]
+        updated += (
+            ApiKey.objects.filter(pk=key_id)
+            .filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=used_at))
+            .update(last_used_at=used_at)
+        )
+    return updated

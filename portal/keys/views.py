@@ -17,6 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.accounts.models import Organization
 from portal.core.errors import ApplicationError
+from portal.core.extensions import application_usage
 from portal.core.throttle import throttle_allows
 from portal.core.web import form_add_error, once_claim
 from portal.keys import services
@@ -55,12 +56,12 @@ def usage_counters(
     application_id: int | None = None,
 ) -> dict[str, object]:
     """What the usage panel shows (templates/keys/_usage_panel.html). With an application id
-    (its own page, not the dashboard's list) it adds quota use from the analytics rollups."""
-    from analytics.selectors import quota_usage
-
+    (its own page, not the dashboard's list) it adds what other apps register for the
+    panel (portal/core/extensions.py): analytics adds quota use from its rollups."""
     used = [k.last_used_at for k in keys if k.last_used_at]
     return {
-        "quotas": quota_usage(application_id=application_id) if application_id else [],
+        "quotas": [],
+        **(application_usage(application_id) if application_id else {}),
         "working_keys": sum(1 for k in keys if k.effective_status in {"active", "rotating"}),
         "last_used_at": max(used) if used else None,
         "active_subscriptions": sum(1 for s in subscriptions if s.status == SubscriptionStatus.ACTIVE),

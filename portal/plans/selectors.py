@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from portal.catalog.models import Visibility
 from portal.keys.selectors import applications_for
-from portal.plans.models import Plan, Subscription
+from portal.plans.models import LIVE_SUBSCRIPTION_STATES, Plan, PlanChange, Subscription, SubscriptionStatus
 
 
 def plans_visible_to(user: Any) -> QuerySet[Plan]:
@@ -21,3 +24,82 @@ def subscriptions_for(user: Any) -> QuerySet[Subscription]:
     if getattr(user, "is_staff", False):
         return qs
     return qs.filter(application__in=applications_for(user))
+
+
+def plan_names() -> dict[int, str]:
+    return dict(Plan.objects.values_list("pk", "name"))
+
+
+def plans_with_api() -> QuerySet[Plan]:
+    return Plan.objects.select_related("api")
+
+
+def plan_get(*, plan_id: int) -> Plan:
+    return Plan.objects.get(pk=plan_id)
+
+
+def subscriptions_of_organization(*, organization_id: int) -> dict[int, Subscription]:
+    """Every subscription of the organization's applications, by id, whatever its status."""
+    qs = Subscription.objects.filter(application__organization_id=organization_id).select_related("application", "api")
+    return {s.pk: s for s in qs}
+
+
+def live_subscriptions_of_application(*, application_id: int) -> QuerySet[Subscription]:
+    """Pending, active and suspended subscriptions: the ones a quota applies to."""
+    return Subscription.objects.filter(
+        application_id=application_id, status__in=LIVE_SUBSCRIPTION_STATES
+    ).select_related("plan", "api")
+
+
+def subscription_ids_not_pending() -> list[int]:
+    return list(Subscription.objects.exclude(status=SubscriptionStatus.PENDING).values_list("pk", flat=True))
+
+
+def subscriber_organization_ids() -> list[int]:
+    """The organizations that have at least one subscription, whatever its status, sorted."""
+    return sorted(set(Subscription.objects.values_list("application__organization_id", flat=True)))
+
+
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class PlanSpan:
+    subscription: Subscription
+    plan: Plan
+    start: datetime
+    end: datetime
+
+
+def subscription_plan_spans(*, organization_id: int, start: datetime, end: datetime) -> list[PlanSpan]:
+    """Which plan each of the organization's subscriptions was on, and when, within
+    [start, end). Built from the PlanChange history; a subscription without history
+    (created before it was kept) counts from approval or creation."""
+    subs = (
+        Subscription.objects.filter(application__organization_id=organization_id, created_at__lt=end)
+        .exclude(Q(cancelled_at__lt=start))
+        .select_related("plan", "api", "application")
+        .order_by("pk")
+    )
+    changes: dict[int, list[PlanChange]] = defaultdict(list)
+    for ch in PlanChange.objects.filter(subscription__in=subs).select_related("to_plan").order_by("changed_at", "pk"):
+        changes[ch.subscription_id].append(ch)
+    spans: list[PlanSpan] = []
+    for sub in subs:
+        stop = sub.cancelled_at if sub.status == SubscriptionStatus.CANCELLED and sub.cancelled_at else FAR_FUTURE
+        history = changes.get(sub.pk)
+        if not history:
+            if sub.status == SubscriptionStatus.PENDING or (
+                sub.status == SubscriptionStatus.CANCELLED and sub.approved_at is None
+            ):
+                continue
+            history_spans = [(sub.plan, sub.approved_at or sub.created_at)]
+        else:
+            history_spans = [(ch.to_plan, ch.changed_at) for ch in history]
+        for i, (plan, span_start) in enumerate(history_spans):
+            span_end = history_spans[i + 1][1] if i + 1 < len(history_spans) else stop
+            span_end = min(span_end, stop)
+            if span_end <= start or span_start >= end or span_end <= span_start:
+                continue
+            spans.append(PlanSpan(sub, plan, max(span_start, start), min(span_end, end)))
+    return spans

@@ -94,7 +94,7 @@ def rollup_totals(granularity: str, *, traffic: bool = False) -> dict[str, int]:
 
 
 def rollup_snapshot() -> list[tuple[Any, ...]]:
-    from analytics.metering import METRIC_COLUMNS
+    from analytics.ingest.metering import METRIC_COLUMNS
     from analytics.models import Rollup
 
     cols = ["granularity", "bucket", "api_id", "version", "application_id", "key_prefix", "plan_id",
@@ -107,7 +107,7 @@ def metering_redis(redis_client: Any) -> Iterator[Any]:
     """A decode_responses client on the suite's Redis, emptied first."""
     import redis
 
-    from analytics.consumer import redis_client as make_client
+    from analytics.ingest.consumer import redis_client as make_client
 
     client: redis.Redis = make_client()
     yield client

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from analytics import consumer
+from analytics.ingest import consumer
 from analytics.models import DeadLetter
 from gateway.contract import METERING_GROUP, METERING_STREAM
 from tests.analytics.conftest import make_event, rollup_totals, xadd_events

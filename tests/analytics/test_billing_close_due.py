@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from analytics import services
+from analytics.billing import services
 from analytics.models import BillingPeriod, Invoice, InvoiceStatus
 from portal.plans.models import PlanChange, Subscription, SubscriptionStatus
 

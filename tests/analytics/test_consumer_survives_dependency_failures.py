@@ -9,7 +9,7 @@ import pytest
 import redis
 from django.db import DatabaseError
 
-from analytics import consumer, services
+from analytics.ingest import consumer, services
 from gateway.contract import METERING_GROUP, METERING_STREAM
 from tests.analytics.conftest import expected_totals, random_events, rollup_totals, xadd_events
 from tests.services import RedisServer

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from analytics import services
 from analytics.exports import csv_safe
+from analytics.ingest import services
 from portal.keys.models import Application
 from tests.analytics.conftest import make_event
 

@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
-from analytics import services
+from analytics.billing import services as billing
+from analytics.ingest import services as ingest
+from analytics.reports import services as reports
 from portal.plans.models import Subscription, SubscriptionStatus
 from tests.analytics.conftest import make_event
 
@@ -102,17 +104,17 @@ def traffic(alice_app, charlie_app, free_plan, pro_plan, acme, globex):
                 key_prefix="tw_AcmeKey1" if app == alice_app else "tw_GlobexK1",
             ))
             admitted[app.pk] = admitted.get(app.pk, 0) + (status != 429)
-    services.metering_batch_commit(events=events, consumer="seed")
-    from analytics.billing import month_start
-    from analytics.selectors import admitted_by_subscription_day
+    ingest.metering_batch_commit(events=events, consumer="seed")
+    from analytics.billing.rules import month_start
+    from analytics.reports.selectors import admitted_by_subscription_day
 
     for org in (acme, globex):
-        services.invoice_refresh(organization_id=org.pk, month=month_start(time_now()))
+        billing.invoice_refresh(organization_id=org.pk, month=month_start(time_now()))
     today = time_now().date()
     counts = admitted_by_subscription_day(day=today)
     # The gateway saw two more than the rollups for alice: the view must flag it.
     gateway = {sid: n + (2 if sid == subs[alice_app.pk].pk else 0) for sid, n in counts.items()}
-    services.reconciliation_record(day=today, gateway_counts=gateway)
+    reports.reconciliation_record(day=today, gateway_counts=gateway)
     return {"subs": subs, "admitted": admitted}
 
 

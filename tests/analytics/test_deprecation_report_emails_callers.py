@@ -8,7 +8,7 @@ import time
 import pytest
 from django.core import mail
 
-from analytics import services
+from analytics.ingest import services
 from analytics.models import DeprecationNotice
 from tests.analytics.conftest import make_event
 

@@ -12,10 +12,11 @@ import pytest
 from django.db.models import Sum
 from rest_framework.test import APIClient
 
-from analytics import reconcile, selectors, services
-from analytics.billing import month_start
+from analytics.billing import services
+from analytics.billing.rules import month_start
+from analytics.ingest.tasks import metering_consume
 from analytics.models import Rollup
-from analytics.tasks import metering_consume
+from analytics.reports import reconcile, selectors
 from gateway.contract import METERING_GROUP, METERING_STREAM
 from tests.analytics.conftest import requires_postgres, wait_until
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from analytics.billing import (
+from analytics.billing.rules import (
     PlanTerms,
     invoice_total,
     money,

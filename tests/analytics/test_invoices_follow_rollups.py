@@ -8,7 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from analytics import services
+from analytics.billing import services as billing
+from analytics.ingest import services as ingest
 from analytics.models import BillingPeriod, Invoice, InvoiceStatus, UsageAdjustment
 from portal.plans.models import PlanChange, Subscription, SubscriptionStatus
 from tests.analytics.conftest import make_event
@@ -35,7 +36,7 @@ def _meter(sub, plan, n: int, at: datetime, *, now: datetime, decision: str = "a
                    api_id=sub.api_id, decision=decision)
         for i in range(n)
     ]
-    services.metering_batch_commit(events=events, consumer="test", now_ms=_ms(now))
+    ingest.metering_batch_commit(events=events, consumer="test", now_ms=_ms(now))
 
 
 @pytest.mark.django_db
@@ -44,7 +45,7 @@ def test_the_draft_shows_exactly_the_metered_requests(acme, alice_app, pro_plan)
     _meter(sub, pro_plan, 1234, datetime(2026, 10, 5, 10, tzinfo=UTC), now=datetime(2026, 10, 6, tzinfo=UTC))
     _meter(sub, pro_plan, 5, datetime(2026, 10, 5, 11, tzinfo=UTC), now=datetime(2026, 10, 6, tzinfo=UTC),
            decision="rate_limited")  # turned away: not billed
-    [invoice] = services.invoice_refresh(organization_id=acme.pk, month=OCT)
+    [invoice] = billing.invoice_refresh(organization_id=acme.pk, month=OCT)
     [line] = invoice.lines.all()
     assert invoice.status == InvoiceStatus.DRAFT
     assert line.used_requests == 1234
@@ -67,7 +68,7 @@ def test_a_mid_month_plan_change_splits_the_month(acme, alice_app, free_plan, pr
     _meter(sub, free_plan, 1500, datetime(2026, 11, 10, tzinfo=UTC), now=now)
     _meter(sub, pro_plan, 700, datetime(2026, 11, 17, tzinfo=UTC), now=now)
 
-    [invoice] = services.invoice_refresh(organization_id=acme.pk, month=NOV)
+    [invoice] = billing.invoice_refresh(organization_id=acme.pk, month=NOV)
     lines = {ln.plan_id: ln for ln in invoice.lines.all()}
     free_line, pro_line = lines[free_plan.pk], lines[pro_plan.pk]
     assert free_line.fraction == Decimal("0.5")
@@ -83,16 +84,16 @@ def test_closing_a_month_twice_gives_the_same_invoices(acme, alice_app, pro_plan
     sub = _subscribe(alice_app, pro_plan, datetime(2026, 9, 1, tzinfo=UTC))
     _meter(sub, pro_plan, 300, datetime(2026, 10, 30, tzinfo=UTC), now=datetime(2026, 10, 31, tzinfo=UTC))
 
-    first = services.billing_period_close(month=OCT, now=datetime(2026, 11, 1, 2, tzinfo=UTC))
+    first = billing.billing_period_close(month=OCT, now=datetime(2026, 11, 1, 2, tzinfo=UTC))
     snapshot = [(i.pk, i.number, i.status, i.total, i.finalized_at) for i in first]
     lines = sorted(Invoice.objects.get(pk=first[0].pk).lines.values_list("pk", "amount", "used_requests"))
-    second = services.billing_period_close(month=OCT, now=datetime(2026, 11, 1, 3, tzinfo=UTC))
+    second = billing.billing_period_close(month=OCT, now=datetime(2026, 11, 1, 3, tzinfo=UTC))
     assert [(i.pk, i.number, i.status, i.total, i.finalized_at) for i in second] == snapshot
     assert sorted(Invoice.objects.get(pk=first[0].pk).lines.values_list("pk", "amount", "used_requests")) == lines
     assert first[0].status == InvoiceStatus.FINAL
     assert Invoice.objects.filter(month=OCT).count() == 1
     # A refresh after the close leaves the final invoice alone.
-    services.invoice_refresh(organization_id=acme.pk, month=OCT)
+    billing.invoice_refresh(organization_id=acme.pk, month=OCT)
     assert sorted(Invoice.objects.get(pk=first[0].pk).lines.values_list("pk", "amount", "used_requests")) == lines
 
 
@@ -102,7 +103,7 @@ def test_late_usage_of_a_closed_month_becomes_an_adjustment(acme, alice_app, pro
     pro_plan.save()
     sub = _subscribe(alice_app, pro_plan, datetime(2026, 9, 1, tzinfo=UTC))
     _meter(sub, pro_plan, 90, datetime(2026, 10, 31, 23, 59, tzinfo=UTC), now=datetime(2026, 11, 1, tzinfo=UTC))
-    [closed] = services.billing_period_close(month=OCT, now=datetime(2026, 11, 1, 2, tzinfo=UTC))
+    [closed] = billing.billing_period_close(month=OCT, now=datetime(2026, 11, 1, 2, tzinfo=UTC))
     assert closed.total == Decimal("49.000")
 
     # 30 more October requests arrive after the close (a gateway that was cut off, say).
@@ -113,7 +114,7 @@ def test_late_usage_of_a_closed_month_becomes_an_adjustment(acme, alice_app, pro
     [adj] = UsageAdjustment.objects.all()
     assert (adj.usage_month, adj.requests, adj.invoice_id) == (OCT, 30, None)
 
-    [draft] = services.invoice_refresh(organization_id=acme.pk, month=NOV)
+    [draft] = billing.invoice_refresh(organization_id=acme.pk, month=NOV)
     late = draft.lines.get(kind="adjustment")
     assert late.used_requests == 30
     assert late.overage_requests == 20  # 90 + 30 against 100 included
@@ -125,8 +126,8 @@ def test_late_usage_of_a_closed_month_becomes_an_adjustment(acme, alice_app, pro
 def test_beat_keeps_the_current_draft_live(acme, alice_app, pro_plan):
     from django.utils import timezone
 
-    from analytics.billing import month_start
-    from analytics.tasks import invoices_refresh_dispatch
+    from analytics.billing.rules import month_start
+    from analytics.billing.tasks import invoices_refresh_dispatch
     from portal.celery import app
 
     sub = _subscribe(alice_app, pro_plan, datetime(2026, 9, 1, tzinfo=UTC))

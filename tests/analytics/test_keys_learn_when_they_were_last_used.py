@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from analytics import services
+from analytics.ingest import services
 from portal.keys import services as keys
 from tests.analytics.conftest import make_event
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from analytics.metering import HIST0, aggregate, latency_bucket, percentile_from_histogram
+from analytics.ingest.metering import HIST0, aggregate, latency_bucket, percentile_from_histogram
 from analytics.models import LATENCY_BUCKETS_MS
 from tests.analytics.conftest import make_event
 

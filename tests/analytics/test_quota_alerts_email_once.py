@@ -7,9 +7,10 @@ import time
 import pytest
 from django.core import mail
 
-from analytics import services
+from analytics.ingest import services as ingest
 from analytics.models import QuotaAlert, QuotaAlertSent
-from analytics.tasks import quota_alerts_dispatch
+from analytics.quotas import services as quotas
+from analytics.quotas.tasks import quota_alerts_dispatch
 from portal.core.errors import ApplicationError
 from portal.plans.models import Subscription, SubscriptionStatus
 from tests.analytics.conftest import make_event
@@ -21,7 +22,7 @@ def _meter(sub, n):
     now = int(time.time() * 1000)
     events = [make_event(ts=now - 1000, application_id=sub.application_id, subscription_id=sub.pk,
                          plan_id=sub.plan_id, api_id=sub.api_id) for _ in range(n)]
-    services.metering_batch_commit(events=events, consumer="test")
+    ingest.metering_batch_commit(events=events, consumer="test")
 
 
 @pytest.fixture
@@ -31,11 +32,11 @@ def subscription(alice_app, free_plan):  # free: 1,000 requests a day
 
 
 def test_it_emails_each_threshold_once(alice, alice_app, subscription):
-    services.quota_alert_set(application=alice_app, user=alice, percentages=[100, 80, 80])
+    quotas.quota_alert_set(application=alice_app, user=alice, percentages=[100, 80, 80])
     _meter(subscription, 799)
-    assert services.quota_alert_check(application_id=alice_app.pk) == []
+    assert quotas.quota_alert_check(application_id=alice_app.pk) == []
     _meter(subscription, 1)
-    [(sub_id, window, pct)] = services.quota_alert_check(application_id=alice_app.pk)
+    [(sub_id, window, pct)] = quotas.quota_alert_check(application_id=alice_app.pk)
     assert (sub_id, pct) == (subscription.pk, 80)
     assert window.startswith("d")
     assert len(mail.outbox) == 1
@@ -44,9 +45,9 @@ def test_it_emails_each_threshold_once(alice, alice_app, subscription):
     assert "800 of 1,000" in mail.outbox[0].body
 
     # A retried task sends nothing twice.
-    assert services.quota_alert_check(application_id=alice_app.pk) == []
+    assert quotas.quota_alert_check(application_id=alice_app.pk) == []
     _meter(subscription, 200)
-    assert [p for *_, p in services.quota_alert_check(application_id=alice_app.pk)] == [100]
+    assert [p for *_, p in quotas.quota_alert_check(application_id=alice_app.pk)] == [100]
     assert len(mail.outbox) == 2
     assert QuotaAlertSent.objects.count() == 2
 
@@ -57,7 +58,7 @@ def test_the_beat_task_checks_every_configured_application(settings, alice, alic
 
     app.conf.task_always_eager = True
     try:
-        services.quota_alert_set(application=alice_app, user=alice, percentages=[50])
+        quotas.quota_alert_set(application=alice_app, user=alice, percentages=[50])
         _meter(subscription, 600)
         assert quota_alerts_dispatch.apply().get() == 1
     finally:
@@ -67,7 +68,7 @@ def test_the_beat_task_checks_every_configured_application(settings, alice, alic
 
 def test_it_refuses_nonsense_percentages(alice, alice_app):
     with pytest.raises(ApplicationError):
-        services.quota_alert_set(application=alice_app, user=alice, percentages=[0])
+        quotas.quota_alert_set(application=alice_app, user=alice, percentages=[0])
 
 
 def test_the_usage_page_saves_alerts_and_charlie_cannot(client, alice, charlie, alice_app):

@@ -9,8 +9,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from analytics import conf, services
-from analytics.metering import DAY_MS
+from analytics import conf
+from analytics.ingest import services
+from analytics.ingest.metering import DAY_MS
 from analytics.models import ConsumerStat, ProcessedEvent, Rollup
 from tests.analytics.conftest import make_event
 

@@ -8,7 +8,8 @@ import time
 import pytest
 from rest_framework.test import APIClient
 
-from analytics import services
+from analytics.billing import services as billing
+from analytics.ingest import services as ingest
 from portal.plans.models import Subscription, SubscriptionStatus
 from tests.analytics.conftest import make_event
 
@@ -26,7 +27,7 @@ def metered(alice_app, charlie_app, free_plan):
         subs[app.pk] = sub
         events += [make_event(ts=now - 1000 - i, application_id=app.pk, subscription_id=sub.pk,
                               plan_id=free_plan.pk, api_id=free_plan.api_id) for i in range(n)]
-    services.metering_batch_commit(events=events, consumer="test")
+    ingest.metering_batch_commit(events=events, consumer="test")
     return subs
 
 
@@ -68,9 +69,9 @@ def test_it_rejects_anonymous_callers(metered):
 def test_it_denies_charlie_acme_usage_page_and_invoices(client, alice, charlie, acme, metered, alice_app):
     from django.utils import timezone
 
-    from analytics.billing import month_start
+    from analytics.billing.rules import month_start
 
-    [invoice] = services.invoice_refresh(organization_id=acme.pk, month=month_start(timezone.now()))
+    [invoice] = billing.invoice_refresh(organization_id=acme.pk, month=month_start(timezone.now()))
     assert invoice.lines.get().used_requests == 7
     client.force_login(charlie)
     assert client.get(f"/analytics/usage/?application={alice_app.pk}").status_code == 404

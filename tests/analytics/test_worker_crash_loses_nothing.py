@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from analytics import consumer
+from analytics.ingest import consumer
+from analytics.ingest.tasks import metering_consume
 from analytics.models import ConsumerStat, ProcessedEvent, Rollup
-from analytics.tasks import metering_consume
 from gateway.contract import METERING_GROUP, METERING_STREAM
 from tests.analytics.conftest import (
     expected_totals,

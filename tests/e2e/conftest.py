@@ -309,10 +309,10 @@ def billed_requests(organization_id: int) -> int:
     from django.db.models import Sum
     from django.utils import timezone
 
-    from analytics import billing, services
+    from analytics.billing import rules, services
     from analytics.models import InvoiceLine
 
-    month = billing.month_start(timezone.now())
+    month = rules.month_start(timezone.now())
     services.invoice_refresh(organization_id=organization_id, month=month)
     return int(InvoiceLine.objects.filter(invoice__organization_id=organization_id, invoice__month=month)
                .aggregate(n=Sum("used_requests"))["n"] or 0)

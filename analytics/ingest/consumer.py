@@ -19,19 +19,17 @@ import logging
 import os
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 from django.conf import settings
 
-from analytics import conf, services
+from analytics import conf
+from analytics.ingest import services
 from gateway.contract import METERING_GROUP, METERING_STREAM, MeteringEvent
 
 log = logging.getLogger(__name__)
-
-Entry = tuple[str, dict[str, str]]
-
 
 def redis_client() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL, decode_responses=True, socket_timeout=30, socket_connect_timeout=5)
@@ -85,7 +83,6 @@ class ConsumeReport:
     dead_letters: int = 0
     claimed: int = 0
     trimmed: int = 0
-    stream_ids: list[str] = field(default_factory=list)
 
 
 def process_entries(client: redis.Redis, entries: list[Any], *, consumer: str, report: ConsumeReport) -> None:

@@ -40,14 +40,6 @@ def latency_bucket(latency_ms: float) -> int:
     return bisect_left(LATENCY_BUCKETS_MS, latency_ms)
 
 
-def status_class(status: int) -> int:
-    return status // 100 if 100 <= status <= 599 else 0
-
-
-def event_day(ts_ms: int) -> int:
-    return ts_ms // DAY_MS
-
-
 @dataclass
 class BatchAggregate:
     minute: Cells = field(default_factory=dict)

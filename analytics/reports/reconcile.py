@@ -14,9 +14,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import redis
 
-from analytics import services
-from analytics.consumer import redis_client
+from analytics.ingest.consumer import redis_client
+from analytics.reports import services
 from gateway import contract
+from portal.plans.selectors import subscription_ids_not_pending
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,9 @@ def read_gateway_day_counts(client: redis.Redis, subscription_ids: list[int], da
 def reconcile_recent_days(*, client: redis.Redis | None = None, now: datetime | None = None) -> int:
     """Snapshot today and yesterday. If Redis is down the snapshot is skipped
     (logged) and the previous one stays; the view then shows it as stale."""
-    from portal.plans.models import Subscription
-
     now = now or datetime.now(tz=UTC)
     client = client or redis_client()
-    sub_ids = list(Subscription.objects.exclude(status="pending").values_list("pk", flat=True))
+    sub_ids = subscription_ids_not_pending()
     rows = 0
     for day in (now.date() - timedelta(days=1), now.date()):
         try:

@@ -11,8 +11,8 @@ from rest_framework import generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from analytics import selectors
 from analytics.models import Granularity, Rollup
+from analytics.reports import selectors
 from portal.core.filters import UtcIsoDateTimeFilter
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db import connection
 
-from analytics.metering import DIMENSION_COLUMNS, METRIC_COLUMNS, TRAFFIC_DIMENSION_COLUMNS
+from analytics.ingest.metering import DIMENSION_COLUMNS, METRIC_COLUMNS, TRAFFIC_DIMENSION_COLUMNS
 from analytics.models import ProcessedEvent, Rollup, TrafficRollup
 
 _SQLITE_CHUNK = 300  # rows per statement, under SQLite's bound-parameter limit

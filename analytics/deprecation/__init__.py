@@ -1,0 +1,1 @@
+"""Deprecation: who still calls deprecated API versions, and emails telling them so."""

@@ -1,0 +1,1 @@
+"""Quotas: quota use per application (from the day rollups) and threshold emails."""

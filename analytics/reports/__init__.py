@@ -1,0 +1,1 @@
+"""Reports: the operator dashboard, developers' usage, the usage API and reconciliation."""

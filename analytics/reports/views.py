@@ -1,0 +1,209 @@
+"""Reports pages: the operator dashboard, developers' usage (with quota alerts) and
+reconciliation. Small views that read selectors, call services and render.
+
+Every page answers ?format=csv and ?format=json with the rows of its table.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.views.decorators.http import require_http_methods
+
+from analytics.exports import export
+from analytics.models import TrafficRollup
+from analytics.quotas import selectors as quota_selectors
+from analytics.quotas import services as quota_services
+from analytics.quotas.forms import QuotaAlertForm
+from analytics.reports import selectors
+from analytics.web import chart, finance_required, month_param, operator_required, render_page
+from portal.catalog.selectors import api_names
+from portal.core.errors import ApplicationError
+from portal.keys.selectors import api_key_prefixes, applications_for
+from portal.plans.selectors import plans_with_api
+
+GRANULARITY_NAMES = {"m": "minute", "h": "hour", "d": "day"}
+
+
+def _bucket_label(moment: datetime, granularity: str) -> str:
+    return moment.strftime("%Y-%m-%d" if granularity == "d" else "%m-%d %H:%M")
+
+
+# --- filters -------------------------------------------------------------------------------
+
+
+class RangeForm(forms.Form):
+    range = forms.ChoiceField(
+        choices=[("1h", "Last hour"), ("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days"),
+                 ("custom", "Custom")],
+        required=False, initial="24h",
+    )
+    start = forms.DateTimeField(required=False, help_text="UTC, e.g. 2026-11-01 00:00")
+    end = forms.DateTimeField(required=False)
+
+    def time_range(self) -> selectors.TimeRange:
+        data = self.cleaned_data if self.is_valid() else {}
+        start, end = data.get("start"), data.get("end")
+        if data.get("range") == "custom" and start:
+            return selectors.time_range("custom", start=start, end=end)
+        return selectors.time_range(data.get("range") or "24h")
+
+
+class DashboardFilterForm(RangeForm):
+    api = forms.TypedChoiceField(coerce=int, required=False, empty_value=None, label="API")
+    version = forms.CharField(required=False, max_length=40)
+    application = forms.IntegerField(required=False, min_value=1)
+    plan = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["api"].choices = [("", "All APIs"), *api_names().items()]
+        self.fields["plan"].choices = [("", "All plans")] + [
+            (p.pk, f"{p.api.name} · {p.name}") for p in plans_with_api()
+        ]
+
+    def apply(self, qs: Any) -> Any:
+        if not self.is_valid():
+            return qs
+        data = self.cleaned_data
+        if data.get("api"):
+            qs = qs.filter(api_id=data["api"])
+        if data.get("version"):
+            qs = qs.filter(version=data["version"])
+        if data.get("application"):
+            qs = qs.filter(application_id=data["application"])
+        if data.get("plan"):
+            qs = qs.filter(plan_id=data["plan"])
+        return qs
+
+
+# --- operator dashboard --------------------------------------------------------------------
+
+
+@login_required
+@operator_required
+def operator_dashboard(request: HttpRequest) -> HttpResponse:
+    form = DashboardFilterForm({"range": "24h", **request.GET.dict()})
+    tr = form.time_range()
+    rollups = selectors.rollups_for(request.user)
+    by_application = form.is_valid() and bool(form.cleaned_data.get("application"))
+    # Without an application filter the series come from the much smaller TrafficRollup.
+    series_source = rollups if by_application else TrafficRollup.objects.all()
+    qs = form.apply(selectors.in_range(series_source, tr)).order_by()
+    tops_range = selectors.top_lists_range(tr)
+    tops_qs = form.apply(selectors.in_range(rollups, tops_range)).order_by()
+    figures = selectors.dashboard(qs, tops_qs)
+    points = figures.series
+    rows = [
+        {"bucket": p["bucket"], "requests": p["requests"], "errors": p["errors"], "p50_ms": p["p50_ms"],
+         "p95_ms": p["p95_ms"], "p99_ms": p["p99_ms"]}
+        for p in points
+    ]
+    exported = export(request, rows=rows, columns=["bucket", "requests", "errors", "p50_ms", "p95_ms", "p99_ms"],
+                      filename=f"traffic-{tr.label}")
+    if exported:
+        return exported
+    labels = [_bucket_label(p["bucket"], tr.granularity) for p in points]
+    statuses = figures.statuses
+    titles = {"api": "APIs", "version": "versions", "application": "applications", "organization": "organizations"}
+    tops = {titles[dim]: figures.tops[dim] for dim in ("api", "version", "application", "organization")}
+    charts = [
+        chart("traffic-chart", "line", labels, [("Requests", [p["requests"] for p in points]),
+                                                 ("Errors", [p["errors"] for p in points])], "Traffic"),
+        chart("latency-chart", "line", labels, [(name, [p[key] for p in points]) for name, key in
+                                                 (("p50", "p50_ms"), ("p95", "p95_ms"), ("p99", "p99_ms"))],
+               "Latency (ms)"),
+        chart("status-chart", "bar", [s["status"] for s in statuses],
+               [("Requests", [s["requests"] for s in statuses])], "Responses by status"),
+    ]
+    return render_page(request, "analytics/operator_dashboard.html", {
+        "form": form, "tr": tr, "tops_since": tops_range.start, "granularity": GRANULARITY_NAMES[tr.granularity],
+        "totals": figures.totals,
+        "rows": rows, "statuses": statuses,
+        "tops": tops, "charts": charts,
+    })
+
+
+# --- developer usage -----------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def developer_usage(request: HttpRequest) -> HttpResponse:
+    apps = list(applications_for(request.user).order_by("name"))
+    requested = request.GET.get("application")
+    if not apps and not requested:
+        return render_page(request, "analytics/developer_usage.html", {"apps": []})
+    app_id = requested or str(apps[0].pk)
+    app = next((a for a in apps if str(a.pk) == app_id), None)
+    if app is None:
+        raise Http404("No such application")  # another organization's: same answer as a missing one
+
+    alert = quota_selectors.quota_alert_of(application_id=app.pk)
+    if request.method == "POST":
+        alert_form = QuotaAlertForm(request.POST)
+        if alert_form.is_valid():
+            try:
+                quota_services.quota_alert_set(
+                    application=app, user=request.user, percentages=alert_form.cleaned_data["percentages"]
+                )
+            except ApplicationError as exc:
+                alert_form.add_error("percentages", exc.message)
+            else:
+                messages.success(request, "Quota alerts saved.")
+                return redirect(f"{request.path}?application={app.pk}")
+    else:
+        initial = ", ".join(str(p) for p in alert.percentages) if alert else "80, 100"
+        alert_form = QuotaAlertForm(initial={"percentages": initial})
+
+    range_form = RangeForm({"range": "24h", **request.GET.dict()})
+    tr = range_form.time_range()
+    qs = selectors.in_range(selectors.rollups_for(request.user).filter(application_id=app.pk), tr).order_by()
+    keys = api_key_prefixes(application_id=app.pk)
+    key = request.GET.get("key") or ""
+    if key:
+        if key not in keys:
+            raise Http404("No such key")
+        qs = qs.filter(key_prefix=key)
+    points = selectors.series(qs)
+    rows = [{"bucket": p["bucket"], "requests": p["requests"], "errors": p["errors"],
+             "p95_ms": p["p95_ms"]} for p in points]
+    exported = export(request, rows=rows, columns=["bucket", "requests", "errors", "p95_ms"],
+                      filename=f"usage-{app.pk}-{tr.label}")
+    if exported:
+        return exported
+    labels = [_bucket_label(p["bucket"], tr.granularity) for p in points]
+    quotas = quota_selectors.quota_usage(application_id=app.pk)
+    charts = [
+        chart("usage-chart", "line", labels, [("Requests", [p["requests"] for p in points]),
+                                               ("Errors", [p["errors"] for p in points])], "Requests"),
+        chart("usage-latency-chart", "line", labels, [("p95 ms", [p["p95_ms"] for p in points])], "Latency p95"),
+    ]
+    return render_page(request, "analytics/developer_usage.html", {
+        "apps": apps, "app": app, "keys": keys, "key": key, "tr": tr, "range_form": range_form,
+        "totals": selectors.totals(qs), "rows": rows, "quotas": quotas, "charts": charts,
+        "alert_form": alert_form, "alert": alert,
+    })
+
+
+# --- reconciliation ----------------------------------------------------------------------
+
+
+@login_required
+@finance_required
+def reconciliation(request: HttpRequest) -> HttpResponse:
+    month = month_param(request)
+    rows = selectors.reconciliation_rows(month=month)
+    exported = export(request, rows=rows, columns=["day", "subscription_id", "gateway", "rollups", "invoice",
+                                                   "mismatch"], filename=f"reconciliation-{month:%Y-%m}")
+    if exported:
+        return exported
+    return render_page(request, "analytics/reconciliation.html", {
+        "month": month, "rows": rows, "mismatches": sum(r["mismatch"] for r in rows),
+    })
