@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import QuerySet
 
-from portal.accounts.models import Membership, Organization
+from portal.accounts.models import Membership, Organization, User
 
 
-def organizations_for(user: Any) -> QuerySet[Organization]:
-    if not getattr(user, "is_authenticated", False):
+def organizations_for(user: User | AnonymousUser) -> QuerySet[Organization]:
+    if not user.is_authenticated:
         return Organization.objects.none()
     if user.is_staff:
         return Organization.objects.all()
     return Organization.objects.filter(memberships__user=user).distinct()
 
 
-def organization_ids_for(user: Any) -> list[int]:
-    if not getattr(user, "is_authenticated", False):
+def organization_ids_for(user: User | AnonymousUser) -> list[int]:
+    if not user.is_authenticated:
         return []
     return list(Membership.objects.filter(user=user).values_list("organization_id", flat=True))
