@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -17,23 +18,23 @@ from rest_framework.response import Response
 from portal.accounts import services
 from portal.accounts.models import Invitation, Membership, Organization, Role
 from portal.accounts.selectors import organizations_for
-from portal.core.api import BaseViewSet, InputSerializer, validated
+from portal.core.api import BaseViewSet, InputSerializer, request_user, validated
 
 
-class OrganizationOutputSerializer(serializers.ModelSerializer):
+class OrganizationOutputSerializer(serializers.ModelSerializer[Organization]):
     class Meta:
         model = Organization
         fields = ["id", "name", "slug", "created_at"]
         read_only_fields = fields
 
 
-class OrganizationViewSet(BaseViewSet):
+class OrganizationViewSet(BaseViewSet[Organization]):
     queryset = Organization.objects.none()
 
     class CreateInputSerializer(InputSerializer):
         name = serializers.CharField(max_length=120)
 
-    def visible_queryset(self) -> Any:
+    def visible_queryset(self) -> QuerySet[Organization]:
         return organizations_for(self.request.user).order_by("name", "id")
 
     @extend_schema(responses=OrganizationOutputSerializer(many=True))
@@ -52,11 +53,11 @@ class OrganizationViewSet(BaseViewSet):
     )
     def create(self, request: Request) -> Response:
         data = validated(self.CreateInputSerializer, request)
-        organization = services.organization_create(name=data["name"], owner=request.user)
+        organization = services.organization_create(name=data["name"], owner=request_user(request))
         return Response(OrganizationOutputSerializer(organization).data, status=status.HTTP_201_CREATED)
 
 
-class MemberOutputSerializer(serializers.ModelSerializer):
+class MemberOutputSerializer(serializers.ModelSerializer[Membership]):
     email = serializers.EmailField(source="user.email")
 
     class Meta:
@@ -65,7 +66,7 @@ class MemberOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class MemberViewSet(BaseViewSet):
+class MemberViewSet(BaseViewSet[Membership]):
     """Members of one organization: organizations/{organization_id}/members/."""
 
     queryset = Membership.objects.none()
@@ -76,7 +77,7 @@ class MemberViewSet(BaseViewSet):
     def get_organization(self) -> Organization:
         return self.parent_object(organizations_for(self.request.user), "organization_id")
 
-    def visible_queryset(self) -> Any:
+    def visible_queryset(self) -> QuerySet[Membership]:
         return (
             Membership.objects.filter(organization=self.get_organization())
             .select_related("user", "organization")
@@ -100,23 +101,25 @@ class MemberViewSet(BaseViewSet):
     def partial_update(self, request: Request, organization_id: str, pk: str) -> Response:
         membership = self.get_object()
         data = validated(self.UpdateInputSerializer, request)
-        membership = services.membership_change_role(membership=membership, role=data["role"], actor=request.user)
+        membership = services.membership_change_role(
+            membership=membership, role=data["role"], actor=request_user(request)
+        )
         return Response(MemberOutputSerializer(membership).data)
 
     @extend_schema(responses={204: None}, description="Owners and admins remove members; anyone may leave.")
     def destroy(self, request: Request, organization_id: str, pk: str) -> Response:
-        services.membership_remove(membership=self.get_object(), actor=request.user)
+        services.membership_remove(membership=self.get_object(), actor=request_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class InvitationOutputSerializer(serializers.ModelSerializer):
+class InvitationOutputSerializer(serializers.ModelSerializer[Invitation]):
     class Meta:
         model = Invitation
         fields = ["id", "organization", "email", "role", "created_at", "expires_at", "accepted_at"]
         read_only_fields = fields
 
 
-class InvitationViewSet(BaseViewSet):
+class InvitationViewSet(BaseViewSet[Invitation]):
     """Invitations of one organization: organizations/{organization_id}/invitations/."""
 
     queryset = Invitation.objects.none()
@@ -128,7 +131,7 @@ class InvitationViewSet(BaseViewSet):
     def get_organization(self) -> Organization:
         return self.parent_object(organizations_for(self.request.user), "organization_id")
 
-    def visible_queryset(self) -> Any:
+    def visible_queryset(self) -> QuerySet[Invitation]:
         return Invitation.objects.filter(organization=self.get_organization()).order_by("-created_at", "-id")
 
     @extend_schema(responses=InvitationOutputSerializer(many=True))
@@ -148,18 +151,20 @@ class InvitationViewSet(BaseViewSet):
             organization=organization,
             email=data["email"],
             role=data["role"],
-            actor=request.user,
+            actor=request_user(request),
             base_url=request.build_absolute_uri("/"),
         )
         return Response(InvitationOutputSerializer(invitation).data, status=status.HTTP_201_CREATED)
 
 
-class InvitationAcceptViewSet(BaseViewSet):
+class InvitationAcceptViewSet(BaseViewSet[Any]):
+    """Has no model of its own: the token names the invitation."""
+
     class AcceptInputSerializer(InputSerializer):
         token = serializers.CharField(max_length=200, help_text="The token from the emailed invitation link.")
 
     @extend_schema(request=AcceptInputSerializer, responses={201: MemberOutputSerializer})
     def create(self, request: Request) -> Response:
         data = validated(self.AcceptInputSerializer, request)
-        membership = services.invitation_accept(token=data["token"], user=request.user)
+        membership = services.invitation_accept(token=data["token"], user=request_user(request))
         return Response(MemberOutputSerializer(membership).data, status=status.HTTP_201_CREATED)

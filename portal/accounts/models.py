@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import ClassVar
+
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
 from django.db.models.functions import Lower
@@ -31,14 +33,16 @@ class UserManager(BaseUserManager["User"]):
 class User(AbstractUser):
     """Logs in by email. Operators are staff; finance are members of the 'finance' group."""
 
+    # Removes AbstractUser's username column; the stubs type it as a CharField.
     username = None  # type: ignore[assignment]
     email = models.EmailField("email address", unique=True)
     email_verified = models.BooleanField(default=False)
 
     USERNAME_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
 
-    objects = UserManager()  # type: ignore[misc]
+    # Email-keyed, replacing AbstractUser's username-keyed manager (whose create_user differs).
+    objects: ClassVar[UserManager] = UserManager()  # type: ignore[assignment]
 
     class Meta:
         constraints = [models.UniqueConstraint(Lower("email"), name="user_email_ci_unique")]

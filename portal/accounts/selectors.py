@@ -2,38 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import QuerySet
 
-from portal.accounts.models import Membership, Organization, Role
+from portal.accounts.models import Membership, Organization, Role, User
 
 
-def organizations_for(user: Any) -> QuerySet[Organization]:
-    if not getattr(user, "is_authenticated", False):
+def organizations_for(user: User | AnonymousUser) -> QuerySet[Organization]:
+    if not user.is_authenticated:
         return Organization.objects.none()
     if user.is_staff:
         return Organization.objects.all()
     return Organization.objects.filter(memberships__user=user).distinct()
 
 
-def organization_ids_for(user: Any) -> list[int]:
-    if not getattr(user, "is_authenticated", False):
+def organization_ids_for(user: User | AnonymousUser) -> list[int]:
+    if not user.is_authenticated:
         return []
     return list(Membership.objects.filter(user=user).values_list("organization_id", flat=True))
 
 
-def is_operator(user: Any) -> bool:
+def is_operator(user: User | AnonymousUser) -> bool:
     """Operators are staff users."""
-    return bool(getattr(user, "is_authenticated", False) and user.is_staff)
+    return bool(user.is_authenticated and user.is_staff)
 
 
-def is_finance(user: Any) -> bool:
+def is_finance(user: User | AnonymousUser) -> bool:
     """Members of the ``finance`` group, and operators: who may read revenue and reconciliation."""
-    return bool(
-        getattr(user, "is_authenticated", False)
-        and (user.is_staff or user.groups.filter(name="finance").exists())
-    )
+    return bool(user.is_authenticated and (user.is_staff or user.groups.filter(name="finance").exists()))
 
 
 def organization_ids() -> list[int]:

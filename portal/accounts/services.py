@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.password_validation import validate_password
 from django.core import signing
 from django.core.exceptions import ValidationError
@@ -103,8 +103,8 @@ def organization_create(*, name: str, owner: User) -> Organization:
     return organization
 
 
-def membership_role(*, organization: Organization, user: Any) -> str | None:
-    if not getattr(user, "is_authenticated", False):
+def membership_role(*, organization: Organization, user: User | AnonymousUser) -> str | None:
+    if not user.is_authenticated:
         return None
     return (
         Membership.objects.filter(organization=organization, user=user).values_list("role", flat=True).first()
@@ -113,9 +113,9 @@ def membership_role(*, organization: Organization, user: Any) -> str | None:
 
 def _require_manager(organization: Organization, actor: User) -> str:
     role = membership_role(organization=organization, user=actor)
-    if role not in MANAGER_ROLES:
+    if role is None or role not in MANAGER_ROLES:
         raise NotAllowed("Only the organization's owners and admins can do this.")
-    return role  # type: ignore[return-value]
+    return role
 
 
 @transaction.atomic

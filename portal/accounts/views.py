@@ -25,7 +25,7 @@ from portal.accounts.models import Invitation, Membership, Organization, User
 from portal.accounts.selectors import organizations_for
 from portal.core.errors import ApplicationError, NotAllowed
 from portal.core.throttle import client_ip, throttle_allows
-from portal.core.web import base_url, form_add_error
+from portal.core.web import AuthenticatedHttpRequest, base_url, form_add_error
 
 TOO_MANY = "Too many attempts. Wait a while and try again."
 
@@ -100,11 +100,13 @@ class LoginView(auth_views.LoginView):
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def profile(request: HttpRequest) -> HttpResponse:
+def profile(request: AuthenticatedHttpRequest) -> HttpResponse:
     user = request.user
     form = ProfileForm(request.POST or None, initial={"first_name": user.first_name, "last_name": user.last_name})
     if request.method == "POST" and form.is_valid():
-        services.user_profile_update(user=user, **form.cleaned_data)  # type: ignore[arg-type]
+        services.user_profile_update(
+            user=user, first_name=form.cleaned_data["first_name"], last_name=form.cleaned_data["last_name"]
+        )
         messages.success(request, "Profile saved.")
         return redirect("profile")
     memberships = Membership.objects.filter(user=user).select_related("organization").order_by("organization__name")
@@ -116,7 +118,7 @@ def profile(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def organization_create(request: HttpRequest) -> HttpResponse:
+def organization_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = OrganizationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -129,19 +131,22 @@ def organization_create(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/organization_form.html", {"form": form})
 
 
-def _organization_or_404(request: HttpRequest, slug: str) -> Organization:
+def _organization_or_404(request: AuthenticatedHttpRequest, slug: str) -> Organization:
     return get_object_or_404(organizations_for(request.user), slug=slug)
 
 
 @login_required
 @require_http_methods(["GET"])
-def organization_detail(request: HttpRequest, slug: str) -> HttpResponse:
+def organization_detail(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     organization = _organization_or_404(request, slug)
     return _organization_page(request, organization)
 
 
 def _organization_page(
-    request: HttpRequest, organization: Organization, invite_form: InvitationForm | None = None, status: int = 200
+    request: AuthenticatedHttpRequest,
+    organization: Organization,
+    invite_form: InvitationForm | None = None,
+    status: int = 200,
 ) -> HttpResponse:
     role = services.membership_role(organization=organization, user=request.user)
     members = organization.memberships.select_related("user").order_by("user__email")
@@ -164,7 +169,7 @@ def _organization_page(
 
 @login_required
 @require_POST
-def organization_invite(request: HttpRequest, slug: str) -> HttpResponse:
+def organization_invite(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     organization = _organization_or_404(request, slug)
     form = InvitationForm(request.POST)
     if form.is_valid():
@@ -188,7 +193,7 @@ def organization_invite(request: HttpRequest, slug: str) -> HttpResponse:
     return _organization_page(request, organization, invite_form=form, status=400)
 
 
-def _membership_or_404(request: HttpRequest, slug: str, membership_id: int) -> Membership:
+def _membership_or_404(request: AuthenticatedHttpRequest, slug: str, membership_id: int) -> Membership:
     organization = _organization_or_404(request, slug)
     return get_object_or_404(Membership.objects.select_related("user", "organization"), pk=membership_id,
                              organization=organization)
@@ -196,7 +201,7 @@ def _membership_or_404(request: HttpRequest, slug: str, membership_id: int) -> M
 
 @login_required
 @require_POST
-def membership_role_change(request: HttpRequest, slug: str, membership_id: int) -> HttpResponse:
+def membership_role_change(request: AuthenticatedHttpRequest, slug: str, membership_id: int) -> HttpResponse:
     membership = _membership_or_404(request, slug, membership_id)
     form = RoleForm(request.POST, prefix=f"m{membership.pk}")
     if not form.is_valid():
@@ -213,7 +218,7 @@ def membership_role_change(request: HttpRequest, slug: str, membership_id: int) 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def membership_remove(request: HttpRequest, slug: str, membership_id: int) -> HttpResponse:
+def membership_remove(request: AuthenticatedHttpRequest, slug: str, membership_id: int) -> HttpResponse:
     """Remove a member, or leave when it is your own membership. GET asks to confirm."""
     membership = _membership_or_404(request, slug, membership_id)
     leaving = membership.user_id == request.user.pk
@@ -233,7 +238,7 @@ def membership_remove(request: HttpRequest, slug: str, membership_id: int) -> Ht
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+def invitation_accept(request: AuthenticatedHttpRequest, token: str) -> HttpResponse:
     if request.method == "POST":
         try:
             membership = services.invitation_accept(token=token, user=request.user)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -14,7 +13,7 @@ from portal.audit.models import AuditEvent
 from portal.core.api import OPERATOR_PERMISSIONS, BaseViewSet
 
 
-class AuditEventOutputSerializer(serializers.ModelSerializer):
+class AuditEventOutputSerializer(serializers.ModelSerializer[AuditEvent]):
     before = serializers.JSONField(allow_null=True)
     after = serializers.JSONField(allow_null=True)
 
@@ -36,12 +35,12 @@ class AuditEventOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AuditEventViewSet(BaseViewSet):
+class AuditEventViewSet(BaseViewSet[AuditEvent]):
     permission_classes = OPERATOR_PERMISSIONS
     filterset_class = AuditEventFilter
     queryset = AuditEvent.objects.none()
 
-    def visible_queryset(self) -> Any:
+    def visible_queryset(self) -> QuerySet[AuditEvent]:
         return AuditEvent.objects.order_by("-created_at", "-id")
 
     @extend_schema(responses=AuditEventOutputSerializer(many=True))
@@ -50,5 +49,5 @@ class AuditEventViewSet(BaseViewSet):
         return self.get_paginated_response(AuditEventOutputSerializer(page, many=True).data)
 
     @extend_schema(responses=AuditEventOutputSerializer)
-    def retrieve(self, request: Request, pk: str) -> Any:
+    def retrieve(self, request: Request, pk: str) -> Response:
         return Response(AuditEventOutputSerializer(self.get_object()).data)

@@ -2,11 +2,15 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from django.contrib.auth.models import AnonymousUser
 from django.db import models
 
 from portal.audit.models import AuditEvent
+
+if TYPE_CHECKING:
+    from portal.accounts.models import User
 
 
 def _jsonable(value: Any) -> Any:
@@ -28,17 +32,17 @@ def model_snapshot(obj: models.Model, fields: list[str] | None = None) -> dict[s
 
 def audit_record(
     *,
-    actor: Any,
+    actor: User | AnonymousUser | None,
     action: str,
     obj: models.Model,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
     organization_id: int | None = None,
 ) -> AuditEvent:
-    user = actor if getattr(actor, "is_authenticated", False) else None
+    user = actor if actor is not None and actor.is_authenticated else None  # None: the system did it
     return AuditEvent.objects.create(
         actor=user,
-        actor_email=getattr(user, "email", "") or "",
+        actor_email=user.email if user is not None else "",
         action=action,
         object_type=obj._meta.label_lower,
         object_id=str(obj.pk),

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db.models import Model
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from portal.core.errors import ApplicationError
 
+_M = TypeVar("_M", bound=Model)
 
-def run_action(request: HttpRequest, queryset: Any, service: Any, verb: str, **kwargs: Any) -> None:
+
+def run_action(
+    request: HttpRequest, queryset: Iterable[_M], service: Callable[..., object], verb: str, **kwargs: Any
+) -> None:
     """Apply a service to each selected object; report successes and refusals as messages."""
-    done, refused = 0, []
+    done, refused = 0, list[str]()
     for obj in queryset:
         try:
             service(obj, **kwargs)
@@ -26,11 +33,11 @@ def run_action(request: HttpRequest, queryset: Any, service: Any, verb: str, **k
         messages.warning(request, line)
 
 
-def changed_fields(form: Any, names: list[str]) -> dict[str, Any]:
+def changed_fields(form: forms.BaseForm, names: Iterable[str]) -> dict[str, Any]:
     return {name: form.cleaned_data[name] for name in names if name in form.changed_data}
 
 
-class ServiceAdmin(admin.ModelAdmin):
+class ServiceAdmin(admin.ModelAdmin[_M]):
     """Forms validate what they can; a domain rule only the service knows (a conflict,
     a state transition) arrives as ApplicationError from save_model. The whole save is
     rolled back and the operator sees the reason, never a 500."""

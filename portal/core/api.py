@@ -7,9 +7,11 @@ the one error body every 4xx answers with (see portal/core/errors.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from django.contrib.auth.models import AnonymousUser
+from django.core.paginator import Paginator
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, JsonResponse
 from django_filters.rest_framework import DjangoFilterBackend
@@ -20,26 +22,35 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.generics import get_object_or_404
 from rest_framework.metadata import SimpleMetadata
 from rest_framework.parsers import JSONParser
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.views import APIView
 
 from portal.core.pagination import Pagination
 from portal.core.permissions import IsOperator, TokenHasScopeForMethod
 
+if TYPE_CHECKING:
+    from portal.accounts.models import User
+
+_M = TypeVar("_M", bound=Model)
+_P = TypeVar("_P", bound=Model)
+
 # Declared scopes are checked for bearer tokens: read for GET, write for the rest.
-DEFAULT_PERMISSIONS = [IsAuthenticated, TokenHasScopeForMethod]
-OPERATOR_PERMISSIONS = [*DEFAULT_PERMISSIONS, IsOperator]
+DEFAULT_PERMISSIONS: list[type[BasePermission]] = [IsAuthenticated, TokenHasScopeForMethod]
+OPERATOR_PERMISSIONS: list[type[BasePermission]] = [*DEFAULT_PERMISSIONS, IsOperator]
 
 
-class ErrorDetailSerializer(serializers.Serializer):
+class ErrorDetailSerializer(serializers.Serializer[Any]):
     type = serializers.CharField(help_text="A stable code, e.g. invalid, not_found, permission_denied, conflict.")
     message = serializers.CharField()
-    fields = serializers.DictField(
+    # DRF's metaclass moves declared fields off the class, so this does not shadow Serializer.fields.
+    fields = serializers.DictField(  # type: ignore[assignment]
         child=serializers.JSONField(), required=False, help_text="Per-field messages, for invalid input."
     )
 
 
-class ErrorSerializer(serializers.Serializer):
+class ErrorSerializer(serializers.Serializer[Any]):
     error = ErrorDetailSerializer()
 
 
@@ -57,7 +68,9 @@ class AutoSchema(openapi.AutoSchema):
     def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
         responses: dict[str, Any] = super()._get_response_bodies(direction)
         for code in map(str, self._error_codes()):
-            responses.setdefault(code, self._get_response_for_code(ErrorSerializer, code, direction=direction))
+            # drf-spectacular leaves this hook unannotated.
+            response = self._get_response_for_code(ErrorSerializer, code, direction=direction)  # type: ignore[no-untyped-call]
+            responses.setdefault(code, response)
         return responses
 
     def get_serializer_name(self, serializer: Any, direction: Any) -> str:
@@ -74,7 +87,7 @@ class StrictPagination(Pagination):
     """Page numbers as in settings, but a malformed page or page_size is an error (404 and
     400, as DRF answers an out-of-range page) rather than silently replaced by a default."""
 
-    def get_page_number(self, request: Any, paginator: Any) -> int:
+    def get_page_number(self, request: Request, paginator: Paginator[Any]) -> int:
         raw = request.query_params.get(self.page_query_param)
         if raw is None:
             return 1
@@ -82,10 +95,10 @@ class StrictPagination(Pagination):
             raise exceptions.NotFound(self.invalid_page_message.format(page_number=raw, message="Not a page number."))
         return int(raw)
 
-    def get_page_size(self, request: Any) -> int:
+    def get_page_size(self, request: Request) -> int | None:
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
-            return int(self.page_size)
+            return self.page_size
         try:
             size = int(raw)
         except ValueError:
@@ -95,8 +108,8 @@ class StrictPagination(Pagination):
             raise exceptions.ValidationError({self.page_size_query_param: [message]})
         return size
 
-    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
-        parameters: list[dict[str, Any]] = super().get_schema_operation_parameters(view)
+    def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
         for parameter in parameters:
             if parameter["name"] == self.page_query_param:
                 parameter["schema"]["minimum"] = 1
@@ -109,11 +122,11 @@ class PlainMetadata(SimpleMetadata):
     """OPTIONS answers name, description and formats. DRF's default also describes the
     serializer of each action, which these view sets pick per action (so it would crash)."""
 
-    def determine_actions(self, request: Any, view: Any) -> dict[str, Any]:
+    def determine_actions(self, request: Request, view: APIView) -> dict[str, Any]:
         return {}
 
 
-def _json_type_error(field: serializers.Field, value: Any) -> str | None:
+def _json_type_error(field: serializers.Field[Any, Any, Any, Any], value: Any) -> str | None:
     """What is wrong with the JSON type of ``value`` for ``field``, if anything. DRF coerces
     (0 becomes "0", "5" becomes 5, "yes" becomes True); the API takes JSON as its schema says."""
     if value is None:
@@ -142,12 +155,12 @@ def _json_type_error(field: serializers.Field, value: Any) -> str | None:
     return None if ok else f"Expected {expected}."
 
 
-class InputSerializer(serializers.Serializer):
+class InputSerializer(serializers.Serializer[Any]):
     """Base of every input serializer: JSON types are checked strictly before DRF's coercion."""
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
-            errors = {}
+            errors: dict[str, list[str]] = {}
             for name, field in self.fields.items():
                 if not field.read_only and name in data:
                     error = _json_type_error(field, data[name])
@@ -158,7 +171,9 @@ class InputSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-class BaseViewSet(viewsets.GenericViewSet):
+class BaseViewSet(viewsets.GenericViewSet[_M]):
+    """Typed by the model it serves: ``class ApplicationViewSet(BaseViewSet[Application])``."""
+
     # Bearer first: an unauthenticated request then gets 401 with a WWW-Authenticate header.
     authentication_classes = [OAuth2Authentication, SessionAuthentication]
     permission_classes = DEFAULT_PERMISSIONS
@@ -170,42 +185,56 @@ class BaseViewSet(viewsets.GenericViewSet):
     # Any id shape reaches the view, which answers a JSON 404 for ids it cannot find.
     lookup_value_regex = "[^/]+"
     schema = AutoSchema()
+    # Each view set sets Model.objects.none(): it names the model for the schema.
+    queryset: QuerySet[_M] | None
     # Operator-only actions; everything else needs only an authenticated caller.
     operator_actions: frozenset[str] = frozenset()
 
-    def get_queryset(self) -> Any:
+    def get_queryset(self) -> QuerySet[_M]:
         if getattr(self, "swagger_fake_view", False):
             # Schema generation: no user and no URL kwargs; the class queryset names the model.
-            return self.queryset
+            # A view set without a model has None here, from which drf-spectacular names no model.
+            return self.queryset  # type: ignore[return-value]
         return self.visible_queryset()
 
-    def visible_queryset(self) -> Any:
+    def visible_queryset(self) -> QuerySet[_M]:
         """What the caller may see; every lookup by id goes through it, hence 404 for the rest."""
         raise NotImplementedError
 
-    def get_permissions(self) -> list[Any]:
+    def get_permissions(self) -> Sequence[BasePermission]:
         classes = OPERATOR_PERMISSIONS if self.action in self.operator_actions else self.permission_classes
         return [cls() for cls in classes]
 
-    def parent_object(self, queryset: QuerySet[Any], kwarg: str) -> Any:
+    def parent_object(self, queryset: QuerySet[_P], kwarg: str) -> _P:
         """The object a nested route hangs under; 404 when the caller may not see it."""
         return get_object_or_404(queryset, pk=self.kwargs[kwarg])
 
 
-class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
+class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField[_M]):
     """A primary key that must name an object the caller may see: anything else is
     answered like a non-existent id, so a guess reveals nothing."""
 
-    def __init__(self, *, model: type[Model], scope: Callable[[Any], QuerySet[Any]], **kwargs: Any) -> None:
+    def __init__(
+        self, *, model: type[_M], scope: Callable[[User | AnonymousUser], QuerySet[_M]], **kwargs: Any
+    ) -> None:
         self.scope = scope
         # The unscoped queryset is only for the schema (the id's type); lookups use get_queryset.
         super().__init__(queryset=model._default_manager.all(), **kwargs)
 
-    def get_queryset(self) -> QuerySet[Any]:
+    def get_queryset(self) -> QuerySet[_M]:
         return self.scope(self.context["request"].user)
 
 
-def validated(serializer_class: type[serializers.Serializer], request: Any) -> dict[str, Any]:
+def request_user(request: Request) -> User:
+    """The signed-in caller. Every view set requires IsAuthenticated, so DRF has refused
+    anonymous callers before an action runs; this narrows the type and keeps it so."""
+    user = request.user
+    if not user.is_authenticated:
+        raise exceptions.NotAuthenticated()
+    return user
+
+
+def validated(serializer_class: type[serializers.Serializer[Any]], request: Request) -> dict[str, Any]:
     """Validate the request body with an input serializer; only its declared fields come out,
     so anything else a caller sends (status, organization, key_hash, ...) is dropped here."""
     serializer = serializer_class(data=request.data, context={"request": request})

@@ -15,7 +15,8 @@ class StrictBooleanField(forms.NullBooleanField):
     # A text input passes the raw value on; the default select maps anything unknown to None.
     widget = forms.TextInput
 
-    def to_python(self, value: Any) -> bool | None:
+    # Django's NullBooleanField.to_python returns None too; django-stubs types only BooleanField's.
+    def to_python(self, value: Any) -> bool | None:  # type: ignore[override]
         if value in (None, ""):
             return None
         if value in ("true", "false"):
@@ -33,7 +34,8 @@ class StrictBooleanFilter(django_filters.BooleanFilter):
 class IdFilter(django_filters.NumberFilter):
     """An integer id: the default NumberFilter reads decimals such as 1e120, which no database column holds."""
 
-    field_class = forms.IntegerField
+    # The stubs pin NumberFilter to DecimalField; django-filter takes any form field here.
+    field_class = forms.IntegerField  # type: ignore[assignment]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("min_value", 1)
@@ -47,8 +49,9 @@ class StrictFilterSet(django_filters.FilterSet):
 
     def is_valid(self) -> bool:
         valid = bool(super().is_valid())
+        data = self.data or {}  # django-filter stores {} for None, which the stubs do not know
         for name, declared in self.filters.items():
-            if type(declared) is not django_filters.CharFilter and self.data.get(name) == "":
+            if type(declared) is not django_filters.CharFilter and data.get(name) == "":
                 self.form.add_error(name, "Must not be empty.")
                 valid = False
         return valid

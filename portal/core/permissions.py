@@ -13,14 +13,15 @@ from oauth2_provider.contrib.rest_framework import TokenHasReadWriteScope
 from rest_framework.permissions import BasePermission
 
 
-class TokenHasScopeForMethod(TokenHasReadWriteScope):
+# django-oauth-toolkit ships no types, so its base class is Any to mypy.
+class TokenHasScopeForMethod(TokenHasReadWriteScope):  # type: ignore[misc]
     """Passes session requests through; checks read/write scope for OAuth2 tokens.
     Subclasses TokenHasReadWriteScope so drf-spectacular documents the scopes."""
 
     def has_permission(self, request: Any, view: Any) -> bool:
         if not hasattr(request.auth, "scope"):
             return True  # not an OAuth2 token: IsAuthenticated decides
-        return super().has_permission(request, view)
+        return bool(super().has_permission(request, view))
 
 
 class IsOperator(BasePermission):

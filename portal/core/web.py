@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 from django import forms
 from django.http import HttpRequest
 
 from portal.core.errors import ApplicationError
+
+if TYPE_CHECKING:
+    from portal.accounts.models import User
+
+
+class AuthenticatedHttpRequest(HttpRequest):
+    """The request a @login_required view receives: its user is signed in. Only for
+    annotations (django-stubs' pattern); Django still builds a plain HttpRequest."""
+
+    user: User
 
 
 def base_url(request: HttpRequest) -> str:
