@@ -63,6 +63,7 @@ seed: venv var/secret_key
 lint: venv
 	$(VENV)/bin/ruff check .
 	DEBUG=1 $(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 test: venv
 	@bin/ensure-debs redis-server:redis-server initdb:postgresql chromium:chromium nginx:nginx-light wrk:wrk curl:curl
