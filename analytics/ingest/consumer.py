@@ -23,16 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from django.conf import settings
 
 from analytics import conf
 from analytics.ingest import services
 from gateway.contract import METERING_GROUP, METERING_STREAM, MeteringEvent
 
 log = logging.getLogger(__name__)
-
-def redis_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, decode_responses=True, socket_timeout=30, socket_connect_timeout=5)
 
 
 def consumer_name() -> str:
@@ -151,7 +147,7 @@ def consume(
     trim: bool = True,
 ) -> ConsumeReport:
     """Drain the stream until it is empty or the time budget is spent."""
-    client = client or redis_client()
+    client = client or conf.redis_client()
     consumer = consumer or consumer_name()
     budget_s = conf.CONSUME_BUDGET_S if budget_s is None else budget_s
     batch_size = batch_size or conf.BATCH_SIZE

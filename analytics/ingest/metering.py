@@ -123,22 +123,3 @@ def aggregate(events: Iterable[MeteringEvent]) -> BatchAggregate:
     agg.events = n
     return agg
 
-
-def percentile_from_histogram(counts: list[int], q: float) -> float | None:
-    """Estimate the q-quantile (0 < q <= 1) from bucket counts by linear
-    interpolation inside the bucket; the open-ended last bucket reports its
-    lower bound. None for an empty histogram."""
-    total = sum(counts)
-    if total == 0:
-        return None
-    rank = q * total
-    seen = 0.0
-    for i, count in enumerate(counts):
-        if count and seen + count >= rank:
-            lower = LATENCY_BUCKETS_MS[i - 1] if i > 0 else 0.0
-            if i >= len(LATENCY_BUCKETS_MS):
-                return float(lower)
-            upper = LATENCY_BUCKETS_MS[i]
-            return float(lower + (upper - lower) * (rank - seen) / count)
-        seen += count
-    return float(LATENCY_BUCKETS_MS[-1])

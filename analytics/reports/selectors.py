@@ -15,11 +15,34 @@ from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from analytics.billing.rules import month_bounds
-from analytics.ingest.metering import percentile_from_histogram
-from analytics.models import LATENCY_FIELDS, Granularity, InvoiceLine, Reconciliation, Rollup
+from analytics.models import LATENCY_BUCKETS_MS, LATENCY_FIELDS, Granularity, InvoiceLine, Reconciliation, Rollup
 from portal.accounts.selectors import is_operator
 from portal.catalog.selectors import api_names
 from portal.keys.selectors import application_names, application_organization_names, applications_for
+
+# --- latency -------------------------------------------------------------------------------
+
+
+def percentile_from_histogram(counts: list[int], q: float) -> float | None:
+    """Estimate the q-quantile (0 < q <= 1) from the rollups' latency histogram
+    (ingest.metering fills it, LATENCY_BUCKETS_MS bounds it) by linear
+    interpolation inside the bucket; the open-ended last bucket reports its
+    lower bound. None for an empty histogram."""
+    total = sum(counts)
+    if total == 0:
+        return None
+    rank = q * total
+    seen = 0.0
+    for i, count in enumerate(counts):
+        if count and seen + count >= rank:
+            lower = LATENCY_BUCKETS_MS[i - 1] if i > 0 else 0.0
+            if i >= len(LATENCY_BUCKETS_MS):
+                return float(lower)
+            upper = LATENCY_BUCKETS_MS[i]
+            return float(lower + (upper - lower) * (rank - seen) / count)
+        seen += count
+    return float(LATENCY_BUCKETS_MS[-1])
+
 
 # --- scoping -------------------------------------------------------------------------------
 

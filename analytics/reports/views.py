@@ -20,7 +20,6 @@ from analytics.exports import export
 from analytics.models import TrafficRollup
 from analytics.quotas import selectors as quota_selectors
 from analytics.quotas import services as quota_services
-from analytics.quotas.forms import QuotaAlertForm
 from analytics.reports import selectors
 from analytics.web import chart, finance_required, month_param, operator_required, render_page
 from portal.catalog.selectors import api_names
@@ -146,21 +145,17 @@ def developer_usage(request: HttpRequest) -> HttpResponse:
         raise Http404("No such application")  # another organization's: same answer as a missing one
 
     alert = quota_selectors.quota_alert_of(application_id=app.pk)
-    if request.method == "POST":
-        alert_form = QuotaAlertForm(request.POST)
-        if alert_form.is_valid():
-            try:
-                quota_services.quota_alert_set(
-                    application=app, user=request.user, percentages=alert_form.cleaned_data["percentages"]
-                )
-            except ApplicationError as exc:
-                alert_form.add_error("percentages", exc.message)
-            else:
-                messages.success(request, "Quota alerts saved.")
-                return redirect(f"{request.path}?application={app.pk}")
-    else:
-        initial = ", ".join(str(p) for p in alert.percentages) if alert else "80, 100"
-        alert_form = QuotaAlertForm(initial={"percentages": initial})
+    alert_form = quota_selectors.quota_alert_form(alert=alert, data=request.POST if request.method == "POST" else None)
+    if request.method == "POST" and alert_form.is_valid():
+        try:
+            quota_services.quota_alert_set(
+                application=app, user=request.user, percentages=alert_form.cleaned_data["percentages"]
+            )
+        except ApplicationError as exc:
+            alert_form.add_error("percentages", exc.message)
+        else:
+            messages.success(request, "Quota alerts saved.")
+            return redirect(f"{request.path}?application={app.pk}")
 
     range_form = RangeForm({"range": "24h", **request.GET.dict()})
     tr = range_form.time_range()
