@@ -4,6 +4,7 @@ transaction; the emails go out after commit)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.core.mail import send_mail
@@ -38,10 +39,11 @@ def deprecation_notify(*, api_id: int, version: str, actor: Any, days: int = 30)
         if not emails:
             continue
         transaction.on_commit(
-            lambda app=app, emails=emails, n=row["requests"]: send_mail(
+            partial(
+                send_mail,
                 subject=f"[Tollway] {ver.api.name} {ver.label} is deprecated",
                 message=(
-                    f"Your application {app.name} made {n:,} requests to {ver.api.name} {ver.label} "
+                    f"Your application {app.name} made {row['requests']:,} requests to {ver.api.name} {ver.label} "
                     f"in the last {days} days. That version is deprecated.{sunset}{successor}"
                 ),
                 from_email=None,

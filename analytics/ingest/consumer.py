@@ -20,7 +20,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -160,7 +160,8 @@ def consume(
         response = client.xreadgroup(
             METERING_GROUP, consumer, {METERING_STREAM: ">"}, count=batch_size, block=block_ms or None
         )
-        entries = response[0][1] if response else []
+        # redis_client() speaks RESP2, which answers [[stream, entries]]; the dict forms are RESP3's.
+        entries = cast(list[list[Any]], response)[0][1] if response else []
         if not entries:
             break
         process_entries(client, entries, consumer=consumer, report=report)

@@ -75,7 +75,7 @@ def claim_event_ids(pairs: Sequence[tuple[int, str]]) -> set[str]:
         for start in range(0, len(pairs), _SQLITE_CHUNK):
             chunk = pairs[start : start + _SQLITE_CHUNK]
             values = ",".join(["(%s, %s)"] * len(chunk))
-            params: list[object] = [v for pair in chunk for v in pair]
+            params: list[int | str] = [v for pair in chunk for v in pair]
             cur.execute(
                 f"INSERT INTO {PROCESSED_TABLE} (day, event_id) VALUES {values} "  # noqa: S608
                 "ON CONFLICT DO NOTHING RETURNING event_id",

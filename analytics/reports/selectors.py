@@ -7,6 +7,7 @@ applications a user may see) comes through the portal's selectors.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -154,9 +155,11 @@ def series(qs: QuerySet[Rollup], *, latency: bool = True) -> list[dict[str, Any]
     rows = qs.values("bucket").annotate(requests=Sum("requests"), errors=Sum("errors"), **extra).order_by("bucket")
     out = []
     for row in rows:
-        point = {"bucket": row["bucket"], "requests": int(row["requests"]), "errors": int(row["errors"])}
+        # The latency sums are annotated under computed names (_LAT_SUMS), which the stubs cannot see.
+        values: Mapping[str, Any] = row
+        point = {"bucket": values["bucket"], "requests": int(values["requests"]), "errors": int(values["errors"])}
         if latency:
-            hist = [int(row[f] or 0) for f in LATENCY_FIELDS]
+            hist = [int(values[f] or 0) for f in LATENCY_FIELDS]
             point.update(
                 p50_ms=percentile_from_histogram(hist, 0.5),
                 p95_ms=percentile_from_histogram(hist, 0.95),
@@ -229,15 +232,15 @@ def dashboard(qs: QuerySet[Any], tops_qs: QuerySet[Rollup], n: int = 10) -> Dash
             "p99_ms": percentile_from_histogram(hist, 0.99),
         })
     statuses = [{"status": f"{sc}xx" if sc else "none", "requests": n} for sc, n in sorted(per_status.items())]
-    dims = list(tops_qs.values("api_id", "version", "application_id").annotate(
+    dims: list[Mapping[str, Any]] = list(tops_qs.values("api_id", "version", "application_id").annotate(
         requests=Sum("requests"), errors=Sum("errors")).order_by())
     tops: dict[str, list[dict[str, Any]]] = {}
     for dimension, key in (("api", ("api_id",)), ("version", ("api_id", "version")),
                            ("application", ("application_id",))):
         folded: dict[tuple[Any, ...], dict[str, Any]] = {}
         for d in dims:
-            k = tuple(d[f] for f in key)
-            acc = folded.setdefault(k, {**{f: d[f] for f in key}, "requests": 0, "errors": 0})
+            group = tuple(d[f] for f in key)
+            acc = folded.setdefault(group, {**{f: d[f] for f in key}, "requests": 0, "errors": 0})
             acc["requests"] += int(d["requests"])
             acc["errors"] += int(d["errors"])
         ranked = sorted(folded.values(), key=lambda r: (-r["requests"], *(str(r[f]) for f in key)))
@@ -308,8 +311,8 @@ def reconciliation_rows(*, month: date, subscription_ids: list[int] | None = Non
             (sub, day), {"subscription_id": sub, "day": day, "gateway": None, "rollups": 0, "invoice": 0}
         )
 
-    for r in rollups.values("subscription_id", "bucket").annotate(n=Sum("admitted")):
-        row(r["subscription_id"], r["bucket"].date())["rollups"] = int(r["n"])
+    for agg in rollups.values("subscription_id", "bucket").annotate(n=Sum("admitted")):
+        row(agg["subscription_id"], agg["bucket"].date())["rollups"] = int(agg["n"])
     for rec in recs:
         row(rec.subscription_id, rec.day)["gateway"] = rec.gateway_admitted
     for line in lines.values("subscription_id", "daily_usage"):

@@ -7,7 +7,7 @@ Every page answers ?format=csv and ?format=json with the rows of its table.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import messages
@@ -62,8 +62,9 @@ class DashboardFilterForm(RangeForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["api"].choices = [("", "All APIs"), *api_names().items()]
-        self.fields["plan"].choices = [("", "All plans")] + [
+        # self.fields is typed dict[str, Field]; these two are the ChoiceFields declared above.
+        cast(forms.ChoiceField, self.fields["api"]).choices = [("", "All APIs"), *api_names().items()]
+        cast(forms.ChoiceField, self.fields["plan"]).choices = [("", "All plans")] + [
             (p.pk, f"{p.api.name} · {p.name}") for p in plans_with_api()
         ]
 
