@@ -32,7 +32,7 @@ class UsageFilter(django_filters.FilterSet):
         return super().filter_queryset(queryset)
 
 
-def _scoped(view: Any) -> QuerySet[Rollup]:
+def _scoped(view: generics.GenericAPIView[Rollup]) -> QuerySet[Rollup]:
     if getattr(view, "swagger_fake_view", False):  # schema generation: no user
         return Rollup.objects.none()
     return selectors.rollups_for(view.request.user).order_by("bucket", "api_id", "version", "application_id", "pk")

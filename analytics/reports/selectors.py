@@ -10,16 +10,31 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from django.db.models import QuerySet, Sum
+from django.db.models import Model, QuerySet, Sum
 from django.utils import timezone
 
 from analytics.billing.rules import month_bounds
-from analytics.models import LATENCY_BUCKETS_MS, LATENCY_FIELDS, Granularity, InvoiceLine, Reconciliation, Rollup
+from analytics.models import (
+    LATENCY_BUCKETS_MS,
+    LATENCY_FIELDS,
+    Granularity,
+    InvoiceLine,
+    Reconciliation,
+    Rollup,
+)
 from portal.accounts.selectors import is_operator
 from portal.catalog.selectors import api_names
 from portal.keys.selectors import application_names, application_organization_names, applications_for
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser
+
+    from portal.accounts.models import User
+
+# Rollup or TrafficRollup: both have granularity and bucket.
+_R = TypeVar("_R", bound=Model)
 
 # --- latency -------------------------------------------------------------------------------
 
@@ -48,14 +63,14 @@ def percentile_from_histogram(counts: list[int], q: float) -> float | None:
 # --- scoping -------------------------------------------------------------------------------
 
 
-def application_ids_for(user: Any) -> list[int] | None:
+def application_ids_for(user: User | AnonymousUser) -> list[int] | None:
     """None means every application (operators)."""
     if is_operator(user):
         return None
     return list(applications_for(user).values_list("pk", flat=True))
 
 
-def rollups_for(user: Any) -> QuerySet[Rollup]:
+def rollups_for(user: User | AnonymousUser) -> QuerySet[Rollup]:
     if not getattr(user, "is_authenticated", False):
         return Rollup.objects.none()
     app_ids = application_ids_for(user)
@@ -106,7 +121,7 @@ def floor_to(moment: datetime, granularity: str) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def in_range(qs: QuerySet[Any], tr: TimeRange) -> QuerySet[Any]:
+def in_range(qs: QuerySet[_R], tr: TimeRange) -> QuerySet[_R]:
     return qs.filter(granularity=tr.granularity, bucket__gte=floor_to(tr.start, tr.granularity), bucket__lt=tr.end)
 
 
@@ -199,7 +214,8 @@ def dashboard(qs: QuerySet[Any], tops_qs: QuerySet[Rollup], n: int = 10) -> Dash
     """Everything the operator dashboard shows, in two scans: ``qs`` (TrafficRollup,
     or Rollup when filtered by application) grouped by bucket and status class gives
     the series, totals, latency and status breakdown; ``tops_qs`` grouped by
-    (API, version, application) gives every top list."""
+    (API, version, application) gives every top list. ``qs`` is typed loosely: its rows
+    are read by the computed latency field names, which the stubs' row types cannot name."""
     # One scan for the series, the totals and the status breakdown: grouped by
     # bucket and status class, folded here (a few thousand rows at most).
     rows = list(

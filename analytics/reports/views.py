@@ -7,11 +7,12 @@ Every page answers ?format=csv and ?format=json with the rows of its table.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods
@@ -24,8 +25,12 @@ from analytics.reports import selectors
 from analytics.web import chart, finance_required, month_param, operator_required, render_page
 from portal.catalog.selectors import api_names
 from portal.core.errors import ApplicationError
+from portal.core.web import AuthenticatedHttpRequest
 from portal.keys.selectors import api_key_prefixes, applications_for
 from portal.plans.selectors import plans_with_api
+
+# Rollup or TrafficRollup: the dashboard filters either.
+_R = TypeVar("_R", bound=Model)
 
 GRANULARITY_NAMES = {"m": "minute", "h": "hour", "d": "day"}
 
@@ -68,7 +73,7 @@ class DashboardFilterForm(RangeForm):
             (p.pk, f"{p.api.name} · {p.name}") for p in plans_with_api()
         ]
 
-    def apply(self, qs: Any) -> Any:
+    def apply(self, qs: QuerySet[_R]) -> QuerySet[_R]:
         if not self.is_valid():
             return qs
         data = self.cleaned_data
@@ -135,7 +140,7 @@ def operator_dashboard(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def developer_usage(request: HttpRequest) -> HttpResponse:
+def developer_usage(request: AuthenticatedHttpRequest) -> HttpResponse:
     apps = list(applications_for(request.user).order_by("name"))
     requested = request.GET.get("application")
     if not apps and not requested:
