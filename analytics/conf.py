@@ -1,7 +1,11 @@
-"""Analytics tunables, read from the environment once at import; a bad value fails loudly."""
+"""Analytics tunables, read from the environment once at import; a bad value fails loudly.
+Also the one Redis connection analytics opens (the metering stream and the gateway's counters).
+"""
 
 from __future__ import annotations
 
+import redis
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.env import env_int
@@ -33,3 +37,9 @@ HOUR_RETENTION_DAYS = _positive("ANALYTICS_HOUR_RETENTION_DAYS", 90)
 STREAM_KEEP_S = _positive("ANALYTICS_STREAM_KEEP_S", 3600)
 # A month is closed this long after it ends, so in-flight events still land on its invoice.
 CLOSE_GRACE_S = _positive("ANALYTICS_CLOSE_GRACE_S", 3600)
+
+
+def redis_client() -> redis.Redis:
+    """The gateway's Redis (settings.REDIS_URL), read by ingest (the metering stream) and
+    reports (the quota counters). A 30 s read timeout: XREADGROUP blocks up to BLOCK_MS."""
+    return redis.Redis.from_url(settings.REDIS_URL, decode_responses=True, socket_timeout=30, socket_connect_timeout=5)

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -51,7 +51,9 @@ def json_response(payload: Any, filename: str) -> HttpResponse:
     return response
 
 
-def export(request: Any, *, rows: list[dict[str, Any]], columns: Sequence[str], filename: str) -> HttpResponse | None:
+def export(
+    request: HttpRequest, *, rows: list[dict[str, Any]], columns: Sequence[str], filename: str
+) -> HttpResponse | None:
     """The export the request asks for with ?format=csv or ?format=json, else None."""
     fmt = request.GET.get("format")
     if fmt == "csv":

@@ -90,7 +90,7 @@ def bench_throughput(n: int) -> dict[str, Any]:
     from analytics.ingest import consumer
     from analytics.models import Rollup
 
-    client = consumer.redis_client()
+    client = conf.redis_client()
     now = int(time.time() * 1000)
     # A burst of current traffic: the last 60 s from 1,000 applications.
     events = make_events(n, apps=1000, ts0=now - 60_000, span_ms=60_000)
@@ -122,7 +122,7 @@ def bench_freshness(duration_s: float, redis_url: str, database_url: str) -> dic
                          cwd=ROOT, env=env, stdout=(logdir / "beat.log").open("wb"), stderr=subprocess.STDOUT,
                          start_new_session=True),
     ]
-    from analytics.ingest.consumer import redis_client
+    from analytics.conf import redis_client
 
     client = redis_client()
     lags: list[float] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import QuerySet, Sum
 
@@ -14,8 +14,13 @@ from portal.accounts.selectors import is_finance, organization_ids_for
 from portal.catalog.selectors import api_names
 from portal.plans.selectors import plan_names
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser
 
-def invoices_for(user: Any) -> QuerySet[Invoice]:
+    from portal.accounts.models import User
+
+
+def invoices_for(user: User | AnonymousUser) -> QuerySet[Invoice]:
     """Finance and operators see every invoice; members their organizations' ones."""
     if not getattr(user, "is_authenticated", False):
         return Invoice.objects.none()

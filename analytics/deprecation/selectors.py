@@ -33,16 +33,18 @@ def deprecated_callers(*, since: datetime, api_id: int | None = None, version: s
         .order_by("-requests")
     )
     apps = applications_by_id(ids=[r["application_id"] for r in rows])
+    out: list[dict[str, Any]] = []
     for r in rows:
         v = meta[(r["api_id"], r["version"])]
         app = apps.get(r["application_id"])
-        r.update(
-            api_name=v.api.name, sunset_at=v.sunset_at, successor=v.successor.label if v.successor else "",
-            application=app.name if app else f"#{r['application_id']}",
-            organization=app.organization.name if app else "",
-            requests=int(r["requests"]),
-        )
-    return rows
+        out.append({
+            **r,
+            "api_name": v.api.name, "sunset_at": v.sunset_at, "successor": v.successor.label if v.successor else "",
+            "application": app.name if app else f"#{r['application_id']}",
+            "organization": app.organization.name if app else "",
+            "requests": int(r["requests"]),
+        })
+    return out
 
 
 def recent_notices(*, limit: int = 20) -> list[DeprecationNotice]:

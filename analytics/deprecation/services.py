@@ -4,7 +4,8 @@ transaction; the emails go out after commit)."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING
 
 from django.core.mail import send_mail
 from django.db import transaction
@@ -17,9 +18,12 @@ from portal.catalog.selectors import api_version_get, version_is_deprecated
 from portal.core.errors import Conflict
 from portal.keys.selectors import applications_by_id
 
+if TYPE_CHECKING:
+    from portal.accounts.models import User
+
 
 @transaction.atomic
-def deprecation_notify(*, api_id: int, version: str, actor: Any, days: int = 30) -> list[DeprecationNotice]:
+def deprecation_notify(*, api_id: int, version: str, actor: User, days: int = 30) -> list[DeprecationNotice]:
     """Email the owners and admins of every application that called a deprecated
     version in the last ``days`` days."""
     ver = api_version_get(api_id=api_id, label=version)
@@ -38,10 +42,11 @@ def deprecation_notify(*, api_id: int, version: str, actor: Any, days: int = 30)
         if not emails:
             continue
         transaction.on_commit(
-            lambda app=app, emails=emails, n=row["requests"]: send_mail(
+            partial(
+                send_mail,
                 subject=f"[Tollway] {ver.api.name} {ver.label} is deprecated",
                 message=(
-                    f"Your application {app.name} made {n:,} requests to {ver.api.name} {ver.label} "
+                    f"Your application {app.name} made {row['requests']:,} requests to {ver.api.name} {ver.label} "
                     f"in the last {days} days. That version is deprecated.{sunset}{successor}"
                 ),
                 from_email=None,

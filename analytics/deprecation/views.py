@@ -16,6 +16,7 @@ from analytics.exports import export
 from analytics.reports.selectors import RANGES
 from analytics.web import chart, operator_required, render_page
 from portal.core.errors import ApplicationError
+from portal.core.web import AuthenticatedHttpRequest
 
 
 @login_required
@@ -38,7 +39,7 @@ def deprecation_report(request: HttpRequest) -> HttpResponse:
 @login_required
 @operator_required
 @require_POST
-def deprecation_notify(request: HttpRequest) -> HttpResponse:
+def deprecation_notify(request: AuthenticatedHttpRequest) -> HttpResponse:
     try:
         api_id = int(request.POST.get("api_id", ""))
     except ValueError as exc:

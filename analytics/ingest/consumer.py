@@ -20,19 +20,15 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
-from django.conf import settings
 
 from analytics import conf
 from analytics.ingest import services
 from gateway.contract import METERING_GROUP, METERING_STREAM, MeteringEvent
 
 log = logging.getLogger(__name__)
-
-def redis_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, decode_responses=True, socket_timeout=30, socket_connect_timeout=5)
 
 
 def consumer_name() -> str:
@@ -151,7 +147,7 @@ def consume(
     trim: bool = True,
 ) -> ConsumeReport:
     """Drain the stream until it is empty or the time budget is spent."""
-    client = client or redis_client()
+    client = client or conf.redis_client()
     consumer = consumer or consumer_name()
     budget_s = conf.CONSUME_BUDGET_S if budget_s is None else budget_s
     batch_size = batch_size or conf.BATCH_SIZE
@@ -164,7 +160,8 @@ def consume(
         response = client.xreadgroup(
             METERING_GROUP, consumer, {METERING_STREAM: ">"}, count=batch_size, block=block_ms or None
         )
-        entries = response[0][1] if response else []
+        # redis_client() speaks RESP2, which answers [[stream, entries]]; the dict forms are RESP3's.
+        entries = cast(list[list[Any]], response)[0][1] if response else []
         if not entries:
             break
         process_entries(client, entries, consumer=consumer, report=report)

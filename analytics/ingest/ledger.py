@@ -7,14 +7,20 @@ everything runs inside the caller's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from django.db import connection
+from django.db.backends.utils import CursorWrapper
 
-from analytics.ingest.metering import DIMENSION_COLUMNS, METRIC_COLUMNS, TRAFFIC_DIMENSION_COLUMNS
+from analytics.ingest.metering import (
+    DIMENSION_COLUMNS,
+    METRIC_COLUMNS,
+    TRAFFIC_DIMENSION_COLUMNS,
+    Cells,
+    TrafficCells,
+)
 from analytics.models import ProcessedEvent, Rollup, TrafficRollup
 
 _SQLITE_CHUNK = 300  # rows per statement, under SQLite's bound-parameter limit
@@ -44,7 +50,7 @@ TRAFFIC = RollupTable(TrafficRollup._meta.db_table, "tw_traffic_stage", TRAFFIC_
 _EVENT_STAGE = "tw_event_stage"
 
 
-def _pg_stage(cur: Any, table: str, like: str, columns: str) -> None:
+def _pg_stage(cur: CursorWrapper, table: str, like: str, columns: str) -> None:
     # A per-session temporary table, emptied at every commit. Rows arrive by COPY,
     # which psycopg formats in C; binding big arrays instead costs seconds per batch.
     cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} AS SELECT {columns} FROM {like} WITH NO DATA")  # noqa: S608
@@ -75,7 +81,7 @@ def claim_event_ids(pairs: Sequence[tuple[int, str]]) -> set[str]:
         for start in range(0, len(pairs), _SQLITE_CHUNK):
             chunk = pairs[start : start + _SQLITE_CHUNK]
             values = ",".join(["(%s, %s)"] * len(chunk))
-            params: list[object] = [v for pair in chunk for v in pair]
+            params: list[int | str] = [v for pair in chunk for v in pair]
             cur.execute(
                 f"INSERT INTO {PROCESSED_TABLE} (day, event_id) VALUES {values} "  # noqa: S608
                 "ON CONFLICT DO NOTHING RETURNING event_id",
@@ -85,13 +91,15 @@ def claim_event_ids(pairs: Sequence[tuple[int, str]]) -> set[str]:
         return fresh
 
 
-def upsert_rollups(cells_by_granularity: dict[str, dict[Any, list[float]]], table: RollupTable = ROLLUPS) -> None:
+def upsert_rollups(
+    cells_by_granularity: Mapping[str, Cells | TrafficCells], table: RollupTable = ROLLUPS
+) -> None:
     """Add each cell's metrics to its rollup row, creating the row if needed, in
     one statement for all granularities. Rows go in key order so that concurrent
     consumers lock them in the same order and cannot deadlock each other."""
     adapt = connection.ops.adapt_datetimefield_value  # SQLite wants the ORM's exact text form
     rows = [
-        (granularity, adapt(datetime.fromtimestamp(key[0] / 1000, tz=UTC)), *key[1:], *vec)
+        (granularity, adapt(datetime.fromtimestamp(int(key[0]) / 1000, tz=UTC)), *key[1:], *vec)
         for granularity, cells in sorted(cells_by_granularity.items())
         for key, vec in sorted(cells.items())
     ]

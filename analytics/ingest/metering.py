@@ -9,7 +9,6 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from analytics.models import LATENCY_BUCKETS_MS, LATENCY_FIELDS
 from gateway.contract import MeteringEvent
@@ -33,6 +32,9 @@ TRAFFIC_DIMENSION_COLUMNS: tuple[str, ...] = ("api_id", "version", "plan_id", "s
 # (bucket_start_ms, api_id, version, application_id, key_prefix, plan_id, subscription_id, status_class)
 CellKey = tuple[int, int, str, int, str, int, int, int]
 Cells = dict[CellKey, list[float]]
+# (bucket_start_ms, api_id, version, plan_id, status_class): TrafficRollup's dimensions
+TrafficKey = tuple[int, int, str, int, int]
+TrafficCells = dict[TrafficKey, list[float]]
 
 
 def latency_bucket(latency_ms: float) -> int:
@@ -58,19 +60,19 @@ class BatchAggregate:
         out: Cells = {}
         for key, vec in self.minute.items():
             coarse = (key[0] - key[0] % width, *key[1:])
-            acc = out.get(coarse)  # type: ignore[call-overload]
+            acc = out.get(coarse)
             if acc is None:
-                out[coarse] = list(vec)  # type: ignore[index]
+                out[coarse] = list(vec)
             else:
                 for i, value in enumerate(vec):
                     acc[i] += value
         return out
 
 
-    def traffic_cells(self, granularity: str, *, min_minute_ts: int | None = None) -> dict[Any, list[float]]:
+    def traffic_cells(self, granularity: str, *, min_minute_ts: int | None = None) -> TrafficCells:
         """Cells without the per-application dimensions, for TrafficRollup."""
         width = {"m": MINUTE_MS, "h": HOUR_MS, "d": DAY_MS}[granularity]
-        out: dict[Any, list[float]] = {}
+        out: TrafficCells = {}
         for key, vec in self.minute.items():
             if min_minute_ts is not None and granularity == "m" and key[0] < min_minute_ts:
                 continue
@@ -123,22 +125,3 @@ def aggregate(events: Iterable[MeteringEvent]) -> BatchAggregate:
     agg.events = n
     return agg
 
-
-def percentile_from_histogram(counts: list[int], q: float) -> float | None:
-    """Estimate the q-quantile (0 < q <= 1) from bucket counts by linear
-    interpolation inside the bucket; the open-ended last bucket reports its
-    lower bound. None for an empty histogram."""
-    total = sum(counts)
-    if total == 0:
-        return None
-    rank = q * total
-    seen = 0.0
-    for i, count in enumerate(counts):
-        if count and seen + count >= rank:
-            lower = LATENCY_BUCKETS_MS[i - 1] if i > 0 else 0.0
-            if i >= len(LATENCY_BUCKETS_MS):
-                return float(lower)
-            upper = LATENCY_BUCKETS_MS[i]
-            return float(lower + (upper - lower) * (rank - seen) / count)
-        seen += count
-    return float(LATENCY_BUCKETS_MS[-1])

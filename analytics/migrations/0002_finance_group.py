@@ -1,7 +1,9 @@
+from django.apps.registry import Apps
 from django.db import migrations
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
 
-def create_finance_group(apps, schema_editor):
+def create_finance_group(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     # Finance staff see the billing report; the group is looked up by this name.
     Group = apps.get_model("auth", "Group")
     Group.objects.get_or_create(name="finance")

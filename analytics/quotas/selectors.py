@@ -1,4 +1,5 @@
-"""Quota reads: how much of each quota window an application has used, and when it runs out."""
+"""Quota reads: how much of each quota window an application has used, and when it runs out;
+a developer's alert thresholds, and the form that edits them on the usage page."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import Sum
+from django.http import QueryDict
 from django.utils import timezone
 
 from analytics.billing.rules import month_bounds, month_start
 from analytics.models import Granularity, QuotaAlert, Rollup
+from analytics.quotas.forms import QuotaAlertForm
 from portal.plans.selectors import live_subscriptions_of_application
 
 
@@ -87,3 +90,12 @@ def quota_alert_application_ids() -> list[int]:
 
 def quota_alert_of(*, application_id: int) -> QuotaAlert | None:
     return QuotaAlert.objects.filter(application_id=application_id).first()
+
+
+def quota_alert_form(*, alert: QuotaAlert | None, data: QueryDict | None = None) -> QuotaAlertForm:
+    """The usage page's alert form: bound to ``data`` when the developer submits it,
+    otherwise showing the stored thresholds (80 and 100 until any are saved)."""
+    if data is not None:
+        return QuotaAlertForm(data)
+    initial = ", ".join(str(p) for p in alert.percentages) if alert else "80, 100"
+    return QuotaAlertForm(initial={"percentages": initial})

@@ -7,7 +7,7 @@ each sent-row on its own before that email goes out (see its docstring).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.core.mail import send_mail
 from django.db import transaction
@@ -16,9 +16,13 @@ from analytics.models import QuotaAlert, QuotaAlertSent
 from analytics.quotas.selectors import quota_usage
 from portal.core.errors import ApplicationError
 
+if TYPE_CHECKING:
+    from portal.accounts.models import User
+    from portal.keys.models import Application
+
 
 @transaction.atomic
-def quota_alert_set(*, application: Any, user: Any, percentages: list[int]) -> QuotaAlert:
+def quota_alert_set(*, application: Application, user: User, percentages: list[int]) -> QuotaAlert:
     """Email ``user`` when ``application`` crosses these percentages of a quota (one set per application)."""
     cleaned = sorted({int(p) for p in percentages})
     if any(p < 1 or p > 1000 for p in cleaned):

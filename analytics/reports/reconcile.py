@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import redis
 
-from analytics.ingest.consumer import redis_client
+from analytics.conf import redis_client
 from analytics.reports import services
 from gateway import contract
 from portal.plans.selectors import subscription_ids_not_pending

@@ -7,31 +7,70 @@ applications a user may see) comes through the portal's selectors.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from django.db.models import QuerySet, Sum
+from django.db.models import Model, QuerySet, Sum
 from django.utils import timezone
 
 from analytics.billing.rules import month_bounds
-from analytics.ingest.metering import percentile_from_histogram
-from analytics.models import LATENCY_FIELDS, Granularity, InvoiceLine, Reconciliation, Rollup
+from analytics.models import (
+    LATENCY_BUCKETS_MS,
+    LATENCY_FIELDS,
+    Granularity,
+    InvoiceLine,
+    Reconciliation,
+    Rollup,
+)
 from portal.accounts.selectors import is_operator
 from portal.catalog.selectors import api_names
 from portal.keys.selectors import application_names, application_organization_names, applications_for
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser
+
+    from portal.accounts.models import User
+
+# Rollup or TrafficRollup: both have granularity and bucket.
+_R = TypeVar("_R", bound=Model)
+
+# --- latency -------------------------------------------------------------------------------
+
+
+def percentile_from_histogram(counts: list[int], q: float) -> float | None:
+    """Estimate the q-quantile (0 < q <= 1) from the rollups' latency histogram
+    (ingest.metering fills it, LATENCY_BUCKETS_MS bounds it) by linear
+    interpolation inside the bucket; the open-ended last bucket reports its
+    lower bound. None for an empty histogram."""
+    total = sum(counts)
+    if total == 0:
+        return None
+    rank = q * total
+    seen = 0.0
+    for i, count in enumerate(counts):
+        if count and seen + count >= rank:
+            lower = LATENCY_BUCKETS_MS[i - 1] if i > 0 else 0.0
+            if i >= len(LATENCY_BUCKETS_MS):
+                return float(lower)
+            upper = LATENCY_BUCKETS_MS[i]
+            return float(lower + (upper - lower) * (rank - seen) / count)
+        seen += count
+    return float(LATENCY_BUCKETS_MS[-1])
+
+
 # --- scoping -------------------------------------------------------------------------------
 
 
-def application_ids_for(user: Any) -> list[int] | None:
+def application_ids_for(user: User | AnonymousUser) -> list[int] | None:
     """None means every application (operators)."""
     if is_operator(user):
         return None
     return list(applications_for(user).values_list("pk", flat=True))
 
 
-def rollups_for(user: Any) -> QuerySet[Rollup]:
+def rollups_for(user: User | AnonymousUser) -> QuerySet[Rollup]:
     if not getattr(user, "is_authenticated", False):
         return Rollup.objects.none()
     app_ids = application_ids_for(user)
@@ -82,7 +121,7 @@ def floor_to(moment: datetime, granularity: str) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def in_range(qs: QuerySet[Any], tr: TimeRange) -> QuerySet[Any]:
+def in_range(qs: QuerySet[_R], tr: TimeRange) -> QuerySet[_R]:
     return qs.filter(granularity=tr.granularity, bucket__gte=floor_to(tr.start, tr.granularity), bucket__lt=tr.end)
 
 
@@ -131,9 +170,11 @@ def series(qs: QuerySet[Rollup], *, latency: bool = True) -> list[dict[str, Any]
     rows = qs.values("bucket").annotate(requests=Sum("requests"), errors=Sum("errors"), **extra).order_by("bucket")
     out = []
     for row in rows:
-        point = {"bucket": row["bucket"], "requests": int(row["requests"]), "errors": int(row["errors"])}
+        # The latency sums are annotated under computed names (_LAT_SUMS), which the stubs cannot see.
+        values: Mapping[str, Any] = row
+        point = {"bucket": values["bucket"], "requests": int(values["requests"]), "errors": int(values["errors"])}
         if latency:
-            hist = [int(row[f] or 0) for f in LATENCY_FIELDS]
+            hist = [int(values[f] or 0) for f in LATENCY_FIELDS]
             point.update(
                 p50_ms=percentile_from_histogram(hist, 0.5),
                 p95_ms=percentile_from_histogram(hist, 0.95),
@@ -173,7 +214,8 @@ def dashboard(qs: QuerySet[Any], tops_qs: QuerySet[Rollup], n: int = 10) -> Dash
     """Everything the operator dashboard shows, in two scans: ``qs`` (TrafficRollup,
     or Rollup when filtered by application) grouped by bucket and status class gives
     the series, totals, latency and status breakdown; ``tops_qs`` grouped by
-    (API, version, application) gives every top list."""
+    (API, version, application) gives every top list. ``qs`` is typed loosely: its rows
+    are read by the computed latency field names, which the stubs' row types cannot name."""
     # One scan for the series, the totals and the status breakdown: grouped by
     # bucket and status class, folded here (a few thousand rows at most).
     rows = list(
@@ -206,15 +248,15 @@ def dashboard(qs: QuerySet[Any], tops_qs: QuerySet[Rollup], n: int = 10) -> Dash
             "p99_ms": percentile_from_histogram(hist, 0.99),
         })
     statuses = [{"status": f"{sc}xx" if sc else "none", "requests": n} for sc, n in sorted(per_status.items())]
-    dims = list(tops_qs.values("api_id", "version", "application_id").annotate(
+    dims: list[Mapping[str, Any]] = list(tops_qs.values("api_id", "version", "application_id").annotate(
         requests=Sum("requests"), errors=Sum("errors")).order_by())
     tops: dict[str, list[dict[str, Any]]] = {}
     for dimension, key in (("api", ("api_id",)), ("version", ("api_id", "version")),
                            ("application", ("application_id",))):
         folded: dict[tuple[Any, ...], dict[str, Any]] = {}
         for d in dims:
-            k = tuple(d[f] for f in key)
-            acc = folded.setdefault(k, {**{f: d[f] for f in key}, "requests": 0, "errors": 0})
+            group = tuple(d[f] for f in key)
+            acc = folded.setdefault(group, {**{f: d[f] for f in key}, "requests": 0, "errors": 0})
             acc["requests"] += int(d["requests"])
             acc["errors"] += int(d["errors"])
         ranked = sorted(folded.values(), key=lambda r: (-r["requests"], *(str(r[f]) for f in key)))
@@ -285,8 +327,8 @@ def reconciliation_rows(*, month: date, subscription_ids: list[int] | None = Non
             (sub, day), {"subscription_id": sub, "day": day, "gateway": None, "rollups": 0, "invoice": 0}
         )
 
-    for r in rollups.values("subscription_id", "bucket").annotate(n=Sum("admitted")):
-        row(r["subscription_id"], r["bucket"].date())["rollups"] = int(r["n"])
+    for agg in rollups.values("subscription_id", "bucket").annotate(n=Sum("admitted")):
+        row(agg["subscription_id"], agg["bucket"].date())["rollups"] = int(agg["n"])
     for rec in recs:
         row(rec.subscription_id, rec.day)["gateway"] = rec.gateway_admitted
     for line in lines.values("subscription_id", "daily_usage"):

@@ -7,11 +7,12 @@ Every page answers ?format=csv and ?format=json with the rows of its table.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods
@@ -20,13 +21,16 @@ from analytics.exports import export
 from analytics.models import TrafficRollup
 from analytics.quotas import selectors as quota_selectors
 from analytics.quotas import services as quota_services
-from analytics.quotas.forms import QuotaAlertForm
 from analytics.reports import selectors
 from analytics.web import chart, finance_required, month_param, operator_required, render_page
 from portal.catalog.selectors import api_names
 from portal.core.errors import ApplicationError
+from portal.core.web import AuthenticatedHttpRequest
 from portal.keys.selectors import api_key_prefixes, applications_for
 from portal.plans.selectors import plans_with_api
+
+# Rollup or TrafficRollup: the dashboard filters either.
+_R = TypeVar("_R", bound=Model)
 
 GRANULARITY_NAMES = {"m": "minute", "h": "hour", "d": "day"}
 
@@ -63,12 +67,13 @@ class DashboardFilterForm(RangeForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["api"].choices = [("", "All APIs"), *api_names().items()]
-        self.fields["plan"].choices = [("", "All plans")] + [
+        # self.fields is typed dict[str, Field]; these two are the ChoiceFields declared above.
+        cast(forms.ChoiceField, self.fields["api"]).choices = [("", "All APIs"), *api_names().items()]
+        cast(forms.ChoiceField, self.fields["plan"]).choices = [("", "All plans")] + [
             (p.pk, f"{p.api.name} · {p.name}") for p in plans_with_api()
         ]
 
-    def apply(self, qs: Any) -> Any:
+    def apply(self, qs: QuerySet[_R]) -> QuerySet[_R]:
         if not self.is_valid():
             return qs
         data = self.cleaned_data
@@ -135,7 +140,7 @@ def operator_dashboard(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def developer_usage(request: HttpRequest) -> HttpResponse:
+def developer_usage(request: AuthenticatedHttpRequest) -> HttpResponse:
     apps = list(applications_for(request.user).order_by("name"))
     requested = request.GET.get("application")
     if not apps and not requested:
@@ -146,21 +151,17 @@ def developer_usage(request: HttpRequest) -> HttpResponse:
         raise Http404("No such application")  # another organization's: same answer as a missing one
 
     alert = quota_selectors.quota_alert_of(application_id=app.pk)
-    if request.method == "POST":
-        alert_form = QuotaAlertForm(request.POST)
-        if alert_form.is_valid():
-            try:
-                quota_services.quota_alert_set(
-                    application=app, user=request.user, percentages=alert_form.cleaned_data["percentages"]
-                )
-            except ApplicationError as exc:
-                alert_form.add_error("percentages", exc.message)
-            else:
-                messages.success(request, "Quota alerts saved.")
-                return redirect(f"{request.path}?application={app.pk}")
-    else:
-        initial = ", ".join(str(p) for p in alert.percentages) if alert else "80, 100"
-        alert_form = QuotaAlertForm(initial={"percentages": initial})
+    alert_form = quota_selectors.quota_alert_form(alert=alert, data=request.POST if request.method == "POST" else None)
+    if request.method == "POST" and alert_form.is_valid():
+        try:
+            quota_services.quota_alert_set(
+                application=app, user=request.user, percentages=alert_form.cleaned_data["percentages"]
+            )
+        except ApplicationError as exc:
+            alert_form.add_error("percentages", exc.message)
+        else:
+            messages.success(request, "Quota alerts saved.")
+            return redirect(f"{request.path}?application={app.pk}")
 
     range_form = RangeForm({"range": "24h", **request.GET.dict()})
     tr = range_form.time_range()

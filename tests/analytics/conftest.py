@@ -107,7 +107,7 @@ def metering_redis(redis_client: Any) -> Iterator[Any]:
     """A decode_responses client on the suite's Redis, emptied first."""
     import redis
 
-    from analytics.ingest.consumer import redis_client as make_client
+    from analytics.conf import redis_client as make_client
 
     client: redis.Redis = make_client()
     yield client

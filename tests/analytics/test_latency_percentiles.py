@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import random
 
-from analytics.ingest.metering import HIST0, aggregate, latency_bucket, percentile_from_histogram
+from analytics.ingest.metering import HIST0, aggregate, latency_bucket
 from analytics.models import LATENCY_BUCKETS_MS
+from analytics.reports.selectors import percentile_from_histogram
 from tests.analytics.conftest import make_event
 
 
