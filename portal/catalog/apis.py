@@ -1,4 +1,4 @@
-"""REST API for the catalog: APIs, their versions (with lifecycle) and their plans.
+"""REST API for the catalog: APIs and their versions (with lifecycle); an API's plans are in portal/plans/apis.py.
 
 Developers read the catalog: public APIs and their non-draft versions, without the
 upstream addresses. Operators see everything and create and change APIs and
@@ -21,7 +21,6 @@ from portal.catalog.models import Api, ApiVersion, LifecycleState, RedisFailureM
 from portal.catalog.selectors import apis_visible_to, versions_visible_to
 from portal.core.api import BaseViewSet, InputSerializer, ScopedPrimaryKeyRelatedField, validated
 from portal.core.errors import ApplicationError
-from portal.plans.apis import PlanOutputSerializer, plans_for
 
 MAX_BODY_BYTES = 10 * 1024**3
 
@@ -155,14 +154,6 @@ class ApiProductViewSet(BaseViewSet):
         data = validated(self.UpdateInputSerializer, request)
         api = services.api_update(api=api, actor=request.user, **data)
         return Response(self._out(api))
-
-    @extend_schema(responses=PlanOutputSerializer(many=True), description="The plans of this API you may see.")
-    @action(detail=True, methods=["get"], filterset_class=None)
-    def plans(self, request: Request, pk: str) -> Response:
-        api = self.get_object()
-        plans = plans_for(request.user).filter(api=api).order_by("monthly_price", "name", "id")
-        page = self.paginate_queryset(plans)
-        return self.get_paginated_response(PlanOutputSerializer(page, many=True).data)
 
 
 def _openapi_document(data: dict[str, Any]) -> None:

@@ -10,17 +10,16 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from portal.catalog.models import Api, Visibility
-from portal.catalog.selectors import apis_visible_to
+from portal.catalog.selectors import Visibility, apis_all, apis_visible_to
 from portal.core.api import BaseViewSet, InputSerializer, ScopedPrimaryKeyRelatedField, validated
-from portal.keys.models import Application
-from portal.keys.selectors import applications_for
+from portal.keys.selectors import applications_all, applications_for
 from portal.plans import services
 from portal.plans.filters import PlanFilter, SubscriptionFilter
 from portal.plans.limits import LIMIT_FIELDS, LIMITS, MAX_BIGINT
@@ -85,7 +84,7 @@ class PlanViewSet(BaseViewSet):
     operator_actions = frozenset({"create", "partial_update"})
 
     class CreateInputSerializer(PlanInputSerializer):
-        api = ScopedPrimaryKeyRelatedField(model=Api, scope=apis_visible_to)
+        api = ScopedPrimaryKeyRelatedField(model=apis_all().model, scope=apis_visible_to)
 
     class UpdateInputSerializer(PlanInputSerializer):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -117,6 +116,23 @@ class PlanViewSet(BaseViewSet):
         return Response(PlanOutputSerializer(plan).data)
 
 
+class ApiPlanViewSet(BaseViewSet[Plan]):
+    """The plans of one API: apis/{pk}/plans/, pk being the API's. Served here, beside the other
+    plan routes, so the catalog need not know plans; the route keeps the path and schema it had
+    as an action of the catalog's ApiProductViewSet."""
+
+    queryset = Plan.objects.none()
+
+    def visible_queryset(self) -> QuerySet[Plan]:
+        api = self.parent_object(apis_visible_to(self.request.user), "pk")
+        return plans_for(self.request.user).filter(api=api).order_by("monthly_price", "name", "id")
+
+    @extend_schema(responses=PlanOutputSerializer(many=True), description="The plans of this API you may see.")
+    def list(self, request: Request, pk: str) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(PlanOutputSerializer(page, many=True).data)
+
+
 class SubscriptionOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Subscription
@@ -141,7 +157,7 @@ class SubscriptionViewSet(BaseViewSet):
     operator_actions = frozenset({"approve", "reject", "suspend", "resume"})
 
     class CreateInputSerializer(InputSerializer):
-        application = ScopedPrimaryKeyRelatedField(model=Application, scope=applications_for)
+        application = ScopedPrimaryKeyRelatedField(model=applications_all().model, scope=applications_for)
         plan = ScopedPrimaryKeyRelatedField(model=Plan, scope=plans_for)
 
     class ChangePlanInputSerializer(InputSerializer):
