@@ -8,8 +8,9 @@ suspend and resume subscriptions, and set temporary overrides.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -26,8 +27,11 @@ from portal.plans.limits import LIMIT_FIELDS, LIMITS, MAX_BIGINT
 from portal.plans.models import Override, Plan, Subscription
 from portal.plans.selectors import plans_visible_to, subscriptions_for
 
+if TYPE_CHECKING:
+    from portal.accounts.models import User
 
-def limit_serializer_fields(*, nullable: bool) -> dict[str, serializers.Field]:
+
+def limit_serializer_fields(*, nullable: bool) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
     """Input fields for the limits. On a plan, null means unlimited (the burst allowance is
     never null); on an override every limit may be null, which keeps the plan's value."""
     return {
@@ -49,12 +53,12 @@ OverrideLimitsInputSerializer = type(
 )
 
 
-def plans_for(user: Any) -> Any:
+def plans_for(user: User | AnonymousUser) -> QuerySet[Plan]:
     """Plans a caller may see and subscribe to: visible plans of visible APIs."""
     return plans_visible_to(user).filter(api__in=apis_visible_to(user))
 
 
-class PlanOutputSerializer(serializers.ModelSerializer):
+class PlanOutputSerializer(serializers.ModelSerializer[Plan]):
     class Meta:
         model = Plan
         fields = ["id", "api", *services.PLAN_FIELDS, "created_at", "updated_at"]
@@ -78,7 +82,7 @@ class PlanInputSerializer(PlanLimitsInputSerializer):  # type: ignore[misc,valid
     is_active = serializers.BooleanField(required=False)
 
 
-class PlanViewSet(BaseViewSet):
+class PlanViewSet(BaseViewSet[Plan]):
     queryset = Plan.objects.none()
     filterset_class = PlanFilter
     operator_actions = frozenset({"create", "partial_update"})
@@ -90,7 +94,7 @@ class PlanViewSet(BaseViewSet):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, partial=True, **kwargs)
 
-    def visible_queryset(self) -> Any:
+    def visible_queryset(self) -> QuerySet[Plan]:
         return plans_for(self.request.user).order_by("api_id", "monthly_price", "name", "id")
 
     @extend_schema(responses=PlanOutputSerializer(many=True))
@@ -133,7 +137,7 @@ class ApiPlanViewSet(BaseViewSet[Plan]):
         return self.get_paginated_response(PlanOutputSerializer(page, many=True).data)
 
 
-class SubscriptionOutputSerializer(serializers.ModelSerializer):
+class SubscriptionOutputSerializer(serializers.ModelSerializer[Subscription]):
     class Meta:
         model = Subscription
         fields = [
@@ -151,7 +155,7 @@ class SubscriptionOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class SubscriptionViewSet(BaseViewSet):
+class SubscriptionViewSet(BaseViewSet[Subscription]):
     queryset = Subscription.objects.none()
     filterset_class = SubscriptionFilter
     operator_actions = frozenset({"approve", "reject", "suspend", "resume"})
@@ -163,7 +167,7 @@ class SubscriptionViewSet(BaseViewSet):
     class ChangePlanInputSerializer(InputSerializer):
         plan = ScopedPrimaryKeyRelatedField(model=Plan, scope=plans_for)
 
-    def visible_queryset(self) -> Any:
+    def visible_queryset(self) -> QuerySet[Subscription]:
         return subscriptions_for(self.request.user).order_by("-created_at", "-id")
 
     @extend_schema(responses=SubscriptionOutputSerializer(many=True))
@@ -239,7 +243,7 @@ class SubscriptionViewSet(BaseViewSet):
         return self._transition(services.subscription_resume)
 
 
-class OverrideOutputSerializer(serializers.ModelSerializer):
+class OverrideOutputSerializer(serializers.ModelSerializer[Override]):
     class Meta:
         model = Override
         fields = [
@@ -253,7 +257,7 @@ class OverrideOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class OverrideViewSet(BaseViewSet):
+class OverrideViewSet(BaseViewSet[Override]):
     """Temporary limits of one subscription: subscriptions/{subscription_id}/overrides/."""
 
     queryset = Override.objects.none()
@@ -268,7 +272,7 @@ class OverrideViewSet(BaseViewSet):
     def get_subscription(self) -> Subscription:
         return self.parent_object(subscriptions_for(self.request.user), "subscription_id")
 
-    def visible_queryset(self) -> Any:
+    def visible_queryset(self) -> QuerySet[Override]:
         return Override.objects.filter(subscription=self.get_subscription()).order_by("-created_at", "-id")
 
     @extend_schema(responses=OverrideOutputSerializer(many=True))

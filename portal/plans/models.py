@@ -13,7 +13,7 @@ from portal.plans.limits import OverrideLimits, PlanLimits
 currency_validator = RegexValidator(r"^[A-Z]{3}$", "Use a three-letter ISO 4217 currency code, e.g. EUR.")
 
 
-class Plan(PlanLimits):  # type: ignore[misc,valid-type]  # limit fields: see portal/plans/limits.py
+class Plan(PlanLimits):  # limit fields: see portal/plans/limits.py
     """Limits are per subscription. None means unlimited in that dimension."""
 
     api = models.ForeignKey("catalog.Api", on_delete=models.CASCADE, related_name="plans")
@@ -92,7 +92,7 @@ class Subscription(models.Model):
         return f"{self.application} → {self.plan} ({self.status})"
 
 
-class Override(OverrideLimits):  # type: ignore[misc,valid-type]  # limit fields: see portal/plans/limits.py
+class Override(OverrideLimits):  # limit fields: see portal/plans/limits.py
     """Temporary limits for one subscription, e.g. double the quota until a date.
     Empty fields keep the plan's value."""
 
