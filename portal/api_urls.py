@@ -8,7 +8,7 @@ from portal.audit.apis import AuditEventViewSet
 from portal.catalog.apis import ApiProductViewSet, ApiVersionViewSet
 from portal.core.api import api_not_found
 from portal.keys.apis import ApiKeyViewSet, ApplicationViewSet
-from portal.plans.apis import OverrideViewSet, PlanViewSet, SubscriptionViewSet
+from portal.plans.apis import ApiPlanViewSet, OverrideViewSet, PlanViewSet, SubscriptionViewSet
 
 # Ids in nested prefixes are matched loosely and looked up in the view, so a
 # malformed id answers the API's JSON 404 rather than Django's HTML one.
@@ -18,6 +18,7 @@ router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
 router.include_format_suffixes = False
 router.register("apis", ApiProductViewSet, basename="api")
+router.register(f"apis/{ID.format('pk')}/plans", ApiPlanViewSet, basename="api-plan")
 router.register(f"apis/{ID.format('api_id')}/versions", ApiVersionViewSet, basename="api-version")
 router.register("plans", PlanViewSet, basename="plan")
 router.register("applications", ApplicationViewSet, basename="application")

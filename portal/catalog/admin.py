@@ -22,31 +22,36 @@ from portal.plans import services as plan_services
 from portal.plans.limits import LIMIT_FIELDS
 from portal.plans.models import Plan
 
+# Tuples: the admin types these attributes as read-only sequences.
+PLAN_INLINE_FIELDS = (
+    "slug", "name", *LIMIT_FIELDS, "monthly_price", "currency", "requires_approval", "visibility", "is_active",
+)
+VERSION_INLINE_FIELDS = ("label", "state", "deprecated_at", "sunset_at", "successor")
+LIFECYCLE_EVENT_FIELDS = ("from_state", "to_state", "actor", "created_at")
 
-class PlanInline(admin.TabularInline):
+
+class PlanInline(admin.TabularInline[Plan, Api]):
     model = Plan
     extra = 0
     can_delete = False
     show_change_link = True
-    fields = [
-        "slug", "name", *LIMIT_FIELDS, "monthly_price", "currency", "requires_approval", "visibility", "is_active",
-    ]
+    fields = PLAN_INLINE_FIELDS
 
 
-class VersionInline(admin.TabularInline):
+class VersionInline(admin.TabularInline[ApiVersion, Api]):
     model = ApiVersion
     extra = 0
     can_delete = False
     show_change_link = True
-    fields = ["label", "state", "deprecated_at", "sunset_at", "successor"]
-    readonly_fields = fields
+    fields = VERSION_INLINE_FIELDS
+    readonly_fields = VERSION_INLINE_FIELDS
 
     def has_add_permission(self, request: Any, obj: Any = None) -> bool:
         return False  # versions are added on their own page, which takes upstreams and OpenAPI
 
 
 @admin.register(Api)
-class ApiAdmin(ServiceAdmin):
+class ApiAdmin(ServiceAdmin[Api]):
     list_display = ["name", "slug", "visibility", "owner", "updated_at"]
     list_filter = ["visibility"]
     search_fields = ["name", "slug", "summary"]
@@ -74,10 +79,10 @@ class ApiAdmin(ServiceAdmin):
         for plan_form in formset.forms:
             if not plan_form.has_changed():
                 continue
-            data = {name: plan_form.cleaned_data[name] for name in PlanInline.fields}
+            data = {name: plan_form.cleaned_data[name] for name in PLAN_INLINE_FIELDS}
             if plan_form.instance.pk:
                 plan = plan_services.plan_update(
-                    plan=plan_form.instance, actor=request.user, **changed_fields(plan_form, PlanInline.fields)
+                    plan=plan_form.instance, actor=request.user, **changed_fields(plan_form, PLAN_INLINE_FIELDS)
                 )
                 formset.changed_objects.append((plan, plan_form.changed_data))
             else:
@@ -114,7 +119,7 @@ VERSION_FORM_FIELDS = [
 ]
 
 
-class ApiVersionForm(forms.ModelForm):
+class ApiVersionForm(forms.ModelForm[ApiVersion]):
     upstreams_text = forms.CharField(
         label="Upstreams",
         widget=forms.Textarea(attrs={"rows": 3}),
@@ -152,19 +157,19 @@ class LifecycleActionForm(ActionForm):
     )
 
 
-class LifecycleEventInline(admin.TabularInline):
+class LifecycleEventInline(admin.TabularInline[LifecycleEvent, ApiVersion]):
     model = LifecycleEvent
     extra = 0
     can_delete = False
-    readonly_fields = ["from_state", "to_state", "actor", "created_at"]
-    fields = readonly_fields
+    readonly_fields = LIFECYCLE_EVENT_FIELDS
+    fields = LIFECYCLE_EVENT_FIELDS
 
     def has_add_permission(self, request: Any, obj: Any = None) -> bool:
         return False
 
 
 @admin.register(ApiVersion)
-class ApiVersionAdmin(ServiceAdmin):
+class ApiVersionAdmin(ServiceAdmin[ApiVersion]):
     form = ApiVersionForm
     list_display = ["__str__", "state", "deprecated_at", "sunset_at", "successor", "updated_at"]
     list_filter = ["state", "api", "redis_failure_mode"]

@@ -1,4 +1,4 @@
-"""REST API for the catalog: APIs, their versions (with lifecycle) and their plans.
+"""REST API for the catalog: APIs and their versions (with lifecycle); an API's plans are in portal/plans/apis.py.
 
 Developers read the catalog: public APIs and their non-draft versions, without the
 upstream addresses. Operators see everything and create and change APIs and
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.decorators import action
@@ -21,19 +22,18 @@ from portal.catalog.models import Api, ApiVersion, LifecycleState, RedisFailureM
 from portal.catalog.selectors import apis_visible_to, versions_visible_to
 from portal.core.api import BaseViewSet, InputSerializer, ScopedPrimaryKeyRelatedField, validated
 from portal.core.errors import ApplicationError
-from portal.plans.apis import PlanOutputSerializer, plans_for
 
 MAX_BODY_BYTES = 10 * 1024**3
 
 
-class VersionBriefSerializer(serializers.ModelSerializer):
+class VersionBriefSerializer(serializers.ModelSerializer[ApiVersion]):
     class Meta:
         model = ApiVersion
         fields = ["id", "label", "state", "sunset_at"]
         read_only_fields = fields
 
 
-class ApiOutputSerializer(serializers.ModelSerializer):
+class ApiOutputSerializer(serializers.ModelSerializer[Api]):
     tags = serializers.ListField(child=serializers.CharField())
     versions = serializers.SerializerMethodField(help_text="The versions you may see.")
 
@@ -64,7 +64,7 @@ class UpstreamSerializer(InputSerializer):
     weight = serializers.IntegerField(min_value=1, max_value=1000, default=1)
 
 
-class GatewayOptionsSerializer(serializers.Serializer):
+class GatewayOptionsSerializer(serializers.Serializer[Any]):
     """Operator-only part of a version: where and how the gateway forwards."""
 
     upstreams = UpstreamSerializer(many=True)
@@ -74,7 +74,7 @@ class GatewayOptionsSerializer(serializers.Serializer):
     redis_failure_mode = serializers.ChoiceField(choices=RedisFailureMode.choices)
 
 
-class VersionOutputSerializer(serializers.ModelSerializer):
+class VersionOutputSerializer(serializers.ModelSerializer[ApiVersion]):
     openapi = serializers.JSONField(allow_null=True)
     gateway = serializers.SerializerMethodField(help_text="Only operators see it; null for everyone else.")
 
@@ -111,7 +111,7 @@ class VersionOutputSerializer(serializers.ModelSerializer):
         }
 
 
-class ApiProductViewSet(BaseViewSet):
+class ApiProductViewSet(BaseViewSet[Api]):
     queryset = Api.objects.none()
     filterset_class = ApiFilter
     operator_actions = frozenset({"create", "partial_update"})
@@ -128,7 +128,7 @@ class ApiProductViewSet(BaseViewSet):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, partial=True, **kwargs)
 
-    def visible_queryset(self) -> Any:
+    def visible_queryset(self) -> QuerySet[Api]:
         return apis_visible_to(self.request.user).order_by("name", "id")
 
     def _out(self, api: Api) -> Any:
@@ -155,14 +155,6 @@ class ApiProductViewSet(BaseViewSet):
         data = validated(self.UpdateInputSerializer, request)
         api = services.api_update(api=api, actor=request.user, **data)
         return Response(self._out(api))
-
-    @extend_schema(responses=PlanOutputSerializer(many=True), description="The plans of this API you may see.")
-    @action(detail=True, methods=["get"], filterset_class=None)
-    def plans(self, request: Request, pk: str) -> Response:
-        api = self.get_object()
-        plans = plans_for(request.user).filter(api=api).order_by("monthly_price", "name", "id")
-        page = self.paginate_queryset(plans)
-        return self.get_paginated_response(PlanOutputSerializer(page, many=True).data)
 
 
 def _openapi_document(data: dict[str, Any]) -> None:
@@ -195,7 +187,7 @@ class VersionInputSerializer(InputSerializer):
     redis_failure_mode = serializers.ChoiceField(choices=RedisFailureMode.choices, required=False)
 
 
-class ApiVersionViewSet(BaseViewSet):
+class ApiVersionViewSet(BaseViewSet[ApiVersion]):
     """Versions of one API: apis/{api_id}/versions/."""
 
     queryset = ApiVersion.objects.none()
@@ -203,11 +195,15 @@ class ApiVersionViewSet(BaseViewSet):
     operator_actions = frozenset({"create", "partial_update", "transition"})
 
     class CreateInputSerializer(VersionInputSerializer):
-        label = serializers.SlugField(max_length=20, help_text="v1, v2, …")
-        upstreams = UpstreamSerializer(many=True, allow_empty=False, max_length=50)
+        # DRF's metaclass moves declared fields off the class, so this does not shadow Field.label.
+        label = serializers.SlugField(max_length=20, help_text="v1, v2, …")  # type: ignore[assignment]
+        # many=True hands max_length to the ListSerializer; the stubs' Serializer.__init__ omits it.
+        upstreams = UpstreamSerializer(many=True, allow_empty=False, max_length=50)  # type: ignore[call-arg]
 
     class UpdateInputSerializer(VersionInputSerializer):
-        upstreams = UpstreamSerializer(many=True, allow_empty=False, max_length=50, required=False)
+        upstreams = UpstreamSerializer(  # type: ignore[call-arg]  # max_length: see CreateInputSerializer
+            many=True, allow_empty=False, max_length=50, required=False
+        )
         successor = ScopedPrimaryKeyRelatedField(
             model=ApiVersion, scope=versions_visible_to, required=False, allow_null=True
         )
@@ -222,7 +218,7 @@ class ApiVersionViewSet(BaseViewSet):
     def get_api(self) -> Api:
         return self.parent_object(apis_visible_to(self.request.user), "api_id")
 
-    def visible_queryset(self) -> Any:
+    def visible_queryset(self) -> QuerySet[ApiVersion]:
         return (
             versions_visible_to(self.request.user)
             .filter(api=self.get_api())

@@ -5,7 +5,8 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from portal.catalog.models import Api, ApiVersion, LifecycleState, Visibility
+from portal.catalog.models import Api, ApiVersion, LifecycleState
+from portal.catalog.models import Visibility as Visibility  # re-exported: plans share the vocabulary
 
 # What developers may see of a version: drafts are the operators' work in progress.
 VISIBLE_STATES = (LifecycleState.PUBLISHED, LifecycleState.DEPRECATED, LifecycleState.RETIRED)
@@ -78,3 +79,8 @@ def deprecated_versions(*, api_id: int | None = None, label: str | None = None) 
     if label is not None:
         versions = versions.filter(label=label)
     return versions
+
+
+def apis_all() -> QuerySet[Api]:
+    """Every API, unscoped: names the model for a scoped id field's schema, never for lookups."""
+    return Api.objects.all()

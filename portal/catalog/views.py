@@ -19,8 +19,7 @@ from portal.catalog.selectors import (
     latest_version,
     versions_visible_to,
 )
-from portal.keys.models import KeyStatus
-from portal.keys.selectors import keys_for
+from portal.keys.selectors import active_keys_for
 from portal.plans.selectors import plans_visible_to
 
 MAX_QUERY_CHARS = 200
@@ -110,7 +109,7 @@ def version_reference(request: HttpRequest, slug: str, label: str) -> HttpRespon
     if request.user.is_authenticated:
         keys = [
             k
-            for k in keys_for(request.user).filter(status=KeyStatus.ACTIVE).order_by("application__name", "-created_at")
+            for k in active_keys_for(request.user).order_by("application__name", "-created_at")
             if k.effective_status in {"active", "rotating"}
         ]
     return render(

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from portal.keys.models import ApiKey, Application
+from portal.keys.models import ApiKey, Application, KeyStatus
 
 
 def applications_for(user: Any) -> QuerySet[Application]:
@@ -66,3 +66,13 @@ def api_key_ids_by_prefix(*, pairs: Iterable[tuple[int, str]]) -> dict[tuple[int
             if (application_id, prefix) in wanted:
                 out.setdefault((application_id, prefix), []).append(pk)
     return out
+
+
+def applications_all() -> QuerySet[Application]:
+    """Every application, unscoped: names the model for a scoped id field's schema, never for lookups."""
+    return Application.objects.all()
+
+
+def active_keys_for(user: Any) -> QuerySet[ApiKey]:
+    """The caller's keys in the active state (rotating ones included: see ApiKey.effective_status)."""
+    return keys_for(user).filter(status=KeyStatus.ACTIVE)

@@ -21,13 +21,13 @@ PLAN_FORM_FIELDS = [f for f in services.PLAN_FIELDS]
 
 
 @admin.register(Plan)
-class PlanAdmin(ServiceAdmin):
+class PlanAdmin(ServiceAdmin[Plan]):
     list_display = [
         "name", "api", *LIMIT_FIELDS, "monthly_price", "currency", "requires_approval", "visibility", "is_active",
     ]
     list_filter = ["api", "requires_approval", "visibility", "is_active", "currency"]
     search_fields = ["name", "slug", "api__name"]
-    fields = ["api", *PLAN_FORM_FIELDS]
+    fields = ("api", *PLAN_FORM_FIELDS)
 
     def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
         return False  # deactivate instead: invoices and subscriptions refer to plans
@@ -54,38 +54,45 @@ def _scaled(value: int | None, factor: Decimal) -> int | None:
     return None if value is None else max(1, int(Decimal(value) * factor))
 
 
-class OverrideInline(admin.TabularInline):
+# Tuples: the admin types these attributes as read-only sequences.
+OVERRIDE_INLINE_FIELDS = (*LIMIT_FIELDS, "expires_at", "reason", "created_by", "created_at")
+PLAN_CHANGE_INLINE_FIELDS = ("from_plan", "to_plan", "changed_at", "actor")
+SUBSCRIPTION_FIELDS = ("application", "api", "plan", "requested_plan", "status", "created_by", "approved_by",
+                       "approved_at", "created_at", "cancelled_at")
+OVERRIDE_FIELDS = ("subscription", *services.OVERRIDE_FIELDS, "reason")
+
+
+class OverrideInline(admin.TabularInline[Override, Subscription]):
     model = Override
     extra = 0
     can_delete = False
-    fields = [*LIMIT_FIELDS, "expires_at", "reason", "created_by", "created_at"]
-    readonly_fields = fields
+    fields = OVERRIDE_INLINE_FIELDS
+    readonly_fields = OVERRIDE_INLINE_FIELDS
 
     def has_add_permission(self, request: Any, obj: Any = None) -> bool:
         return False
 
 
-class PlanChangeInline(admin.TabularInline):
+class PlanChangeInline(admin.TabularInline[PlanChange, Subscription]):
     model = PlanChange
     extra = 0
     can_delete = False
-    fields = ["from_plan", "to_plan", "changed_at", "actor"]
-    readonly_fields = fields
+    fields = PLAN_CHANGE_INLINE_FIELDS
+    readonly_fields = PLAN_CHANGE_INLINE_FIELDS
 
     def has_add_permission(self, request: Any, obj: Any = None) -> bool:
         return False
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(admin.ModelAdmin[Subscription]):
     list_display = ["application", "organization", "api", "plan", "requested_plan", "status", "created_at",
                     "approved_by"]
     list_filter = ["status", "api", "plan"]
     search_fields = ["application__name", "application__organization__name", "plan__name"]
     list_select_related = ["application__organization", "api", "plan", "requested_plan", "approved_by"]
-    readonly_fields = ["application", "api", "plan", "requested_plan", "status", "created_by", "approved_by",
-                       "approved_at", "created_at", "cancelled_at"]
-    fields = readonly_fields
+    readonly_fields = SUBSCRIPTION_FIELDS
+    fields = SUBSCRIPTION_FIELDS
     inlines = [OverrideInline, PlanChangeInline]
     actions = ["subscriptions_approve", "subscriptions_reject", "subscriptions_suspend", "subscriptions_resume",
                "subscriptions_cancel", "subscriptions_set_override"]
@@ -150,32 +157,32 @@ class SubscriptionAdmin(admin.ModelAdmin):
         run_action(request, queryset, apply, "set overrides on")
 
 
-class OverrideForm(forms.ModelForm):
+class OverrideForm(forms.ModelForm[Override]):
     class Meta:
         model = Override
-        fields = ["subscription", *services.OVERRIDE_FIELDS, "reason"]
+        fields = OVERRIDE_FIELDS
 
     def clean_expires_at(self) -> dt.datetime:
-        value = self.cleaned_data["expires_at"]
+        value: dt.datetime = self.cleaned_data["expires_at"]
         if value <= timezone.now():
             raise ValidationError("An override must expire in the future.")
         return value
 
 
 @admin.register(Override)
-class OverrideAdmin(ServiceAdmin):
+class OverrideAdmin(ServiceAdmin[Override]):
     form = OverrideForm
     list_display = ["subscription", *LIMIT_FIELDS, "expires_at", "reason", "created_by"]
     list_filter = ["expires_at"]
     search_fields = ["subscription__application__name", "reason"]
-    fields = ["subscription", *services.OVERRIDE_FIELDS, "reason"]
+    fields = OVERRIDE_FIELDS
     autocomplete_fields = ["subscription"]
 
     def get_readonly_fields(self, request: Any, obj: Any = None) -> list[str]:
-        return self.fields if obj else []  # an override is replaced, not edited: the audit stays simple
+        return list(OVERRIDE_FIELDS) if obj else []  # an override is replaced, not edited: the audit stays simple
 
     def save_model(self, request: Any, obj: Override, form: Any, change: bool) -> None:
-        data = {name: form.cleaned_data[name] for name in self.fields if name != "subscription"}
+        data = {name: form.cleaned_data[name] for name in OVERRIDE_FIELDS if name != "subscription"}
         obj.pk = services.override_create(subscription=form.cleaned_data["subscription"], actor=request.user, **data).pk
 
     def delete_model(self, request: Any, obj: Override) -> None:

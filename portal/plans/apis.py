@@ -8,27 +8,30 @@ suspend and resume subscriptions, and set temporary overrides.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from django.contrib.auth.models import AnonymousUser
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from portal.catalog.models import Api, Visibility
-from portal.catalog.selectors import apis_visible_to
+from portal.catalog.selectors import Visibility, apis_all, apis_visible_to
 from portal.core.api import BaseViewSet, InputSerializer, ScopedPrimaryKeyRelatedField, validated
-from portal.keys.models import Application
-from portal.keys.selectors import applications_for
+from portal.keys.selectors import applications_all, applications_for
 from portal.plans import services
 from portal.plans.filters import PlanFilter, SubscriptionFilter
 from portal.plans.limits import LIMIT_FIELDS, LIMITS, MAX_BIGINT
 from portal.plans.models import Override, Plan, Subscription
 from portal.plans.selectors import plans_visible_to, subscriptions_for
 
+if TYPE_CHECKING:
+    from portal.accounts.models import User
 
-def limit_serializer_fields(*, nullable: bool) -> dict[str, serializers.Field]:
+
+def limit_serializer_fields(*, nullable: bool) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
     """Input fields for the limits. On a plan, null means unlimited (the burst allowance is
     never null); on an override every limit may be null, which keeps the plan's value."""
     return {
@@ -50,12 +53,12 @@ OverrideLimitsInputSerializer = type(
 )
 
 
-def plans_for(user: Any) -> Any:
+def plans_for(user: User | AnonymousUser) -> QuerySet[Plan]:
     """Plans a caller may see and subscribe to: visible plans of visible APIs."""
     return plans_visible_to(user).filter(api__in=apis_visible_to(user))
 
 
-class PlanOutputSerializer(serializers.ModelSerializer):
+class PlanOutputSerializer(serializers.ModelSerializer[Plan]):
     class Meta:
         model = Plan
         fields = ["id", "api", *services.PLAN_FIELDS, "created_at", "updated_at"]
@@ -79,19 +82,19 @@ class PlanInputSerializer(PlanLimitsInputSerializer):  # type: ignore[misc,valid
     is_active = serializers.BooleanField(required=False)
 
 
-class PlanViewSet(BaseViewSet):
+class PlanViewSet(BaseViewSet[Plan]):
     queryset = Plan.objects.none()
     filterset_class = PlanFilter
     operator_actions = frozenset({"create", "partial_update"})
 
     class CreateInputSerializer(PlanInputSerializer):
-        api = ScopedPrimaryKeyRelatedField(model=Api, scope=apis_visible_to)
+        api = ScopedPrimaryKeyRelatedField(model=apis_all().model, scope=apis_visible_to)
 
     class UpdateInputSerializer(PlanInputSerializer):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, partial=True, **kwargs)
 
-    def visible_queryset(self) -> Any:
+    def visible_queryset(self) -> QuerySet[Plan]:
         return plans_for(self.request.user).order_by("api_id", "monthly_price", "name", "id")
 
     @extend_schema(responses=PlanOutputSerializer(many=True))
@@ -117,7 +120,24 @@ class PlanViewSet(BaseViewSet):
         return Response(PlanOutputSerializer(plan).data)
 
 
-class SubscriptionOutputSerializer(serializers.ModelSerializer):
+class ApiPlanViewSet(BaseViewSet[Plan]):
+    """The plans of one API: apis/{pk}/plans/, pk being the API's. Served here, beside the other
+    plan routes, so the catalog need not know plans; the route keeps the path and schema it had
+    as an action of the catalog's ApiProductViewSet."""
+
+    queryset = Plan.objects.none()
+
+    def visible_queryset(self) -> QuerySet[Plan]:
+        api = self.parent_object(apis_visible_to(self.request.user), "pk")
+        return plans_for(self.request.user).filter(api=api).order_by("monthly_price", "name", "id")
+
+    @extend_schema(responses=PlanOutputSerializer(many=True), description="The plans of this API you may see.")
+    def list(self, request: Request, pk: str) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(PlanOutputSerializer(page, many=True).data)
+
+
+class SubscriptionOutputSerializer(serializers.ModelSerializer[Subscription]):
     class Meta:
         model = Subscription
         fields = [
@@ -135,19 +155,19 @@ class SubscriptionOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class SubscriptionViewSet(BaseViewSet):
+class SubscriptionViewSet(BaseViewSet[Subscription]):
     queryset = Subscription.objects.none()
     filterset_class = SubscriptionFilter
     operator_actions = frozenset({"approve", "reject", "suspend", "resume"})
 
     class CreateInputSerializer(InputSerializer):
-        application = ScopedPrimaryKeyRelatedField(model=Application, scope=applications_for)
+        application = ScopedPrimaryKeyRelatedField(model=applications_all().model, scope=applications_for)
         plan = ScopedPrimaryKeyRelatedField(model=Plan, scope=plans_for)
 
     class ChangePlanInputSerializer(InputSerializer):
         plan = ScopedPrimaryKeyRelatedField(model=Plan, scope=plans_for)
 
-    def visible_queryset(self) -> Any:
+    def visible_queryset(self) -> QuerySet[Subscription]:
         return subscriptions_for(self.request.user).order_by("-created_at", "-id")
 
     @extend_schema(responses=SubscriptionOutputSerializer(many=True))
@@ -223,7 +243,7 @@ class SubscriptionViewSet(BaseViewSet):
         return self._transition(services.subscription_resume)
 
 
-class OverrideOutputSerializer(serializers.ModelSerializer):
+class OverrideOutputSerializer(serializers.ModelSerializer[Override]):
     class Meta:
         model = Override
         fields = [
@@ -237,7 +257,7 @@ class OverrideOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class OverrideViewSet(BaseViewSet):
+class OverrideViewSet(BaseViewSet[Override]):
     """Temporary limits of one subscription: subscriptions/{subscription_id}/overrides/."""
 
     queryset = Override.objects.none()
@@ -252,7 +272,7 @@ class OverrideViewSet(BaseViewSet):
     def get_subscription(self) -> Subscription:
         return self.parent_object(subscriptions_for(self.request.user), "subscription_id")
 
-    def visible_queryset(self) -> Any:
+    def visible_queryset(self) -> QuerySet[Override]:
         return Override.objects.filter(subscription=self.get_subscription()).order_by("-created_at", "-id")
 
     @extend_schema(responses=OverrideOutputSerializer(many=True))

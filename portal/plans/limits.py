@@ -9,6 +9,7 @@ the API serializers, the admin, the publisher's ``contract.Limits`` and the plan
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -79,11 +80,37 @@ def _abstract_model(name: str, *, nullable: bool, doc: str) -> type[models.Model
     return type(name, (models.Model,), attrs)
 
 
-# Built from LIMITS, so the columns match what the migrations made: checked by
-# tests/portal/test_migrations_are_complete.py.
-PlanLimits = _abstract_model(
-    "PlanLimits", nullable=False, doc="A plan's limits, per subscription. None means unlimited in that dimension."
-)
-OverrideLimits = _abstract_model(
-    "OverrideLimits", nullable=True, doc="An override's limits. None keeps the plan's value in that dimension."
-)
+if TYPE_CHECKING:
+    # mypy and the django-stubs plugin read class bodies, not type(): for them only, the same
+    # columns spelled out. tests/portal/test_plan_limit_types_name_the_limits.py checks that
+    # they name exactly LIMITS, with the same column types and nullability.
+
+    class PlanLimits(models.Model):
+        rate_per_second = models.PositiveIntegerField(null=True)
+        rate_per_minute = models.PositiveIntegerField(null=True)
+        burst = models.PositiveIntegerField()
+        quota_per_day = models.PositiveBigIntegerField(null=True)
+        quota_per_month = models.PositiveBigIntegerField(null=True)
+
+        class Meta:
+            abstract = True
+
+    class OverrideLimits(models.Model):
+        rate_per_second = models.PositiveIntegerField(null=True)
+        rate_per_minute = models.PositiveIntegerField(null=True)
+        burst = models.PositiveIntegerField(null=True)
+        quota_per_day = models.PositiveBigIntegerField(null=True)
+        quota_per_month = models.PositiveBigIntegerField(null=True)
+
+        class Meta:
+            abstract = True
+
+else:
+    # Built from LIMITS, so the columns match what the migrations made: checked by
+    # tests/portal/test_migrations_are_complete.py.
+    PlanLimits = _abstract_model(
+        "PlanLimits", nullable=False, doc="A plan's limits, per subscription. None means unlimited in that dimension."
+    )
+    OverrideLimits = _abstract_model(
+        "OverrideLimits", nullable=True, doc="An override's limits. None keeps the plan's value in that dimension."
+    )

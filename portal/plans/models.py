@@ -7,16 +7,16 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
-from portal.catalog.models import Api, Visibility
+from portal.catalog.selectors import Visibility
 from portal.plans.limits import OverrideLimits, PlanLimits
 
 currency_validator = RegexValidator(r"^[A-Z]{3}$", "Use a three-letter ISO 4217 currency code, e.g. EUR.")
 
 
-class Plan(PlanLimits):  # type: ignore[misc,valid-type]  # limit fields: see portal/plans/limits.py
+class Plan(PlanLimits):  # limit fields: see portal/plans/limits.py
     """Limits are per subscription. None means unlimited in that dimension."""
 
-    api = models.ForeignKey(Api, on_delete=models.CASCADE, related_name="plans")
+    api = models.ForeignKey("catalog.Api", on_delete=models.CASCADE, related_name="plans")
     slug = models.SlugField(max_length=60)
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
@@ -62,7 +62,7 @@ class Subscription(models.Model):
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
     # Denormalised from plan.api so that the database can enforce one live
     # subscription per application and API.
-    api = models.ForeignKey(Api, on_delete=models.PROTECT, related_name="subscriptions")
+    api = models.ForeignKey("catalog.Api", on_delete=models.PROTECT, related_name="subscriptions")
     status = models.CharField(max_length=10, choices=SubscriptionStatus.choices, default=SubscriptionStatus.PENDING)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     # A change to a plan that needs approval waits here until an operator approves it;
@@ -92,7 +92,7 @@ class Subscription(models.Model):
         return f"{self.application} → {self.plan} ({self.status})"
 
 
-class Override(OverrideLimits):  # type: ignore[misc,valid-type]  # limit fields: see portal/plans/limits.py
+class Override(OverrideLimits):  # limit fields: see portal/plans/limits.py
     """Temporary limits for one subscription, e.g. double the quota until a date.
     Empty fields keep the plan's value."""
 

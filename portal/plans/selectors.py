@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from portal.catalog.models import Visibility
+from portal.catalog.selectors import Visibility
 from portal.keys.selectors import applications_for
 from portal.plans.models import LIVE_SUBSCRIPTION_STATES, Plan, PlanChange, Subscription, SubscriptionStatus
 

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from portal.audit.services import audit_record, model_snapshot
-from portal.catalog.models import Visibility
+from portal.catalog.selectors import Visibility
 from portal.core.changes import announce, application_changed, plan_changed
 from portal.core.errors import Conflict, InvalidTransition, NotAllowed
-from portal.keys.models import Application
 from portal.plans.limits import LIMIT_FIELDS
 from portal.plans.models import Override, Plan, PlanChange, Subscription, SubscriptionStatus
+
+if TYPE_CHECKING:
+    from portal.keys.models import Application
 
 PLAN_FIELDS = [
     "name",
