@@ -78,3 +78,8 @@ def deprecated_versions(*, api_id: int | None = None, label: str | None = None) 
     if label is not None:
         versions = versions.filter(label=label)
     return versions
+
+
+def versions_for_routes() -> QuerySet[ApiVersion]:
+    """Every version (drafts included), with what its gateway route record needs preloaded."""
+    return ApiVersion.objects.select_related("api", "successor").prefetch_related("upstreams")

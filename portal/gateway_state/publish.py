@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import redis
 from django.conf import settings
@@ -21,12 +22,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from gateway import contract
-from portal.catalog.models import ApiVersion
+from portal.catalog.selectors import versions_for_routes
 from portal.gateway_state.models import PublishOutbox
 from portal.gateway_state.tokens import token_record_for
-from portal.keys.models import ApiKey, Application, KeyStatus
+from portal.keys.selectors import api_key_find_by_hash, application_find
 from portal.plans.limits import LIMIT_FIELDS
-from portal.plans.models import LIVE_SUBSCRIPTION_STATES, Override, Plan, Subscription
+from portal.plans.selectors import application_ids_subscribed_to, live_subscriptions_of_application
+
+if TYPE_CHECKING:
+    from portal.catalog.models import ApiVersion
+    from portal.keys.models import ApiKey, Application
+    from portal.plans.models import Override, Plan, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +103,7 @@ def subscription_grant(subscription: Subscription) -> contract.SubscriptionGrant
 
 
 def application_record(application: Application) -> contract.ApplicationRecord:
-    subs = (
-        application.subscriptions.filter(status__in=LIVE_SUBSCRIPTION_STATES)
-        .select_related("plan")
-        .prefetch_related("overrides")
-    )
+    subs = live_subscriptions_of_application(application_id=application.pk).prefetch_related("overrides")
     return contract.ApplicationRecord(
         application_id=application.pk,
         organization_id=application.organization_id,
@@ -125,7 +127,7 @@ def key_record(key: ApiKey) -> contract.KeyRecord:
 # published as revoked rather than removed, so a gateway holding it in cache
 # or in its snapshot learns that it is dead instead of merely "unknown".
 def key_tombstone() -> contract.KeyRecord:
-    return contract.KeyRecord(key_id=0, prefix="", application_id=0, status=KeyStatus.REVOKED)  # type: ignore[arg-type]
+    return contract.KeyRecord(key_id=0, prefix="", application_id=0, status="revoked")
 
 
 # --- enqueue (inside the caller's transaction) ----------------------------------------
@@ -164,12 +166,7 @@ def unpublish_token_later(token_hashes: Iterable[str]) -> None:
 
 def publish_plan_later(plan_ids: Iterable[int]) -> None:
     """A plan's limits changed: every application subscribed to it is republished."""
-    app_ids = (
-        Subscription.objects.filter(plan_id__in=list(plan_ids), status__in=LIVE_SUBSCRIPTION_STATES)
-        .values_list("application_id", flat=True)
-        .distinct()
-    )
-    publish_application_later(list(app_ids))
+    publish_application_later(list(application_ids_subscribed_to(plan_ids=list(plan_ids))))
 
 
 # --- flush ---------------------------------------------------------------------------
@@ -177,9 +174,7 @@ def publish_plan_later(plan_ids: Iterable[int]) -> None:
 
 def _write(pipe: redis.client.Pipeline, kind: str, ref: str) -> contract.Invalidation:
     if kind == "route":
-        version = (
-            ApiVersion.objects.select_related("api", "successor").prefetch_related("upstreams").filter(pk=ref).first()
-        )
+        version = versions_for_routes().filter(pk=ref).first()
         if version is None:
             # Deleted: we only have the id, so drop every field naming it.
             for field, raw in redis_client().hgetall(contract.ROUTES_KEY).items():
@@ -191,14 +186,14 @@ def _write(pipe: redis.client.Pipeline, kind: str, ref: str) -> contract.Invalid
         pipe.hset(contract.ROUTES_KEY, field, record.to_json())
         return contract.Invalidation(kind="route", id=field)
     if kind == "app":
-        application = Application.objects.filter(pk=ref).first()
+        application = application_find(application_id=int(ref))
         if application is None:
             pipe.delete(contract.app_key(int(ref)))
         else:
             pipe.set(contract.app_key(application.pk), application_record(application).to_json())
         return contract.Invalidation(kind="app", id=ref)
     if kind == "key":
-        key = ApiKey.objects.filter(key_hash=ref).first()
+        key = api_key_find_by_hash(key_hash=ref)
         record = key_record(key) if key else key_tombstone()
         pipe.set(contract.key_key(ref), record.to_json())
         return contract.Invalidation(kind="key", id=ref)

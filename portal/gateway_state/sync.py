@@ -19,11 +19,11 @@ from django.utils import timezone
 from oauth2_provider.models import get_access_token_model
 
 from gateway import contract
-from portal.catalog.models import ApiVersion
+from portal.catalog.selectors import versions_for_routes
 from portal.gateway_state import publish
 from portal.gateway_state.models import PublishOutbox
 from portal.gateway_state.tokens import token_record_for
-from portal.keys.models import ApiKey, Application
+from portal.keys.selectors import api_keys_all, applications_all
 
 CHUNK = 10_000
 
@@ -67,9 +67,8 @@ def state_rebuild(
     outbox_high_water = PublishOutbox.objects.aggregate(m=Max("id"))["m"]
 
     # Routes: replaced in one MULTI so a gateway never reads a half-written table.
-    versions = ApiVersion.objects.select_related("api", "successor").prefetch_related("upstreams")
     routes = {}
-    for version in versions:
+    for version in versions_for_routes():
         record = publish.route_record(version)
         routes[contract.route_field(record.api_slug, record.version)] = record.to_json()
     pipe = client.pipeline(transaction=True)
@@ -82,7 +81,7 @@ def state_rebuild(
     # Applications with their subscriptions, plans and overrides.
     live_apps: set[str] = set()
     pipe = client.pipeline(transaction=False)
-    for application in Application.objects.all().iterator(chunk_size=2000):
+    for application in applications_all().iterator(chunk_size=2000):
         name = contract.app_key(application.pk)
         pipe.set(name, publish.application_record(application).to_json())
         live_apps.add(name)
@@ -93,8 +92,8 @@ def state_rebuild(
     _remove_stale(client, contract.app_key(0).rsplit(":", 1)[0] + ":*", live_apps, stats)
 
     # Keys: the big set. Built straight from column values to keep 1M keys quick.
-    total = ApiKey.objects.count()
-    rows: Iterable[object] = ApiKey.objects.values_list(
+    total = api_keys_all().count()
+    rows: Iterable[object] = api_keys_all().values_list(
         "pk", "prefix", "application_id", "status", "expires_at", "grace_until", "key_hash"
     ).iterator(chunk_size=CHUNK)
     if progress is not None:

@@ -16,8 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from portal.accounts.models import Organization
-from portal.accounts.selectors import organizations_for
+from portal.accounts.selectors import organizations_all, organizations_for
 from portal.core.api import BaseViewSet, InputSerializer, ScopedPrimaryKeyRelatedField, validated
 from portal.keys import services
 from portal.keys.filters import ApiKeyFilter, ApplicationFilter
@@ -43,7 +42,7 @@ class ApplicationViewSet(BaseViewSet):
     filterset_class = ApplicationFilter
 
     class CreateInputSerializer(InputSerializer):
-        organization = ScopedPrimaryKeyRelatedField(model=Organization, scope=organizations_for)
+        organization = ScopedPrimaryKeyRelatedField(model=organizations_all().model, scope=organizations_for)
         name = serializers.CharField(max_length=120)
         description = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 

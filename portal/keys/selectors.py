@@ -66,3 +66,21 @@ def api_key_ids_by_prefix(*, pairs: Iterable[tuple[int, str]]) -> dict[tuple[int
             if (application_id, prefix) in wanted:
                 out.setdefault((application_id, prefix), []).append(pk)
     return out
+
+
+def applications_all() -> QuerySet[Application]:
+    """Every application, unscoped: for rebuilding the gateway's state, never for a caller."""
+    return Application.objects.all()
+
+
+def application_find(*, application_id: int) -> Application | None:
+    return Application.objects.filter(pk=application_id).first()
+
+
+def api_keys_all() -> QuerySet[ApiKey]:
+    """Every key, unscoped: for rebuilding the gateway's state, never for a caller."""
+    return ApiKey.objects.all()
+
+
+def api_key_find_by_hash(*, key_hash: str) -> ApiKey | None:
+    return ApiKey.objects.filter(key_hash=key_hash).first()

@@ -6,7 +6,7 @@ import datetime as dt
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -16,11 +16,13 @@ from oauth2_provider.generators import generate_client_id, generate_client_secre
 from oauth2_provider.models import get_application_model
 
 from gateway import contract
-from portal.accounts.models import Organization
 from portal.audit.services import audit_record, model_snapshot
 from portal.core.changes import announce, application_changed, key_changed
 from portal.core.errors import Conflict
 from portal.keys.models import ApiKey, Application, KeyStatus
+
+if TYPE_CHECKING:
+    from portal.accounts.models import Organization
 
 MAX_ROTATION_GRACE = dt.timedelta(days=30)
 APPLICATION_FIELDS = ["name", "description"]

@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from portal.accounts.models import Organization
+from portal.accounts.selectors import organizations_of_member
 from portal.core.errors import ApplicationError
 from portal.core.extensions import application_usage
 from portal.core.throttle import throttle_allows
@@ -24,8 +24,12 @@ from portal.keys import services
 from portal.keys.forms import ApplicationForm, KeyIssueForm, KeyRotateForm, OnceForm
 from portal.keys.models import ApiKey, Application
 from portal.keys.selectors import applications_for, applications_of_member, keys_for
-from portal.plans.models import SubscriptionStatus
-from portal.plans.selectors import subscriptions_for
+from portal.plans.selectors import (
+    subscription_is_active,
+    subscription_is_pending,
+    subscriptions_current_for,
+    subscriptions_for,
+)
 
 ALREADY_SHOWN = "That secret was already shown once and cannot be shown again. The list shows its prefix."
 TOO_MANY_KEYS = "You have created many keys recently. Wait a while and try again."
@@ -46,10 +50,6 @@ def _key_or_404(request: HttpRequest, application: Application, key_id: int) -> 
     return get_object_or_404(keys_for(request.user), pk=key_id, application=application)
 
 
-def _member_organizations(request: HttpRequest):  # type: ignore[no-untyped-def]
-    return Organization.objects.filter(memberships__user=request.user).order_by("name")
-
-
 def usage_counters(
     keys: list[ApiKey],
     subscriptions: list,  # type: ignore[type-arg]
@@ -64,8 +64,8 @@ def usage_counters(
         **(application_usage(application_id) if application_id else {}),
         "working_keys": sum(1 for k in keys if k.effective_status in {"active", "rotating"}),
         "last_used_at": max(used) if used else None,
-        "active_subscriptions": sum(1 for s in subscriptions if s.status == SubscriptionStatus.ACTIVE),
-        "pending_subscriptions": sum(1 for s in subscriptions if s.status == SubscriptionStatus.PENDING),
+        "active_subscriptions": sum(1 for s in subscriptions if subscription_is_active(s)),
+        "pending_subscriptions": sum(1 for s in subscriptions if subscription_is_pending(s)),
     }
 
 
@@ -76,10 +76,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         applications_of_member(request.user).prefetch_related("keys").order_by("organization__name", "name")
     )
     subscriptions = list(
-        subscriptions_for(request.user)
-        .filter(application__in=applications)
-        .exclude(status=SubscriptionStatus.CANCELLED)
-        .order_by("api__name")
+        subscriptions_current_for(request.user).filter(application__in=applications).order_by("api__name")
     )
     by_app: dict[int, list] = {}
     for subscription in subscriptions:
@@ -98,14 +95,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "keys/dashboard.html",
-        {"rows": rows, "pending": [s for s in subscriptions if s.status == SubscriptionStatus.PENDING]},
+        {"rows": rows, "pending": [s for s in subscriptions if subscription_is_pending(s)]},
     )
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def application_create(request: HttpRequest) -> HttpResponse:
-    organizations = _member_organizations(request)
+    organizations = organizations_of_member(request.user)
     if not organizations.exists():
         messages.info(request, "Applications belong to an organization. Create one first.")
         return redirect("organization-create")
