@@ -101,8 +101,8 @@ def application_delete(*, application: Application, actor: Any) -> None:
         before=model_snapshot(application, APPLICATION_FIELDS),
         organization_id=org_id,
     )
-    if application.oauth_client_id:
-        application.oauth_client.delete()  # type: ignore[union-attr]  # tokens go with it
+    if application.oauth_client is not None:
+        application.oauth_client.delete()  # tokens go with it
     application.delete()
     # Keys become tombstones (revoked) in Redis; the application record disappears.
     announce(key_changed, key_hashes)
@@ -240,19 +240,19 @@ def oauth_client_create(*, application: Application, actor: Any) -> IssuedClient
 
 @transaction.atomic
 def oauth_client_delete(*, application: Application, actor: Any) -> None:
-    if not application.oauth_client_id:
-        return
     client = application.oauth_client
+    if client is None:
+        return
     audit_record(
         actor=actor,
         action="oauth_client.delete",
         obj=application,
-        before={"client_id": client.client_id},  # type: ignore[union-attr]
+        before={"client_id": client.client_id},
         organization_id=application.organization_id,
     )
     application.oauth_client = None
     application.save(update_fields=["oauth_client"])
-    client.delete()  # type: ignore[union-attr]  # its tokens cascade and are unpublished
+    client.delete()  # its tokens cascade and are unpublished
 
 
 @transaction.atomic
