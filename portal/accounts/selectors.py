@@ -44,3 +44,15 @@ def organization_admin_emails(*, organization_id: int) -> list[str]:
             "user__email", flat=True
         )
     )
+
+
+def organizations_of_member(user: User) -> QuerySet[Organization]:
+    """The organizations the user belongs to, by name, operators included: where they may
+    create applications (operators reach the others in the admin)."""
+    return Organization.objects.filter(memberships__user=user).order_by("name")
+
+
+def organizations_all() -> QuerySet[Organization]:
+    """Every organization, unscoped: only for what names the model (a schema, a form's
+    placeholder), never for what a caller may see; that is organizations_for."""
+    return Organization.objects.all()

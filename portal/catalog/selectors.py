@@ -84,3 +84,6 @@ def deprecated_versions(*, api_id: int | None = None, label: str | None = None) 
 def apis_all() -> QuerySet[Api]:
     """Every API, unscoped: names the model for a scoped id field's schema, never for lookups."""
     return Api.objects.all()
+def versions_for_routes() -> QuerySet[ApiVersion]:
+    """Every version (drafts included), with what its gateway route record needs preloaded."""
+    return ApiVersion.objects.select_related("api", "successor").prefetch_related("upstreams")

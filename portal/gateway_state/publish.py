@@ -10,10 +10,12 @@ reaches the gateway eventually. ``gateway_sync`` rebuilds everything from scratc
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import redis
 from django.conf import settings
@@ -21,12 +23,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from gateway import contract
-from portal.catalog.models import ApiVersion
+from portal.catalog.selectors import versions_for_routes
 from portal.gateway_state.models import PublishOutbox
 from portal.gateway_state.tokens import token_record_for
-from portal.keys.models import ApiKey, Application, KeyStatus
+from portal.keys.selectors import api_key_find_by_hash, application_find
 from portal.plans.limits import LIMIT_FIELDS
-from portal.plans.models import LIVE_SUBSCRIPTION_STATES, Override, Plan, Subscription
+from portal.plans.selectors import application_ids_subscribed_to, live_subscriptions_of_application
+
+if TYPE_CHECKING:
+    from portal.catalog.models import ApiVersion
+    from portal.keys.models import ApiKey, Application
+    from portal.plans.models import Override, Plan, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +46,8 @@ def redis_client() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
 
 
-def _iso(value: object) -> str | None:
-    return value.isoformat() if value is not None else None  # type: ignore[attr-defined]
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 # --- record builders (pure reads) -------------------------------------------------------
@@ -53,14 +60,14 @@ def route_record(version: ApiVersion) -> contract.RouteRecord:
         api_slug=version.api.slug,
         version=version.label,
         version_id=version.pk,
-        state=version.state,  # type: ignore[arg-type]
+        state=version.state,  # type: ignore[arg-type]  # a str column whose choices are the Literal's values
         upstreams=tuple(contract.Upstream(url=u.url, weight=u.weight) for u in version.upstreams.all()),
         connect_timeout_s=version.connect_timeout_s,
         read_timeout_s=version.read_timeout_s,
         total_timeout_s=version.total_timeout_s,
         max_body_bytes=version.max_body_bytes,
         allow_query_key=version.allow_query_key,
-        redis_failure_mode=version.redis_failure_mode,  # type: ignore[arg-type]
+        redis_failure_mode=version.redis_failure_mode,  # type: ignore[arg-type]  # as state above
         deprecated_at=_iso(version.deprecated_at),
         sunset_at=_iso(version.sunset_at),
         successor_version=successor,
@@ -72,9 +79,11 @@ def plan_limits(plan: Plan) -> contract.Limits:
 
 
 def _override_limits(plan: Plan, override: Override) -> contract.Limits:
-    def pick(name: str) -> int | None:
+    # Any, as getattr gives: the names come from LIMIT_FIELDS at run time (a test keeps
+    # that list and contract.Limits in step), so mypy cannot check them field by field.
+    def pick(name: str) -> Any:
         value = getattr(override, name)
-        return getattr(plan, name) if value is None else value  # type: ignore[no-any-return]
+        return getattr(plan, name) if value is None else value
 
     return contract.Limits(**{name: pick(name) for name in LIMIT_FIELDS})
 
@@ -89,7 +98,7 @@ def subscription_grant(subscription: Subscription) -> contract.SubscriptionGrant
         api_id=subscription.api_id,
         plan_id=plan.pk,
         plan_slug=plan.slug,
-        status=subscription.status,  # type: ignore[arg-type]
+        status=subscription.status,  # type: ignore[arg-type]  # a str column whose choices are the Literal's values
         limits=plan_limits(plan),
         override_limits=_override_limits(plan, override) if override else None,
         override_expires_at=_iso(override.expires_at) if override else None,
@@ -97,11 +106,7 @@ def subscription_grant(subscription: Subscription) -> contract.SubscriptionGrant
 
 
 def application_record(application: Application) -> contract.ApplicationRecord:
-    subs = (
-        application.subscriptions.filter(status__in=LIVE_SUBSCRIPTION_STATES)
-        .select_related("plan")
-        .prefetch_related("overrides")
-    )
+    subs = live_subscriptions_of_application(application_id=application.pk).prefetch_related("overrides")
     return contract.ApplicationRecord(
         application_id=application.pk,
         organization_id=application.organization_id,
@@ -115,7 +120,7 @@ def key_record(key: ApiKey) -> contract.KeyRecord:
         key_id=key.pk,
         prefix=key.prefix,
         application_id=key.application_id,
-        status=key.status,  # type: ignore[arg-type]
+        status=key.status,  # type: ignore[arg-type]  # a str column whose choices are the Literal's values
         expires_at=_iso(key.expires_at),
         grace_until=_iso(key.grace_until),
     )
@@ -125,7 +130,7 @@ def key_record(key: ApiKey) -> contract.KeyRecord:
 # published as revoked rather than removed, so a gateway holding it in cache
 # or in its snapshot learns that it is dead instead of merely "unknown".
 def key_tombstone() -> contract.KeyRecord:
-    return contract.KeyRecord(key_id=0, prefix="", application_id=0, status=KeyStatus.REVOKED)  # type: ignore[arg-type]
+    return contract.KeyRecord(key_id=0, prefix="", application_id=0, status="revoked")
 
 
 # --- enqueue (inside the caller's transaction) ----------------------------------------
@@ -164,12 +169,7 @@ def unpublish_token_later(token_hashes: Iterable[str]) -> None:
 
 def publish_plan_later(plan_ids: Iterable[int]) -> None:
     """A plan's limits changed: every application subscribed to it is republished."""
-    app_ids = (
-        Subscription.objects.filter(plan_id__in=list(plan_ids), status__in=LIVE_SUBSCRIPTION_STATES)
-        .values_list("application_id", flat=True)
-        .distinct()
-    )
-    publish_application_later(list(app_ids))
+    publish_application_later(list(application_ids_subscribed_to(plan_ids=list(plan_ids))))
 
 
 # --- flush ---------------------------------------------------------------------------
@@ -177,9 +177,7 @@ def publish_plan_later(plan_ids: Iterable[int]) -> None:
 
 def _write(pipe: redis.client.Pipeline, kind: str, ref: str) -> contract.Invalidation:
     if kind == "route":
-        version = (
-            ApiVersion.objects.select_related("api", "successor").prefetch_related("upstreams").filter(pk=ref).first()
-        )
+        version = versions_for_routes().filter(pk=ref).first()
         if version is None:
             # Deleted: we only have the id, so drop every field naming it.
             for field, raw in redis_client().hgetall(contract.ROUTES_KEY).items():
@@ -191,23 +189,23 @@ def _write(pipe: redis.client.Pipeline, kind: str, ref: str) -> contract.Invalid
         pipe.hset(contract.ROUTES_KEY, field, record.to_json())
         return contract.Invalidation(kind="route", id=field)
     if kind == "app":
-        application = Application.objects.filter(pk=ref).first()
+        application = application_find(application_id=int(ref))
         if application is None:
             pipe.delete(contract.app_key(int(ref)))
         else:
             pipe.set(contract.app_key(application.pk), application_record(application).to_json())
         return contract.Invalidation(kind="app", id=ref)
     if kind == "key":
-        key = ApiKey.objects.filter(key_hash=ref).first()
-        record = key_record(key) if key else key_tombstone()
-        pipe.set(contract.key_key(ref), record.to_json())
+        key = api_key_find_by_hash(key_hash=ref)
+        key_rec = key_record(key) if key else key_tombstone()
+        pipe.set(contract.key_key(ref), key_rec.to_json())
         return contract.Invalidation(kind="key", id=ref)
     if kind == "token":
         found = token_record_for(int(ref))
         if found is not None:
-            token_hash, record, ttl = found
+            token_hash, token_rec, ttl = found
             if ttl > 0:
-                pipe.set(contract.token_key(token_hash), record.to_json(), ex=ttl)
+                pipe.set(contract.token_key(token_hash), token_rec.to_json(), ex=ttl)
             else:
                 pipe.delete(contract.token_key(token_hash))
             return contract.Invalidation(kind="token", id=token_hash)

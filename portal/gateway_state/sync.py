@@ -9,6 +9,7 @@ stays flat apart from the set of live key hashes used to find stale entries
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -17,15 +18,21 @@ import redis
 from django.db.models import Max
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model
+from redis.typing import EncodableT, FieldT
 
 from gateway import contract
-from portal.catalog.models import ApiVersion
+from portal.catalog.selectors import versions_for_routes
 from portal.gateway_state import publish
 from portal.gateway_state.models import PublishOutbox
 from portal.gateway_state.tokens import token_record_for
-from portal.keys.models import ApiKey, Application
+from portal.keys.selectors import api_keys_all, applications_all
 
 CHUNK = 10_000
+
+# One key as the rebuild reads it: pk, prefix, application id, status, expires_at, grace_until, hash.
+KeyRow = tuple[int, str, int, str, dt.datetime | None, dt.datetime | None, str]
+# Wraps the key rows, e.g. in a progress bar; gets the rows and their count.
+Progress = Callable[[Iterable[KeyRow], int], Iterable[KeyRow]]
 
 
 @dataclass
@@ -38,8 +45,8 @@ class SyncStats:
     seconds: float = 0.0
 
 
-def _iso(value: object) -> str | None:
-    return value.isoformat() if value is not None else None  # type: ignore[attr-defined]
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def _remove_stale(client: redis.Redis, pattern: str, live: set[str], stats: SyncStats) -> None:
@@ -58,7 +65,7 @@ def _remove_stale(client: redis.Redis, pattern: str, live: set[str], stats: Sync
 
 
 def state_rebuild(
-    *, client: redis.Redis | None = None, progress: Callable[[Iterable[object], int], Iterable[object]] | None = None
+    *, client: redis.Redis | None = None, progress: Progress | None = None
 ) -> SyncStats:
     client = client or publish.redis_client()
     started = time.monotonic()
@@ -67,9 +74,8 @@ def state_rebuild(
     outbox_high_water = PublishOutbox.objects.aggregate(m=Max("id"))["m"]
 
     # Routes: replaced in one MULTI so a gateway never reads a half-written table.
-    versions = ApiVersion.objects.select_related("api", "successor").prefetch_related("upstreams")
-    routes = {}
-    for version in versions:
+    routes: dict[FieldT, EncodableT] = {}
+    for version in versions_for_routes():
         record = publish.route_record(version)
         routes[contract.route_field(record.api_slug, record.version)] = record.to_json()
     pipe = client.pipeline(transaction=True)
@@ -82,7 +88,7 @@ def state_rebuild(
     # Applications with their subscriptions, plans and overrides.
     live_apps: set[str] = set()
     pipe = client.pipeline(transaction=False)
-    for application in Application.objects.all().iterator(chunk_size=2000):
+    for application in applications_all().iterator(chunk_size=2000):
         name = contract.app_key(application.pk)
         pipe.set(name, publish.application_record(application).to_json())
         live_apps.add(name)
@@ -93,25 +99,25 @@ def state_rebuild(
     _remove_stale(client, contract.app_key(0).rsplit(":", 1)[0] + ":*", live_apps, stats)
 
     # Keys: the big set. Built straight from column values to keep 1M keys quick.
-    total = ApiKey.objects.count()
-    rows: Iterable[object] = ApiKey.objects.values_list(
+    total = api_keys_all().count()
+    rows: Iterable[KeyRow] = api_keys_all().values_list(
         "pk", "prefix", "application_id", "status", "expires_at", "grace_until", "key_hash"
     ).iterator(chunk_size=CHUNK)
     if progress is not None:
         rows = progress(rows, total)
     live_keys: set[str] = set()
     pipe = client.pipeline(transaction=False)
-    for pk, prefix, application_id, status, expires_at, grace_until, key_hash in rows:  # type: ignore[misc]
-        record = contract.KeyRecord(
+    for pk, prefix, application_id, status, expires_at, grace_until, key_hash in rows:
+        key_rec = contract.KeyRecord(
             key_id=pk,
             prefix=prefix,
             application_id=application_id,
-            status=status,
+            status=status,  # type: ignore[arg-type]  # a str column whose choices are the Literal's values
             expires_at=_iso(expires_at),
             grace_until=_iso(grace_until),
         )
         name = contract.key_key(key_hash)
-        pipe.set(name, record.to_json())
+        pipe.set(name, key_rec.to_json())
         live_keys.add(name)
         if len(pipe) >= CHUNK:
             pipe.execute()
@@ -132,10 +138,10 @@ def state_rebuild(
         found = token_record_for(token_id)
         if found is None:
             continue
-        token_hash, record, ttl = found
+        token_hash, token_rec, ttl = found
         if ttl > 0:
             name = contract.token_key(token_hash)
-            pipe.set(name, record.to_json(), ex=ttl)
+            pipe.set(name, token_rec.to_json(), ex=ttl)
             live_tokens.add(name)
     pipe.execute()
     stats.tokens = len(live_tokens)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.decorators import action
@@ -16,8 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from portal.accounts.models import Organization
-from portal.accounts.selectors import organizations_for
+from portal.accounts.selectors import organizations_all, organizations_for
 from portal.core.api import BaseViewSet, InputSerializer, ScopedPrimaryKeyRelatedField, validated
 from portal.keys import services
 from portal.keys.filters import ApiKeyFilter, ApplicationFilter
@@ -26,7 +26,7 @@ from portal.keys.selectors import applications_for, keys_for
 from portal.keys.services import MAX_ROTATION_GRACE
 
 
-class ApplicationOutputSerializer(serializers.ModelSerializer):
+class ApplicationOutputSerializer(serializers.ModelSerializer[Application]):
     has_oauth_client = serializers.SerializerMethodField()
 
     class Meta:
@@ -38,12 +38,12 @@ class ApplicationOutputSerializer(serializers.ModelSerializer):
         return obj.oauth_client_id is not None
 
 
-class ApplicationViewSet(BaseViewSet):
+class ApplicationViewSet(BaseViewSet[Application]):
     queryset = Application.objects.none()
     filterset_class = ApplicationFilter
 
     class CreateInputSerializer(InputSerializer):
-        organization = ScopedPrimaryKeyRelatedField(model=Organization, scope=organizations_for)
+        organization = ScopedPrimaryKeyRelatedField(model=organizations_all().model, scope=organizations_for)
         name = serializers.CharField(max_length=120)
         description = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 
@@ -51,14 +51,14 @@ class ApplicationViewSet(BaseViewSet):
         name = serializers.CharField(max_length=120, required=False)
         description = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
-    class OAuthClientOutputSerializer(serializers.Serializer):
+    class OAuthClientOutputSerializer(serializers.Serializer[Any]):
         client_id = serializers.CharField()
 
-    class OAuthClientCreatedSerializer(serializers.Serializer):
+    class OAuthClientCreatedSerializer(serializers.Serializer[Any]):
         client_id = serializers.CharField()
         client_secret = serializers.CharField(help_text="Shown only in this response; store it now.")
 
-    def visible_queryset(self) -> Any:
+    def visible_queryset(self) -> QuerySet[Application]:
         return applications_for(self.request.user).order_by("name", "id")
 
     @extend_schema(responses=ApplicationOutputSerializer(many=True))
@@ -113,7 +113,7 @@ class ApplicationViewSet(BaseViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ApiKeyOutputSerializer(serializers.ModelSerializer):
+class ApiKeyOutputSerializer(serializers.ModelSerializer[ApiKey]):
     status = serializers.CharField(source="effective_status", help_text="active, rotating, expired or revoked.")
 
     class Meta:
@@ -142,7 +142,7 @@ class IssuedKeyOutputSerializer(ApiKeyOutputSerializer):
         read_only_fields = fields
 
 
-class RotatedKeyOutputSerializer(serializers.Serializer):
+class RotatedKeyOutputSerializer(serializers.Serializer[Any]):
     key = IssuedKeyOutputSerializer(help_text="The new key, with its secret (shown only here).")
     previous = ApiKeyOutputSerializer(help_text="The rotated key; it keeps working until grace_until.")
 
@@ -151,7 +151,7 @@ def _issued(issued: services.IssuedKey) -> dict[str, Any]:
     return {**ApiKeyOutputSerializer(issued.key).data, "secret": issued.secret}
 
 
-class ApiKeyViewSet(BaseViewSet):
+class ApiKeyViewSet(BaseViewSet[ApiKey]):
     """Keys of one application: applications/{application_id}/keys/."""
 
     queryset = ApiKey.objects.none()
@@ -159,7 +159,10 @@ class ApiKeyViewSet(BaseViewSet):
     throttle_scope = "key_create"
 
     class CreateInputSerializer(InputSerializer):
-        label = serializers.CharField(max_length=80, required=False, allow_blank=True, default="")
+        # DRF's metaclass moves declared fields off the class, so this does not shadow Field.label.
+        label = serializers.CharField(  # type: ignore[assignment]
+            max_length=80, required=False, allow_blank=True, default=""
+        )
         expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
     class RotateInputSerializer(InputSerializer):
@@ -168,7 +171,9 @@ class ApiKeyViewSet(BaseViewSet):
             max_value=int(MAX_ROTATION_GRACE.total_seconds()),
             help_text="How long the old key keeps working (0 = it stops now; at most 30 days).",
         )
-        label = serializers.CharField(max_length=80, required=False, allow_blank=True)
+        label = serializers.CharField(  # type: ignore[assignment]  # as in CreateInputSerializer
+            max_length=80, required=False, allow_blank=True
+        )
 
     def get_throttles(self) -> list[Any]:
         # Issuing keys is what a stolen session would abuse; reading them is not throttled.
@@ -177,7 +182,7 @@ class ApiKeyViewSet(BaseViewSet):
     def get_application(self) -> Application:
         return self.parent_object(applications_for(self.request.user), "application_id")
 
-    def visible_queryset(self) -> Any:
+    def visible_queryset(self) -> QuerySet[ApiKey]:
         application = self.get_application()
         return keys_for(self.request.user).filter(application=application).order_by("-created_at", "-id")
 

@@ -2,12 +2,16 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from portal.accounts.models import Organization
+from portal.accounts.selectors import organizations_all
+
+if TYPE_CHECKING:
+    from portal.accounts.models import Organization
 
 GRACE_CHOICES = [
     ("0", "No grace: the old key stops working now"),
@@ -19,16 +23,25 @@ GRACE_CHOICES = [
 
 
 class ApplicationForm(forms.Form):
-    organization = forms.ModelChoiceField(queryset=Organization.objects.none(), empty_label=None)
+    # The caller's organizations replace this placeholder in __init__.
+    organization = forms.ModelChoiceField(queryset=organizations_all().none(), empty_label=None)
     name = forms.CharField(max_length=120)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=2000)
 
-    def __init__(self, *args: Any, organizations: Any = None, editing: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        organizations: QuerySet[Organization] | None = None,
+        editing: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         if editing:
             del self.fields["organization"]
         else:
-            self.fields["organization"].queryset = organizations
+            field = self.fields["organization"]
+            assert isinstance(field, forms.ModelChoiceField)  # declared above; narrows Field for mypy
+            field.queryset = organizations
 
 
 class OnceForm(forms.Form):

@@ -4,11 +4,9 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from portal.accounts.models import Organization
-
 
 class Application(models.Model):
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="applications")
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="applications")
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")

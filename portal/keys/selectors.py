@@ -76,3 +76,18 @@ def applications_all() -> QuerySet[Application]:
 def active_keys_for(user: Any) -> QuerySet[ApiKey]:
     """The caller's keys in the active state (rotating ones included: see ApiKey.effective_status)."""
     return keys_for(user).filter(status=KeyStatus.ACTIVE)
+    """Every application, unscoped: for rebuilding the gateway's state, never for a caller."""
+    return Application.objects.all()
+
+
+def application_find(*, application_id: int) -> Application | None:
+    return Application.objects.filter(pk=application_id).first()
+
+
+def api_keys_all() -> QuerySet[ApiKey]:
+    """Every key, unscoped: for rebuilding the gateway's state, never for a caller."""
+    return ApiKey.objects.all()
+
+
+def api_key_find_by_hash(*, key_hash: str) -> ApiKey | None:
+    return ApiKey.objects.filter(key_hash=key_hash).first()

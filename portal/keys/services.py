@@ -6,7 +6,7 @@ import datetime as dt
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -16,11 +16,13 @@ from oauth2_provider.generators import generate_client_id, generate_client_secre
 from oauth2_provider.models import get_application_model
 
 from gateway import contract
-from portal.accounts.models import Organization
 from portal.audit.services import audit_record, model_snapshot
 from portal.core.changes import announce, application_changed, key_changed
 from portal.core.errors import Conflict
 from portal.keys.models import ApiKey, Application, KeyStatus
+
+if TYPE_CHECKING:
+    from portal.accounts.models import Organization
 
 MAX_ROTATION_GRACE = dt.timedelta(days=30)
 APPLICATION_FIELDS = ["name", "description"]
@@ -99,8 +101,8 @@ def application_delete(*, application: Application, actor: Any) -> None:
         before=model_snapshot(application, APPLICATION_FIELDS),
         organization_id=org_id,
     )
-    if application.oauth_client_id:
-        application.oauth_client.delete()  # type: ignore[union-attr]  # tokens go with it
+    if application.oauth_client is not None:
+        application.oauth_client.delete()  # tokens go with it
     application.delete()
     # Keys become tombstones (revoked) in Redis; the application record disappears.
     announce(key_changed, key_hashes)
@@ -238,19 +240,19 @@ def oauth_client_create(*, application: Application, actor: Any) -> IssuedClient
 
 @transaction.atomic
 def oauth_client_delete(*, application: Application, actor: Any) -> None:
-    if not application.oauth_client_id:
-        return
     client = application.oauth_client
+    if client is None:
+        return
     audit_record(
         actor=actor,
         action="oauth_client.delete",
         obj=application,
-        before={"client_id": client.client_id},  # type: ignore[union-attr]
+        before={"client_id": client.client_id},
         organization_id=application.organization_id,
     )
     application.oauth_client = None
     application.save(update_fields=["oauth_client"])
-    client.delete()  # type: ignore[union-attr]  # its tokens cascade and are unpublished
+    client.delete()  # its tokens cascade and are unpublished
 
 
 @transaction.atomic

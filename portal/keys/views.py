@@ -7,6 +7,7 @@ created them, marked no-store, and are never kept by the portal.
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -15,17 +16,24 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from portal.accounts.models import Organization
+from portal.accounts.selectors import organizations_of_member
 from portal.core.errors import ApplicationError
 from portal.core.extensions import application_usage
 from portal.core.throttle import throttle_allows
-from portal.core.web import form_add_error, once_claim
+from portal.core.web import AuthenticatedHttpRequest, form_add_error, once_claim
 from portal.keys import services
 from portal.keys.forms import ApplicationForm, KeyIssueForm, KeyRotateForm, OnceForm
 from portal.keys.models import ApiKey, Application
 from portal.keys.selectors import applications_for, applications_of_member, keys_for
-from portal.plans.models import SubscriptionStatus
-from portal.plans.selectors import subscriptions_for
+from portal.plans.selectors import (
+    subscription_is_active,
+    subscription_is_pending,
+    subscriptions_current_for,
+    subscriptions_for,
+)
+
+if TYPE_CHECKING:
+    from portal.plans.models import Subscription
 
 ALREADY_SHOWN = "That secret was already shown once and cannot be shown again. The list shows its prefix."
 TOO_MANY_KEYS = "You have created many keys recently. Wait a while and try again."
@@ -46,13 +54,9 @@ def _key_or_404(request: HttpRequest, application: Application, key_id: int) -> 
     return get_object_or_404(keys_for(request.user), pk=key_id, application=application)
 
 
-def _member_organizations(request: HttpRequest):  # type: ignore[no-untyped-def]
-    return Organization.objects.filter(memberships__user=request.user).order_by("name")
-
-
 def usage_counters(
     keys: list[ApiKey],
-    subscriptions: list,  # type: ignore[type-arg]
+    subscriptions: list[Subscription],
     application_id: int | None = None,
 ) -> dict[str, object]:
     """What the usage panel shows (templates/keys/_usage_panel.html). With an application id
@@ -64,24 +68,21 @@ def usage_counters(
         **(application_usage(application_id) if application_id else {}),
         "working_keys": sum(1 for k in keys if k.effective_status in {"active", "rotating"}),
         "last_used_at": max(used) if used else None,
-        "active_subscriptions": sum(1 for s in subscriptions if s.status == SubscriptionStatus.ACTIVE),
-        "pending_subscriptions": sum(1 for s in subscriptions if s.status == SubscriptionStatus.PENDING),
+        "active_subscriptions": sum(1 for s in subscriptions if subscription_is_active(s)),
+        "pending_subscriptions": sum(1 for s in subscriptions if subscription_is_pending(s)),
     }
 
 
 @login_required
 @require_http_methods(["GET"])
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: AuthenticatedHttpRequest) -> HttpResponse:
     applications = list(
         applications_of_member(request.user).prefetch_related("keys").order_by("organization__name", "name")
     )
     subscriptions = list(
-        subscriptions_for(request.user)
-        .filter(application__in=applications)
-        .exclude(status=SubscriptionStatus.CANCELLED)
-        .order_by("api__name")
+        subscriptions_current_for(request.user).filter(application__in=applications).order_by("api__name")
     )
-    by_app: dict[int, list] = {}
+    by_app: dict[int, list[Subscription]] = {}
     for subscription in subscriptions:
         by_app.setdefault(subscription.application_id, []).append(subscription)
     rows = []
@@ -98,14 +99,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "keys/dashboard.html",
-        {"rows": rows, "pending": [s for s in subscriptions if s.status == SubscriptionStatus.PENDING]},
+        {"rows": rows, "pending": [s for s in subscriptions if subscription_is_pending(s)]},
     )
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def application_create(request: HttpRequest) -> HttpResponse:
-    organizations = _member_organizations(request)
+def application_create(request: AuthenticatedHttpRequest) -> HttpResponse:
+    organizations = organizations_of_member(request.user)
     if not organizations.exists():
         messages.info(request, "Applications belong to an organization. Create one first.")
         return redirect("organization-create")
@@ -125,7 +126,7 @@ def application_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET"])
-def application_detail(request: HttpRequest, application_id: int) -> HttpResponse:
+def application_detail(request: AuthenticatedHttpRequest, application_id: int) -> HttpResponse:
     application = _application_or_404(request, application_id)
     subscriptions = list(
         subscriptions_for(request.user).filter(application=application).order_by("status", "api__name")
@@ -147,7 +148,7 @@ def application_detail(request: HttpRequest, application_id: int) -> HttpRespons
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def application_edit(request: HttpRequest, application_id: int) -> HttpResponse:
+def application_edit(request: AuthenticatedHttpRequest, application_id: int) -> HttpResponse:
     application = _application_or_404(request, application_id)
     form = ApplicationForm(
         request.POST or None, editing=True, initial={"name": application.name, "description": application.description}
@@ -165,7 +166,7 @@ def application_edit(request: HttpRequest, application_id: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def application_delete(request: HttpRequest, application_id: int) -> HttpResponse:
+def application_delete(request: AuthenticatedHttpRequest, application_id: int) -> HttpResponse:
     application = _application_or_404(request, application_id)
     if request.method == "POST":
         name = application.name
@@ -191,7 +192,7 @@ def _secret_page(
 @never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
-def key_issue(request: HttpRequest, application_id: int) -> HttpResponse:
+def key_issue(request: AuthenticatedHttpRequest, application_id: int) -> HttpResponse:
     application = _application_or_404(request, application_id)
     form = KeyIssueForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -217,7 +218,7 @@ def key_issue(request: HttpRequest, application_id: int) -> HttpResponse:
 @never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
-def key_rotate(request: HttpRequest, application_id: int, key_id: int) -> HttpResponse:
+def key_rotate(request: AuthenticatedHttpRequest, application_id: int, key_id: int) -> HttpResponse:
     application = _application_or_404(request, application_id)
     key = _key_or_404(request, application, key_id)
     form = KeyRotateForm(request.POST or None)
@@ -242,7 +243,7 @@ def key_rotate(request: HttpRequest, application_id: int, key_id: int) -> HttpRe
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def key_revoke(request: HttpRequest, application_id: int, key_id: int) -> HttpResponse:
+def key_revoke(request: AuthenticatedHttpRequest, application_id: int, key_id: int) -> HttpResponse:
     application = _application_or_404(request, application_id)
     key = _key_or_404(request, application, key_id)
     if request.method == "POST":
@@ -258,7 +259,7 @@ def key_revoke(request: HttpRequest, application_id: int, key_id: int) -> HttpRe
 @never_cache
 @login_required
 @require_POST
-def oauth_client_create(request: HttpRequest, application_id: int) -> HttpResponse:
+def oauth_client_create(request: AuthenticatedHttpRequest, application_id: int) -> HttpResponse:
     application = _application_or_404(request, application_id)
     form = OnceForm(request.POST)
     if form.is_valid() and not once_claim(request, "oauth-client", form.cleaned_data["once"]):
@@ -274,7 +275,7 @@ def oauth_client_create(request: HttpRequest, application_id: int) -> HttpRespon
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def oauth_client_delete(request: HttpRequest, application_id: int) -> HttpResponse:
+def oauth_client_delete(request: AuthenticatedHttpRequest, application_id: int) -> HttpResponse:
     application = _application_or_404(request, application_id)
     if request.method == "POST":
         services.oauth_client_delete(application=application, actor=request.user)

@@ -103,3 +103,25 @@ def subscription_plan_spans(*, organization_id: int, start: datetime, end: datet
                 continue
             spans.append(PlanSpan(sub, plan, max(span_start, start), min(span_end, end)))
     return spans
+
+
+def subscriptions_current_for(user: Any) -> QuerySet[Subscription]:
+    """subscriptions_for without the cancelled ones: what a developer's dashboard lists."""
+    return subscriptions_for(user).exclude(status=SubscriptionStatus.CANCELLED)
+
+
+def subscription_is_active(subscription: Subscription) -> bool:
+    return subscription.status == SubscriptionStatus.ACTIVE
+
+
+def subscription_is_pending(subscription: Subscription) -> bool:
+    return subscription.status == SubscriptionStatus.PENDING
+
+
+def application_ids_subscribed_to(*, plan_ids: list[int]) -> QuerySet[Subscription, int]:
+    """The applications with a live (pending, active or suspended) subscription to any of the plans."""
+    return (
+        Subscription.objects.filter(plan_id__in=plan_ids, status__in=LIVE_SUBSCRIPTION_STATES)
+        .values_list("application_id", flat=True)
+        .distinct()
+    )

@@ -1,19 +1,21 @@
 from __future__ import annotations
 
-from typing import Any
+from argparse import ArgumentParser
+from collections.abc import Iterable
+from typing import Any, TextIO, cast
 
 import redis
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from portal.gateway_state import publish
-from portal.gateway_state.sync import state_rebuild, wait_for_redis
+from portal.gateway_state.sync import KeyRow, state_rebuild, wait_for_redis
 
 
 class Command(BaseCommand):
     help = "Rebuild the gateway's whole published state in Redis from the database (idempotent)."
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--wait", action="store_true", help="Wait up to --timeout seconds for Redis first.")
         parser.add_argument("--timeout", type=float, default=30.0)
 
@@ -24,9 +26,12 @@ class Command(BaseCommand):
         except redis.ConnectionError as exc:
             raise CommandError(f"Redis is not reachable: {exc}") from exc
 
-        def progress(rows: Any, total: int) -> Any:
+        # The stream self.stderr wraps; django-stubs leave OutputWrapper._out undeclared.
+        stderr = cast(TextIO, self.stderr._out)
+
+        def progress(rows: Iterable[KeyRow], total: int) -> Iterable[KeyRow]:
             # tqdm hides itself when stderr is not a terminal (CI, logs).
-            return tqdm(rows, total=total, unit="key", desc="keys", disable=None, file=self.stderr._out)
+            return tqdm(rows, total=total, unit="key", desc="keys", disable=None, file=stderr)
 
         stats = state_rebuild(client=client, progress=progress)
         self.stdout.write(
