@@ -280,7 +280,8 @@ class Gateway:
     def unsupported_version(self, request: BaseRequest) -> web.Response:
         """505 for HTTP/2.0 or HTTP/0.9 spoken on an HTTP/1 connection (llhttp parses both).
         The answer itself is HTTP/1.1, which is what this server speaks."""
-        request._version = HttpVersion11  # aiohttp writes the status line in the request's version
+        # aiohttp writes the status line in the request's version (a reified property).
+        request._cache["version"] = HttpVersion11
         metrics.count_request("", "", 505, 0.0)
         response = problem_response(
             505, "http-version-not-supported", "HTTP version not supported",
