@@ -20,6 +20,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from gateway.exceptions import ConfigError
 from tollway.env import EnvError, read, read_bool, read_float, read_int, read_list, read_str
@@ -136,8 +137,17 @@ def _trusted_proxies(env: Mapping[str, str]) -> tuple[ipaddress.IPv4Network | ip
 
 
 def _public_hosts(env: Mapping[str, str], host: str, port: int) -> tuple[str, ...]:
-    listening = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    return tuple(read_list("GATEWAY_PUBLIC_HOSTS", [listening], env))
+    """The authorities an absolute-form target may name: GATEWAY_PUBLIC_HOSTS, by default
+    the listening address plus the authority of GATEWAY_PUBLIC_URL (the portal's setting
+    for where developers reach the gateway) when it is set."""
+    defaults = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    public_url = read("GATEWAY_PUBLIC_URL", env)
+    if public_url:
+        parts = urlsplit(public_url)
+        if parts.netloc:
+            scheme_port = "443" if parts.scheme == "https" else "80"
+            defaults.append(parts.netloc if parts.port else f"{parts.netloc}:{scheme_port}")
+    return tuple(read_list("GATEWAY_PUBLIC_HOSTS", defaults, env))
 
 
 def _server_header(env: Mapping[str, str]) -> str:
