@@ -5,13 +5,23 @@ process, each with its own SO_REUSEPORT socket so the kernel spreads
 connections. The low-level server skips aiohttp's router and middleware
 machinery, which we do not need: routing is one split and one dict lookup.
 
-Request order: built-ins -> readiness -> 431 (header size) -> route (404/410 via
-lifecycle) -> 413 (declared body size) -> access phase -> response phase ->
-proxy -> log phase. 431 and 413 are decided before any upstream connection.
+Request order: 505 (HTTP version) -> built-ins -> readiness -> 431 (header size) ->
+405 (CONNECT) -> request target (absolute-form, dot segments: 400, gateway/edge.py) ->
+route (404/410 via lifecycle) -> 405 (method) -> 400 (ambiguous credentials) -> 413
+(declared body size) -> access phase -> response phase -> proxy -> log phase.
+Everything up to 413 is decided before any upstream connection.
 
 Parser-level refusals (both Content-Length and Transfer-Encoding, duplicate
-Content-Length, bad chunking, oversized header lines) come from aiohttp's llhttp
-parser as 400 (431 for header lines) with the connection closed.
+Content-Length, bad chunking, oversized lines) come from aiohttp's llhttp parser
+and are answered here with the connection closed: 400, 414 for a request-target
+over GATEWAY_MAX_URI_BYTES, 431 for a header line, 505 for an HTTP version llhttp
+does not know.
+
+Timeouts on the client side: a new connection must send its first byte within
+GATEWAY_FIRST_BYTE_TIMEOUT_S, a request head must be complete GATEWAY_HEADER_TIMEOUT_S
+after its first byte, an idle keep-alive connection closes after
+GATEWAY_IDLE_TIMEOUT_S, and a request body must keep up GATEWAY_BODY_MIN_RATE_BPS
+after a GATEWAY_BODY_TIMEOUT_S grace (``BodyWatchdog``).
 """
 
 from __future__ import annotations
@@ -26,17 +36,20 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from aiohttp.http_exceptions import LineTooLong
+from aiohttp.http import HttpVersion10, HttpVersion11
+from aiohttp.http_exceptions import BadStatusLine, LineTooLong
+from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
 
-from gateway import metrics
+from gateway import edge, metrics
 from gateway.config import GatewayConfig
 from gateway.exceptions import PROBLEM_BASE, Reject
 from gateway.pipeline import PolicyDeps
 from gateway.policies import registry
-from gateway.proxy import Proxy
+from gateway.proxy import BodyTooSlow, Proxy
+from gateway.responses import Response
 from gateway.state import RedisHealth, State, new_redis
 from gateway.types import RequestContext
 
@@ -57,25 +70,86 @@ def problem_response(
         body["detail"] = detail
     if request_id:
         body["request_id"] = request_id
-    response = web.Response(status=status, body=orjson.dumps(body))
+    response = Response(status=status, body=orjson.dumps(body))
     response.headers["Content-Type"] = PROBLEM_TYPE
     return response
 
 
+class BodyWatchdog:
+    """A minimum rate for a request body, in the manner of Apache's mod_reqtimeout: ``t``
+    seconds after the body is invited, at least ``(t - grace) * rate`` bytes must have
+    arrived, or the body stream fails with BodyTooSlow (the proxy answers 408 and closes).
+
+    One timer per request with a body, rescheduled to the next moment the rule could
+    fail, so a body that flows costs a handful of callbacks. Time during which received
+    bytes wait for us (a slow upstream holding us back) is not held against the client.
+    """
+
+    __slots__ = ("checked", "content", "ctx", "grace", "loop", "rate", "started", "timer")
+
+    def __init__(self, ctx: RequestContext, content: StreamReader, grace: float, rate: int) -> None:
+        self.ctx = ctx
+        self.content = content
+        self.grace = grace
+        self.rate = rate
+        self.loop = asyncio.get_running_loop()
+        self.started = self.checked = self.loop.time()
+        self.timer = self.loop.call_later(grace, self.check)
+
+    def check(self) -> None:
+        content = self.content
+        if content.is_eof() or content.exception() is not None:
+            return
+        now = self.loop.time()
+        if content.total_bytes > self.ctx.bytes_in:
+            self.started += now - self.checked  # the bytes wait on us, not on the client
+        self.checked = now
+        deadline = self.started + self.grace + content.total_bytes / self.rate
+        if now >= deadline:
+            metrics.UPSTREAM_ERRORS.labels("client_body_timeout").inc()
+            content.set_exception(BodyTooSlow())
+        else:
+            self.timer = self.loop.call_at(deadline, self.check)
+
+    def cancel(self) -> None:
+        self.timer.cancel()
+
+
 class GatewayRequestHandler(RequestHandler):
-    """aiohttp's connection protocol plus a header timeout against slowloris: once the
-    first byte of a request head arrives, the whole head must follow within
-    ``header_timeout`` or the connection is closed. (Idle keep-alive connections are
-    bounded separately by keepalive_timeout.)"""
+    """aiohttp's connection protocol plus two timeouts against slowloris: a new connection
+    must send its first byte within ``first_byte_timeout``, and once the first byte of a
+    request head arrives, the whole head must follow within ``header_timeout``, or the
+    connection is closed. (Idle keep-alive connections are bounded by keepalive_timeout.)
+
+    It also carries what the worker's responses need from the config: the ``Server``
+    header (gateway/responses.py) and the URI limit that tells 414 from 431."""
 
     header_timeout = 10.0
+    first_byte_timeout = 10.0
+    server_header = ""
+    max_uri_bytes = 0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.awaiting_head = True
         self.head_timer: asyncio.TimerHandle | None = None
+        self.first_byte_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.first_byte_timer = self._loop.call_later(self.first_byte_timeout, self._silent)
+
+    def _silent(self) -> None:
+        self.first_byte_timer = None
+        if self.transport is not None:
+            metrics.UPSTREAM_ERRORS.labels("client_first_byte_timeout").inc()
+            self.force_close()
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if self.first_byte_timer is not None:
+            self.first_byte_timer.cancel()
+            self.first_byte_timer = None
         if self.awaiting_head and self.head_timer is None:
             self.head_timer = self._loop.call_later(self.header_timeout, self._head_timed_out)
         super().data_received(data)
@@ -97,6 +171,9 @@ class GatewayRequestHandler(RequestHandler):
         self.awaiting_head = True
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        if self.first_byte_timer is not None:
+            self.first_byte_timer.cancel()
+            self.first_byte_timer = None
         if self.head_timer is not None:
             self.head_timer.cancel()
             self.head_timer = None
@@ -116,7 +193,15 @@ class GatewayRequestHandler(RequestHandler):
         if status == 500:
             log.error("error handling request", exc_info=exc)
         if isinstance(exc, LineTooLong):
-            status, problem, title = 431, "header-too-large", "Request header fields too large"
+            # llhttp reports the request-target and a header line alike; the limit it names
+            # tells them apart (the URI limit is kept below the header one, gateway/config.py).
+            if str(exc.args[1]) == str(self.max_uri_bytes):
+                status, problem, title = 414, "uri-too-long", "Request-target too long"
+            else:
+                status, problem, title = 431, "header-too-large", "Request header fields too large"
+        elif isinstance(exc, BadStatusLine) and "Invalid HTTP version" in str(exc):
+            # HTTP/1.2, HTTP/2.1, ...: a well-formed version llhttp does not speak.
+            status, problem, title = 505, "http-version-not-supported", "HTTP version not supported"
         elif status == 400:
             problem, title = "bad-request", "Malformed request"
         else:
@@ -128,13 +213,17 @@ class GatewayRequestHandler(RequestHandler):
 
 
 class GatewayServer(Server):
-    def __init__(self, *args: Any, header_timeout: float, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, config: GatewayConfig, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.header_timeout = header_timeout
+        self.config = config
 
     def __call__(self) -> RequestHandler:
+        config = self.config
         handler = GatewayRequestHandler(self, loop=self._loop, **self._kwargs)
-        handler.header_timeout = self.header_timeout
+        handler.header_timeout = config.header_timeout_s
+        handler.first_byte_timeout = config.first_byte_timeout_s
+        handler.server_header = config.server_header
+        handler.max_uri_bytes = config.max_uri_bytes
         return handler
 
 
@@ -150,7 +239,9 @@ class Gateway:
         self.metering_redis = new_redis(config, timeout=METERING_REDIS_TIMEOUT_S)
         self.state = State(config, self.redis, self.health)
         self.state.snapshot_writer = worker_index == 0
-        self.proxy = Proxy(config, registry.credentials(config))
+        self.credentials = registry.credentials(config)
+        self.public_hosts = edge.public_hosts(config.public_hosts)
+        self.proxy = Proxy(config, self.credentials)
         deps = PolicyDeps(config, self.state, self.redis, self.health, self.metering_redis, worker_index)
         self.pipeline = registry.build_pipeline(deps)
 
@@ -175,6 +266,9 @@ class Gateway:
         if isinstance(protocol, GatewayRequestHandler):
             protocol.head_received()
         try:
+            version = request.version
+            if version != HttpVersion11 and version != HttpVersion10:
+                return self.unsupported_version(request)
             raw_path = request.raw_path
             if raw_path.startswith("/_tollway/"):
                 return self.builtin(request, raw_path.partition("?")[0])
@@ -183,17 +277,30 @@ class Gateway:
             if isinstance(protocol, GatewayRequestHandler):
                 protocol.request_done()
 
+    def unsupported_version(self, request: BaseRequest) -> web.Response:
+        """505 for HTTP/2.0 or HTTP/0.9 spoken on an HTTP/1 connection (llhttp parses both).
+        The answer itself is HTTP/1.1, which is what this server speaks."""
+        # aiohttp writes the status line in the request's version (a reified property).
+        request._cache["version"] = HttpVersion11
+        metrics.count_request("", "", 505, 0.0)
+        response = problem_response(
+            505, "http-version-not-supported", "HTTP version not supported",
+            detail="This gateway speaks HTTP/1.0 and HTTP/1.1.",
+        )
+        response.force_close()
+        return response
+
     def builtin(self, request: BaseRequest, path: str) -> web.Response:
         if path == "/_tollway/health":
-            return web.Response(body=b'{"status":"ok"}', content_type="application/json")
+            return Response(body=b'{"status":"ok"}', content_type="application/json")
         if path == "/_tollway/ready":
             if self.state.ready:
-                return web.Response(body=b'{"status":"ready"}', content_type="application/json")
+                return Response(body=b'{"status":"ready"}', content_type="application/json")
             response = problem_response(503, "not-ready", "Configuration not loaded yet")
             response.headers["Retry-After"] = "1"
             return response
         if path == "/_tollway/metrics":
-            return web.Response(body=metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"})
+            return Response(body=metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"})
         return problem_response(404, "unknown-endpoint", "Unknown built-in endpoint")
 
     async def handle_api(self, request: BaseRequest, raw_path: str) -> web.StreamResponse:
@@ -213,7 +320,16 @@ class Gateway:
                     await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 self.pipeline.response(ctx)
                 responded = True
-                response = await self.proxy.forward(ctx)
+                watchdog = (
+                    BodyWatchdog(ctx, request.content, self.config.body_timeout_s, self.config.body_min_rate_bps)
+                    if self.config.body_min_rate_bps and request.body_exists
+                    else None
+                )
+                try:
+                    response = await self.proxy.forward(ctx)
+                finally:
+                    if watchdog is not None:
+                        watchdog.cancel()
             except Reject as reject:
                 ctx.decision = reject.decision
                 if not responded:
@@ -266,12 +382,17 @@ class Gateway:
                 detail=f"Headers may total at most {self.config.max_header_bytes} bytes.",
                 close=True,
             )
-        path = raw_path.partition("?")[0]
-        parts = path.split("/", 3)
-        api_slug = parts[1] if len(parts) > 1 else ""
-        version = parts[2] if len(parts) > 2 else ""
+        method = request.method
+        if method == "CONNECT":  # its target is host:port, not a path: nothing to route
+            raise edge.method_not_allowed(edge.allowed_methods(None))
+        if raw_path[:1] == "/":
+            path, _, ctx.query = raw_path.partition("?")
+            ctx.host = request.headers.get("Host", "")
+        else:
+            origin, ctx.host = edge.origin_target(raw_path, request.headers.get("Host"), self.public_hosts)
+            path, _, ctx.query = origin.partition("?")
+        api_slug, version, ctx.upstream_path = edge.split_path(path)
         ctx.api_slug, ctx.version = api_slug, version
-        ctx.upstream_path = "/" + parts[3] if len(parts) > 3 else "/"
         route = self.state.route(api_slug, version)
         if route is None:
             if api_slug and self.state.api_known(api_slug):
@@ -281,6 +402,12 @@ class Gateway:
                 )
             raise Reject(404, "unknown-api", "Unknown API", decision="not_found")
         ctx.route = route
+        methods = edge.allowed_methods(route)
+        if method not in methods:
+            raise edge.method_not_allowed(methods)
+        query = request.query if route.allow_query_key else None
+        if edge.count_credentials(request.headers, self.credentials, query) > 1:
+            raise edge.ambiguous_credentials()
         length = request.content_length
         if length is not None and length > route.max_body_bytes:
             raise Reject(
@@ -333,11 +460,12 @@ async def serve(config: GatewayConfig, *, worker_index: int, stop: asyncio.Event
     server = GatewayServer(
         gateway.handle,
         loop=loop,
-        header_timeout=config.header_timeout_s,
+        config=config,
         keepalive_timeout=config.idle_timeout_s,
-        # Single header lines may be as long as the whole header budget; the total is
-        # checked in admit(), anything longer is refused by the parser with 431.
-        max_line_size=config.max_header_bytes,
+        # The request-target may be max_uri_bytes long (longer: 414). Single header lines
+        # may be as long as the whole header budget; the total is checked in admit(),
+        # anything longer is refused by the parser with 431.
+        max_line_size=config.max_uri_bytes,
         max_field_size=config.max_header_bytes,
         max_headers=MAX_HEADERS,
         auto_decompress=False,

@@ -20,6 +20,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from gateway.exceptions import ConfigError
 from tollway.env import EnvError, read, read_bool, read_float, read_int, read_list, read_str
@@ -38,6 +39,20 @@ DEFAULT_MAX_HEADER_BYTES = 60 * 1024
 DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024 * 1024
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 DEFAULT_IDLE_TIMEOUT_S = 75.0
+# A new connection must send its first byte within this, or it is closed (an idle
+# keep-alive connection is bounded by DEFAULT_IDLE_TIMEOUT_S instead).
+DEFAULT_FIRST_BYTE_TIMEOUT_S = 10.0
+# A request body must keep up a minimum rate (in the manner of Apache's mod_reqtimeout):
+# t seconds into the body, at least (t - DEFAULT_BODY_TIMEOUT_S) * DEFAULT_BODY_MIN_RATE_BPS
+# bytes must have arrived, or the request is cut off with 408. A rate of 0 turns it off.
+DEFAULT_BODY_TIMEOUT_S = 10.0
+DEFAULT_BODY_MIN_RATE_BPS = 500
+# A request-target longer than this gets 414. It must stay below the header budget, which
+# is how the parser's "line too long" is told apart for the request line and a header.
+DEFAULT_MAX_URI_BYTES = 8 * 1024
+# The Server header of every response the gateway generates (and of proxied responses
+# whose upstream sent none): a name, never a version. "none" omits it.
+DEFAULT_SERVER_HEADER = "Tollway"
 DEFAULT_SNAPSHOT_PATH = "var/gateway/snapshot.json"
 DEFAULT_SNAPSHOT_INTERVAL_S = 10.0
 DEFAULT_CACHE_MAX_ENTRIES = 200_000
@@ -65,6 +80,13 @@ class GatewayConfig:
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
+    first_byte_timeout_s: float = DEFAULT_FIRST_BYTE_TIMEOUT_S
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+    body_min_rate_bps: int = DEFAULT_BODY_MIN_RATE_BPS
+    max_uri_bytes: int = DEFAULT_MAX_URI_BYTES
+    server_header: str = DEFAULT_SERVER_HEADER  # "" omits it
+    # Authorities (host:port) an absolute-form request target may name; see gateway/edge.py.
+    public_hosts: tuple[str, ...] = ()
     snapshot_path: str = DEFAULT_SNAPSHOT_PATH
     snapshot_interval_s: float = DEFAULT_SNAPSHOT_INTERVAL_S
     cache_max_entries: int = DEFAULT_CACHE_MAX_ENTRIES
@@ -114,6 +136,29 @@ def _trusted_proxies(env: Mapping[str, str]) -> tuple[ipaddress.IPv4Network | ip
     return tuple(trusted)
 
 
+def _public_hosts(env: Mapping[str, str], host: str, port: int) -> tuple[str, ...]:
+    """The authorities an absolute-form target may name: GATEWAY_PUBLIC_HOSTS, by default
+    the listening address plus the authority of GATEWAY_PUBLIC_URL (the portal's setting
+    for where developers reach the gateway) when it is set."""
+    defaults = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    public_url = read("GATEWAY_PUBLIC_URL", env)
+    if public_url:
+        parts = urlsplit(public_url)
+        if parts.netloc:
+            scheme_port = "443" if parts.scheme == "https" else "80"
+            defaults.append(parts.netloc if parts.port else f"{parts.netloc}:{scheme_port}")
+    return tuple(read_list("GATEWAY_PUBLIC_HOSTS", defaults, env))
+
+
+def _server_header(env: Mapping[str, str]) -> str:
+    value = read_str("GATEWAY_SERVER_HEADER", DEFAULT_SERVER_HEADER, env)
+    if value.lower() == "none":
+        return ""
+    if not all(" " <= c <= "~" for c in value):
+        raise ConfigError("GATEWAY_SERVER_HEADER must be printable ASCII")
+    return value
+
+
 def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
     """The whole configuration, policies' settings included; ConfigError names a bad variable.
 
@@ -128,19 +173,39 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
         redis_url = read("GATEWAY_REDIS_URL", env) or read("REDIS_URL", env) or DEFAULT_REDIS_URL
         if not redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"GATEWAY_REDIS_URL={redis_url!r} is not a redis:// URL")
+        host = read_str("GATEWAY_HOST", DEFAULT_HOST, env)
+        port = read_int("GATEWAY_PORT", DEFAULT_PORT, env, minimum=0, maximum=65535)
+        max_header_bytes = read_int("GATEWAY_MAX_HEADER_BYTES", DEFAULT_MAX_HEADER_BYTES, env, minimum=1024)
+        # The default shrinks with a small header budget, so that setting only that one still works.
+        max_uri_bytes = read_int(
+            "GATEWAY_MAX_URI_BYTES", min(DEFAULT_MAX_URI_BYTES, max_header_bytes // 2), env, minimum=256
+        )
+        if max_uri_bytes >= max_header_bytes:
+            raise ConfigError(
+                f"GATEWAY_MAX_URI_BYTES ({max_uri_bytes}) must be less than "
+                f"GATEWAY_MAX_HEADER_BYTES ({max_header_bytes})"
+            )
         config = GatewayConfig(
-            host=read_str("GATEWAY_HOST", DEFAULT_HOST, env),
-            port=read_int("GATEWAY_PORT", DEFAULT_PORT, env, minimum=0, maximum=65535),
+            host=host,
+            port=port,
             workers=read_int("GATEWAY_WORKERS", os.cpu_count() or 1, env, minimum=1),
             redis_url=redis_url,
             redis_timeout_s=read_int("GATEWAY_REDIS_TIMEOUT_MS", DEFAULT_REDIS_TIMEOUT_MS, env, minimum=1) / 1000,
             key_hash_secret=_key_hash_secret(env),
             policies=_policies(env, registry.POLICY_NAMES),
             trusted_proxies=_trusted_proxies(env),
-            max_header_bytes=read_int("GATEWAY_MAX_HEADER_BYTES", DEFAULT_MAX_HEADER_BYTES, env, minimum=1024),
+            max_header_bytes=max_header_bytes,
+            max_uri_bytes=max_uri_bytes,
             max_response_bytes=read_int("GATEWAY_MAX_RESPONSE_BYTES", DEFAULT_MAX_RESPONSE_BYTES, env, minimum=0),
             header_timeout_s=read_float("GATEWAY_HEADER_TIMEOUT_S", DEFAULT_HEADER_TIMEOUT_S, env, minimum=0.1),
             idle_timeout_s=read_float("GATEWAY_IDLE_TIMEOUT_S", DEFAULT_IDLE_TIMEOUT_S, env, minimum=0.1),
+            first_byte_timeout_s=read_float(
+                "GATEWAY_FIRST_BYTE_TIMEOUT_S", DEFAULT_FIRST_BYTE_TIMEOUT_S, env, minimum=0.1
+            ),
+            body_timeout_s=read_float("GATEWAY_BODY_TIMEOUT_S", DEFAULT_BODY_TIMEOUT_S, env, minimum=0.1),
+            body_min_rate_bps=read_int("GATEWAY_BODY_MIN_RATE_BPS", DEFAULT_BODY_MIN_RATE_BPS, env, minimum=0),
+            server_header=_server_header(env),
+            public_hosts=_public_hosts(env, host, port),
             snapshot_path=read_str("GATEWAY_SNAPSHOT_PATH", DEFAULT_SNAPSHOT_PATH, env),
             snapshot_interval_s=read_float(
                 "GATEWAY_SNAPSHOT_INTERVAL_S", DEFAULT_SNAPSHOT_INTERVAL_S, env, minimum=0.1

@@ -34,6 +34,7 @@ async def echo(request: web.Request) -> web.StreamResponse:
         {
             "method": request.method,
             "path": request.path,
+            "raw_path": request.raw_path.partition("?")[0],  # as sent: percent-escapes and all
             "query": request.query_string,
             "headers": [[k, v] for k, v in request.headers.items()],
             "body_size": size,

@@ -26,6 +26,7 @@ from gateway import contract, metrics
 from gateway.config import GatewayConfig
 from gateway.exceptions import Reject
 from gateway.pipeline import Credentials
+from gateway.responses import Response, StreamResponse
 from gateway.types import RequestContext
 
 # RFC 9110 §7.6.1 plus the older RFC 2616 set that proxies still meet.
@@ -56,6 +57,10 @@ class BodyTooLarge(Exception):
 
 class ResponseTooLarge(Exception):
     pass
+
+
+class BodyTooSlow(Exception):
+    """Set on the request's body stream by the body-rate watchdog (gateway/app.py)."""
 
 
 class CircuitBreaker:
@@ -127,21 +132,26 @@ class Balancer:
 
 
 def strip_query_params(query: str, names: tuple[str, ...]) -> str:
-    """Remove every parameter named in ``names`` from a raw query string. Names are
-    compared as aiohttp reads them for the policies, percent-decoded: ``?api%5Fkey=...``
-    authenticates just like ``?api_key=...``, so it must not reach the upstream either."""
+    """Remove every parameter named in ``names`` (lower-case) from a raw query string.
+
+    Names are compared percent-decoded (``?api%5Fkey=`` authenticates just like
+    ``?api_key=``) and case-insensitively: ``?API_KEY=`` does not authenticate, but an
+    upstream that reads parameters case-insensitively would take it for a key, so it
+    is kept from the upstream too. Other names (``apikey``) are the upstream's own."""
     if not query:
         return query
     if "%" not in query:
+        lowered = query.lower()
         for name in names:
-            if name in query:
+            if name in lowered:
                 break
         else:
             return query  # the usual case, decided without splitting
     kept = []
     for part in query.split("&"):
         raw_name = part.partition("=")[0]
-        if raw_name in names or ("%" in raw_name and unquote_plus(raw_name, errors="replace") in names):
+        name = unquote_plus(raw_name, errors="replace") if "%" in raw_name else raw_name
+        if name.lower() in names:
             continue
         kept.append(part)
     return "&".join(kept)
@@ -154,7 +164,7 @@ class Proxy:
         self.config = config
         self.credential_headers = credentials.headers
         self.strip_bearer = credentials.bearer
-        self.credential_query_params = credentials.query_params
+        self.credential_query_params = tuple(name.lower() for name in credentials.query_params)
         self.session: aiohttp.ClientSession | None = None
         self.balancers: dict[tuple[int, tuple[contract.Upstream, ...]], Balancer] = {}
         self.breakers: dict[str, CircuitBreaker] = {}
@@ -233,17 +243,23 @@ class Proxy:
         transport = request.transport
         peername = transport.get_extra_info("peername") if transport is not None else None
         peer = peername[0] if peername else None
+        # Never an empty forwarding header: a value we do not know is left out, not blank
+        # (HTTP/1.0 may come without Host; a Unix socket has no peer address).
         if self.peer_trusted(peer):
             prior = incoming.get("X-Forwarded-For")
-            out["X-Forwarded-For"] = f"{prior}, {peer}" if prior else (peer or "")
-            out["X-Forwarded-Proto"] = incoming.get("X-Forwarded-Proto") or str(request.scheme)
-            out["X-Forwarded-Host"] = incoming.get("X-Forwarded-Host") or incoming.get("Host") or ""
-            if "Forwarded" in incoming:
+            forwarded_for = f"{prior}, {peer}" if prior else peer
+            proto = incoming.get("X-Forwarded-Proto") or str(request.scheme)
+            host = incoming.get("X-Forwarded-Host") or ctx.host
+            if incoming.get("Forwarded"):
                 out["Forwarded"] = incoming["Forwarded"]
         else:
-            out["X-Forwarded-For"] = peer or ""
-            out["X-Forwarded-Proto"] = request.scheme
-            out["X-Forwarded-Host"] = incoming.get("Host", "")
+            forwarded_for, proto, host = peer, request.scheme, ctx.host
+        if forwarded_for:
+            out["X-Forwarded-For"] = forwarded_for
+        if proto:
+            out["X-Forwarded-Proto"] = proto
+        if host:
+            out["X-Forwarded-Host"] = host
         out["X-Request-ID"] = ctx.request_id
         for name, value in ctx.upstream_headers:
             out[name] = value
@@ -263,7 +279,7 @@ class Proxy:
         request = ctx.request
         method = request.method
         headers = self.request_headers(ctx)
-        query = strip_query_params(request.raw_path.partition("?")[2], self.credential_query_params)
+        query = strip_query_params(ctx.query, self.credential_query_params)
         has_body = request.body_exists
         now = time.monotonic()
         targets = self.balancer(route).order(now)
@@ -297,6 +313,8 @@ class Proxy:
                 )
             except BodyTooLarge:
                 raise too_large(route.max_body_bytes) from None
+            except BodyTooSlow:
+                raise too_slow() from None
             except aiohttp.ConnectionTimeoutError:
                 target.breaker.failure(time.monotonic())
                 last = "connect_timeout"
@@ -312,6 +330,8 @@ class Proxy:
             except aiohttp.ClientError as exc:
                 if isinstance(exc.__cause__, BodyTooLarge) or isinstance(exc.__context__, BodyTooLarge):
                     raise too_large(route.max_body_bytes) from None
+                if isinstance(exc.__cause__, BodyTooSlow) or isinstance(exc.__context__, BodyTooSlow):
+                    raise too_slow() from None
                 target.breaker.failure(time.monotonic())
                 last = "connect"
                 break
@@ -359,11 +379,11 @@ class Proxy:
         if length is not None and length <= SMALL_RESPONSE and request.method != "HEAD":
             body = await upstream.read()
             ctx.bytes_out = len(body)
-            small = web.Response(status=upstream.status, reason=upstream.reason, headers=headers, body=body)
+            small = Response(status=upstream.status, reason=upstream.reason, headers=headers, body=body)
             await small.prepare(request)
             await small.write_eof()
             return small
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
+        response = StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
         if length is not None:
             response.content_length = length
         await response.prepare(request)
@@ -402,5 +422,16 @@ def too_large(limit: int) -> Reject:
         "Request body too large",
         decision="bad_request",
         detail=f"This API version accepts bodies up to {limit} bytes.",
+        close=True,
+    )
+
+
+def too_slow() -> Reject:
+    return Reject(
+        408,
+        "body-too-slow",
+        "Request body too slow",
+        decision="bad_request",
+        detail="The request body arrived below the gateway's minimum rate.",
         close=True,
     )

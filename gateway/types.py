@@ -34,7 +34,9 @@ class RequestContext:
     ts_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     api_slug: str = ""
     version: str = ""
-    upstream_path: str = "/"
+    upstream_path: str = "/"  # below /{api}/{version}, dot segments resolved (gateway/edge.py)
+    query: str = ""  # the raw query string, as the client sent it
+    host: str = ""  # the authority the request named: absolute-form target's, else Host's
     route: contract.RouteRecord | None = None
     application: contract.ApplicationRecord | None = None
     key_prefix: str = ""

@@ -455,3 +455,54 @@ def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> tuple[bytes, b
             return received, False
         except ConnectionResetError:
             return received, True
+
+
+@dataclass
+class RawResponse:
+    """One HTTP/1.x response as read off the socket."""
+
+    status_line: str
+    status: int
+    headers: dict[str, list[str]]  # lower-case names
+    body: bytes
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+    def header(self, name: str) -> str | None:
+        values = self.headers.get(name.lower())
+        return values[0] if values else None
+
+
+def parse_response(received: bytes) -> RawResponse:
+    """The first response in ``received`` (Content-Length or chunked body)."""
+    head, sep, rest = received.partition(b"\r\n\r\n")
+    assert sep, f"no complete response head: {received[:300]!r}"
+    lines = head.decode("latin-1").split("\r\n")
+    status_line = lines[0]
+    headers: dict[str, list[str]] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.setdefault(name.strip().lower(), []).append(value.strip())
+    if "content-length" in headers:
+        body = rest[: int(headers["content-length"][0])]
+    elif headers.get("transfer-encoding") == ["chunked"]:
+        body = b""
+        while True:
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line.split(b";")[0], 16)
+            if size == 0:
+                break
+            body += rest[:size]
+            rest = rest[size + 2 :]
+    else:
+        body = rest
+    return RawResponse(status_line=status_line, status=int(status_line.split(" ")[1]), headers=headers, body=body)
+
+
+def raw_request(port: int, data: bytes, timeout: float = 5.0) -> RawResponse:
+    """Send exact bytes (the request should say ``Connection: close``) and parse the answer."""
+    received, _ = raw_exchange(port, data, timeout=timeout)
+    return parse_response(received)

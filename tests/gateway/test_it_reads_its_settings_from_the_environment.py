@@ -17,7 +17,9 @@ from tests.gateway.conftest import ROOT
     ("name", "value"),
     [("GATEWAY_PORT", "eighty"), ("GATEWAY_WORKERS", "0"), ("GATEWAY_POLICIES", "key_auth,teleport"),
      ("GATEWAY_TRUSTED_PROXIES", "not-an-ip"), ("GATEWAY_REDIS_URL", "http://x"),
-     ("GATEWAY_UPSTREAM_HEADERS", "shoe_size")],
+     ("GATEWAY_UPSTREAM_HEADERS", "shoe_size"), ("GATEWAY_MAX_URI_BYTES", "999999"),
+     ("GATEWAY_FIRST_BYTE_TIMEOUT_S", "0"), ("GATEWAY_BODY_MIN_RATE_BPS", "-1"),
+     ("GATEWAY_SERVER_HEADER", "Tollway\u00e9")],
 )
 def test_a_bad_value_is_refused(name, value):
     with pytest.raises(ConfigError, match=name):
