@@ -6,8 +6,9 @@ connections. The low-level server skips aiohttp's router and middleware
 machinery, which we do not need: routing is one split and one dict lookup.
 
 Request order: built-ins -> readiness -> 431 (header size) -> route (404/410 via
-lifecycle) -> 413 (declared body size) -> access phase -> response phase ->
-proxy -> log phase. 431 and 413 are decided before any upstream connection.
+lifecycle) -> 405 (method not in the version's list; CORS preflights excepted) ->
+413 (declared body size) -> access phase -> response phase -> proxy -> log phase.
+431, 405 and 413 are decided before any upstream connection.
 
 Parser-level refusals (both Content-Length and Transfer-Encoding, duplicate
 Content-Length, bad chunking, oversized header lines) come from aiohttp's llhttp
@@ -31,9 +32,9 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
 
-from gateway import metrics
+from gateway import contract, metrics
 from gateway.config import GatewayConfig
-from gateway.exceptions import PROBLEM_BASE, Reject
+from gateway.exceptions import PROBLEM_BASE, Answer, Reject
 from gateway.pipeline import PolicyDeps
 from gateway.policies import registry
 from gateway.proxy import Proxy
@@ -281,6 +282,19 @@ class Gateway:
                 )
             raise Reject(404, "unknown-api", "Unknown API", decision="not_found")
         ctx.route = route
+        method = request.method
+        if (method not in route.allowed_methods or method in contract.NEVER_ALLOWED_METHODS) and not (
+            is_cors_preflight(request)
+        ):
+            allow = ", ".join(m for m in route.allowed_methods if m not in contract.NEVER_ALLOWED_METHODS)
+            raise Reject(
+                405,
+                "method-not-allowed",
+                "Method not allowed",
+                decision="bad_request",
+                detail=f"{route.api_slug} {route.version} accepts {allow}.",
+                headers={"Allow": allow},
+            )
         length = request.content_length
         if length is not None and length > route.max_body_bytes:
             raise Reject(
@@ -293,9 +307,12 @@ class Gateway:
             )
 
     def reject_response(self, ctx: RequestContext, reject: Reject) -> web.Response:
-        response = problem_response(
-            reject.status, reject.problem, reject.title, detail=reject.detail, request_id=ctx.request_id
-        )
+        if isinstance(reject, Answer):
+            response = web.Response(status=reject.status)
+        else:
+            response = problem_response(
+                reject.status, reject.problem, reject.title, detail=reject.detail, request_id=ctx.request_id
+            )
         headers = response.headers
         for name, value in ctx.response_headers:
             headers.add(name, value)
@@ -308,6 +325,12 @@ class Gateway:
             response.force_close()
         ctx.status = reject.status
         return response
+
+
+def is_cors_preflight(request: BaseRequest) -> bool:
+    """A browser's CORS preflight: the cors policy answers it, whatever the method list says."""
+    headers = request.headers
+    return request.method == "OPTIONS" and "Origin" in headers and "Access-Control-Request-Method" in headers
 
 
 def ctx_elapsed(ctx: RequestContext) -> float:
