@@ -7,7 +7,8 @@ machinery, which we do not need: routing is one split and one dict lookup.
 
 Request order: 505 (HTTP version) -> built-ins -> readiness -> 431 (header size) ->
 405 (CONNECT) -> request target (absolute-form, dot segments: 400, gateway/edge.py) ->
-route (404/410 via lifecycle) -> 405 (method) -> 400 (ambiguous credentials) -> 413
+route (404/410 via lifecycle) -> 405 (method not in the version's list; CORS
+preflights excepted) -> 400 (ambiguous credentials) -> 413
 (declared body size) -> access phase -> response phase -> proxy -> log phase.
 Everything up to 413 is decided before any upstream connection.
 
@@ -45,7 +46,7 @@ from aiohttp.web_server import Server
 
 from gateway import edge, metrics
 from gateway.config import GatewayConfig
-from gateway.exceptions import PROBLEM_BASE, Reject
+from gateway.exceptions import PROBLEM_BASE, Answer, Reject
 from gateway.pipeline import PolicyDeps
 from gateway.policies import registry
 from gateway.proxy import BodyTooSlow, Proxy
@@ -403,7 +404,7 @@ class Gateway:
             raise Reject(404, "unknown-api", "Unknown API", decision="not_found")
         ctx.route = route
         methods = edge.allowed_methods(route)
-        if method not in methods:
+        if not edge.method_allowed(method, methods) and not is_cors_preflight(request):
             raise edge.method_not_allowed(methods)
         query = request.query if route.allow_query_key else None
         if edge.count_credentials(request.headers, self.credentials, query) > 1:
@@ -420,9 +421,12 @@ class Gateway:
             )
 
     def reject_response(self, ctx: RequestContext, reject: Reject) -> web.Response:
-        response = problem_response(
-            reject.status, reject.problem, reject.title, detail=reject.detail, request_id=ctx.request_id
-        )
+        if isinstance(reject, Answer):
+            response = web.Response(status=reject.status)
+        else:
+            response = problem_response(
+                reject.status, reject.problem, reject.title, detail=reject.detail, request_id=ctx.request_id
+            )
         headers = response.headers
         for name, value in ctx.response_headers:
             headers.add(name, value)
@@ -435,6 +439,12 @@ class Gateway:
             response.force_close()
         ctx.status = reject.status
         return response
+
+
+def is_cors_preflight(request: BaseRequest) -> bool:
+    """A browser's CORS preflight: the cors policy answers it, whatever the method list says."""
+    headers = request.headers
+    return request.method == "OPTIONS" and "Origin" in headers and "Access-Control-Request-Method" in headers
 
 
 def ctx_elapsed(ctx: RequestContext) -> float:

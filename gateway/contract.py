@@ -26,7 +26,7 @@ import hashlib
 import hmac
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 CONTRACT_VERSION = 1
@@ -133,6 +133,59 @@ class Upstream:
     weight: int = 1
 
 
+# Methods a version accepts unless its operator narrows the list. TRACE and CONNECT are
+# never allowed: TRACE reflects the request (credentials included) back to the caller,
+# CONNECT would turn the gateway into a tunnel.
+DEFAULT_ALLOWED_METHODS: tuple[str, ...] = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+NEVER_ALLOWED_METHODS: frozenset[str] = frozenset({"TRACE", "CONNECT"})
+# Response headers a browser script may read: the rate-limit headers (so the portal's
+# try-it can show them), lifecycle headers and the request id.
+DEFAULT_CORS_EXPOSED_HEADERS: tuple[str, ...] = (
+    "RateLimit",
+    "RateLimit-Policy",
+    "Retry-After",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "X-Request-ID",
+    "Deprecation",
+    "Sunset",
+    "Link",
+)
+# Request headers a browser may send cross-origin; the gateway's credential headers are
+# always added to these by the cors policy.
+DEFAULT_CORS_ALLOWED_HEADERS: tuple[str, ...] = ("Accept", "Content-Type", "X-API-Key", "Authorization", "X-Request-ID")
+DEFAULT_CORS_MAX_AGE_S = 600
+MAX_CORS_MAX_AGE_S = 86400  # Firefox caps a preflight at a day, Chromium at two hours
+
+
+@dataclass(frozen=True)
+class CorsPolicy:
+    """CORS for one API version. No origins means no CORS headers at all (what a record
+    written before this field existed decodes to). The publisher always includes the
+    portal's own origin, so that its try-it works."""
+
+    allowed_origins: tuple[str, ...] = ()  # exact origins, "scheme://host[:port]"; "*" = any (never with credentials)
+    allowed_methods: tuple[str, ...] = DEFAULT_ALLOWED_METHODS
+    allowed_headers: tuple[str, ...] = DEFAULT_CORS_ALLOWED_HEADERS
+    exposed_headers: tuple[str, ...] = DEFAULT_CORS_EXPOSED_HEADERS
+    max_age_s: int = DEFAULT_CORS_MAX_AGE_S
+    allow_credentials: bool = False
+
+    def allows_origin(self, origin: str) -> bool:
+        if origin in self.allowed_origins:
+            return True
+        return "*" in self.allowed_origins and not self.allow_credentials
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CorsPolicy:
+        known = _known_fields(cls, data)
+        for name in ("allowed_origins", "allowed_methods", "allowed_headers", "exposed_headers"):
+            if name in known:
+                known[name] = tuple(known[name])
+        return cls(**known)
+
+
 @dataclass(frozen=True)
 class RouteRecord:
     api_id: int
@@ -150,14 +203,24 @@ class RouteRecord:
     deprecated_at: str | None = None  # ISO 8601 UTC
     sunset_at: str | None = None  # ISO 8601 UTC
     successor_version: str | None = None  # label, e.g. "v2"
+    allowed_methods: tuple[str, ...] = DEFAULT_ALLOWED_METHODS  # anything else: 405 with Allow
+    cors: CorsPolicy = CorsPolicy()
 
     def to_json(self) -> str:
         return _dumps(self)
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> RouteRecord:
-        data = json.loads(raw)
-        data["upstreams"] = tuple(Upstream(**u) for u in data["upstreams"])
+        # Lenient across a rolling upgrade: unknown fields are ignored, missing ones
+        # (a record written by an older portal) take their defaults.
+        data = _known_fields(cls, json.loads(raw))
+        data["upstreams"] = tuple(Upstream(**_known_fields(Upstream, u)) for u in data["upstreams"])
+        if "allowed_methods" in data:
+            data["allowed_methods"] = tuple(data["allowed_methods"])
+        if isinstance(data.get("cors"), dict):
+            data["cors"] = CorsPolicy.from_dict(data["cors"])
+        else:
+            data.pop("cors", None)
         return cls(**data)
 
 
@@ -270,7 +333,7 @@ METERING_FIELDS: tuple[str, ...] = (
     "method",
     "status",  # int
     "decision",  # allowed, unauthenticated, forbidden, rate_limited, quota_exceeded, not_found, gone,
-    # redis_unavailable, bad_request or upstream_error
+    # redis_unavailable, bad_request, upstream_error or preflight (a CORS preflight the gateway answered)
     "latency_ms",  # float
     "bytes_in",  # int
     "bytes_out",  # int
@@ -325,6 +388,11 @@ class MeteringEvent:
             bytes_in=int(f.get("bytes_in") or 0),
             bytes_out=int(f.get("bytes_out") or 0),
         )
+
+
+def _known_fields(cls: type[Any], data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
 
 
 def _dumps(obj: Any) -> str:

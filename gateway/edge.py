@@ -14,8 +14,8 @@ credential header), decided with ``in`` and without splitting the path.
   gets 400, even if a later segment names the same version again. Encoded slashes and
   dots in the rest are not decoded: they reach the upstream verbatim, as nginx and Envoy
   forward them by default.
-* Methods. ``allowed_methods(route)`` is the list a version accepts; CONNECT and TRACE are
-  never in it, so they never reach an upstream.
+* Methods. ``allowed_methods(route)`` is the list a version accepts (``RouteRecord.allowed_methods``,
+  set per version in the portal); CONNECT and TRACE are never allowed, so they never reach an upstream.
 * Credentials. One request carries at most one credential: a repeated credential header,
   a repeated ``Authorization``, a key together with a bearer token, or a query key
   together with either, is ambiguous.
@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING
 
+from gateway.contract import DEFAULT_ALLOWED_METHODS, NEVER_ALLOWED_METHODS
 from gateway.exceptions import Reject
 
 if TYPE_CHECKING:
@@ -34,19 +35,22 @@ if TYPE_CHECKING:
     from gateway.contract import RouteRecord
     from gateway.pipeline import Credentials
 
-# What a version accepts until versions carry their own list: RFC 9110's methods minus
-# CONNECT (a tunnel, meaningless behind a path router) and TRACE (reflects the request,
-# credentials included, back to the caller: cross-site tracing).
-DEFAULT_ALLOWED_METHODS: tuple[str, ...] = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
 def allowed_methods(route: RouteRecord | None) -> tuple[str, ...]:
-    """The methods ``route`` accepts (the one place a per-version list plugs in)."""
-    return DEFAULT_ALLOWED_METHODS
+    """The methods ``route`` accepts: the version's own list (published by the portal,
+    which never lets TRACE or CONNECT in), or the contract's default before routing."""
+    return route.allowed_methods if route is not None else DEFAULT_ALLOWED_METHODS
+
+
+def method_allowed(method: str, methods: tuple[str, ...]) -> bool:
+    # NEVER_ALLOWED_METHODS again here: a hand-written record in Redis must not open them.
+    return method in methods and method not in NEVER_ALLOWED_METHODS
 
 
 def method_not_allowed(methods: tuple[str, ...]) -> Reject:
+    methods = tuple(m for m in methods if m not in NEVER_ALLOWED_METHODS)
     return Reject(
         405,
         "method-not-allowed",

@@ -7,10 +7,12 @@ Exception tree::
     ├── SnapshotError        the on-disk snapshot is unreadable or fails its checksum: refused
     ├── StateUnavailable     Redis did not answer in time; the version's failure mode decides
     └── Reject               the request is refused; carries the problem document to send
+        └── Answer           the gateway answers the request itself, without a body (a CORS preflight)
 
 A ``Reject`` is the only exception that crosses the policy pipeline: a policy
 raises it in ``access`` and the app turns it into an ``application/problem+json``
-response (RFC 9457), after which the ``log`` phase still runs.
+response (RFC 9457), after which the ``log`` phase still runs. An ``Answer`` takes
+the same path but is sent as a bodiless response with its status and headers.
 """
 
 from __future__ import annotations
@@ -58,3 +60,11 @@ class Reject(GatewayError):
         self.detail = detail
         self.headers = dict(headers or {})
         self.close = close
+
+
+class Answer(Reject):
+    """Not a refusal: the gateway answers the request itself (a CORS preflight), so it
+    never reaches the later policies or the upstream. Sent with no body."""
+
+    def __init__(self, status: int, *, decision: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(status, "", "", decision=decision, headers=headers)

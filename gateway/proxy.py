@@ -358,6 +358,8 @@ class Proxy:
             lower = name.lower()
             if lower in HOP_BY_HOP or lower in named or lower == "content-length":
                 continue
+            if lower in ctx.owned_response_headers:
+                continue
             headers.add(name, value)
         for name, value in ctx.response_headers:
             headers.add(name, value)

@@ -50,4 +50,7 @@ class RequestContext:
     bytes_in: int = 0
     bytes_out: int = 0
     response_headers: HeaderList = field(default_factory=list)
+    # Lower-case names of upstream response headers to drop because a policy owns them
+    # (the cors policy's Access-Control-*: two Allow-Origin headers would fail in a browser).
+    owned_response_headers: frozenset[str] = frozenset()
     upstream_headers: HeaderList = field(default_factory=list)

@@ -154,6 +154,13 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Tollway <noreply@tollway.loc
 
 # Where developers reach the gateway (for docs, try-it and curl examples).
 GATEWAY_PUBLIC_URL = env_str("GATEWAY_PUBLIC_URL", f"http://127.0.0.1:{env_int('GATEWAY_PORT', 8080)}")
+# Where people reach the portal. Its origin is allowed cross-origin by every API version,
+# so that the API reference's try-it can call the gateway from the browser. Defaults to
+# the first CSRF_TRUSTED_ORIGINS entry, or in DEBUG to the address `make run` serves.
+_DEV_PORTAL_URL = f"http://127.0.0.1:{env_int('PORTAL_PORT', 8000)}" if DEBUG else ""
+PORTAL_PUBLIC_URL = env_str("PORTAL_PUBLIC_URL", CSRF_TRUSTED_ORIGINS[0] if CSRF_TRUSTED_ORIGINS else _DEV_PORTAL_URL)
+if PORTAL_PUBLIC_URL and not PORTAL_PUBLIC_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(f"PORTAL_PUBLIC_URL must be an http(s) URL, not {PORTAL_PUBLIC_URL!r}.")
 
 CACHES = {
     "default": {

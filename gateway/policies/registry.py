@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from gateway import metrics
 from gateway.config import GatewayConfig
 from gateway.pipeline import Credentials, Pipeline, Policy, PolicyDeps, PolicySettings
+from gateway.policies.cors.policy import CorsPolicy
+from gateway.policies.cors.schema import CorsSettings
 from gateway.policies.key_auth.policy import KeyAuthPolicy
 from gateway.policies.key_auth.schema import KeyAuthSettings
 from gateway.policies.lifecycle.policy import LifecyclePolicy
@@ -62,6 +64,7 @@ def _by_name(*specs: PolicySpec) -> dict[str, PolicySpec]:
 
 REGISTRY: dict[str, PolicySpec] = _by_name(
     PolicySpec(LifecyclePolicy, LifecycleSettings),
+    PolicySpec(CorsPolicy, CorsSettings),
     PolicySpec(KeyAuthPolicy, KeyAuthSettings),
     PolicySpec(OAuth2Policy, OAuth2Settings),
     PolicySpec(SubscriptionPolicy, SubscriptionSettings),

@@ -13,8 +13,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.utils import timezone
 
+from gateway import contract
 from portal.catalog import services
-from portal.catalog.models import Api, ApiVersion, LifecycleEvent, LifecycleState
+from portal.catalog.models import Api, ApiVersion, LifecycleEvent, LifecycleState, default_allowed_methods
 from portal.core.admin_helpers import ServiceAdmin, changed_fields, run_action
 from portal.core.errors import ApplicationError
 from portal.core.validators import validate_upstream_url
@@ -116,7 +117,27 @@ def parse_upstreams(text: str) -> list[dict[str, Any]]:
 VERSION_FORM_FIELDS = [
     "api", "label", "successor", "sunset_at", "changelog", "connect_timeout_s", "read_timeout_s",
     "total_timeout_s", "max_body_bytes", "allow_query_key", "redis_failure_mode",
+    "allowed_methods", *services.CORS_FIELDS,
 ]
+# Lists edited as comma-separated text rather than as JSON.
+VERSION_LIST_FIELDS = [
+    "allowed_methods", "cors_allowed_origins", "cors_allowed_methods", "cors_allowed_headers", "cors_exposed_headers",
+]
+
+
+class CommaSeparatedListField(forms.CharField):
+    """A list of strings typed as "GET, POST" (commas or whitespace); the model validates the items."""
+
+    def __init__(self, *, encoder: Any = None, decoder: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # JSONField.formfield passes its encoder and decoder; lists need neither
+
+    def prepare_value(self, value: Any) -> Any:
+        return ", ".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        if isinstance(value, list):
+            return value
+        return [item for item in str(value or "").replace(",", " ").split() if item]
 
 
 class ApiVersionForm(forms.ModelForm[ApiVersion]):
@@ -130,13 +151,27 @@ class ApiVersionForm(forms.ModelForm[ApiVersion]):
     class Meta:
         model = ApiVersion
         fields = VERSION_FORM_FIELDS
+        field_classes = {name: CommaSeparatedListField for name in VERSION_LIST_FIELDS}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        for name in VERSION_LIST_FIELDS:
+            self.fields[name].widget = forms.TextInput(attrs={"size": 80})
+        # Left empty (or missing from an older form), these take their defaults.
+        self.fields["allowed_methods"].required = False
+        self.fields["allowed_methods"].help_text += " Empty: the default list."
+        self.fields["cors_max_age_s"].required = False
         if self.instance.pk:
             self.fields["upstreams_text"].initial = "\n".join(
                 f"{u.url} {u.weight}" for u in self.instance.upstreams.all()
             )
+
+    def clean_allowed_methods(self) -> list[str]:
+        return self.cleaned_data.get("allowed_methods") or default_allowed_methods()
+
+    def clean_cors_max_age_s(self) -> int:
+        value = self.cleaned_data.get("cors_max_age_s")
+        return contract.DEFAULT_CORS_MAX_AGE_S if value is None else int(value)
 
     def clean_upstreams_text(self) -> list[dict[str, Any]]:
         return parse_upstreams(self.cleaned_data["upstreams_text"])
@@ -175,6 +210,14 @@ class ApiVersionAdmin(ServiceAdmin[ApiVersion]):
     list_filter = ["state", "api", "redis_failure_mode"]
     search_fields = ["api__name", "api__slug", "label"]
     readonly_fields = ["state", "deprecated_at"]
+    fieldsets = [
+        (None, {"fields": ["api", "label", "state", "deprecated_at", "successor", "sunset_at", "changelog"]}),
+        ("Gateway", {"fields": [
+            "upstreams_text", "openapi_file", "connect_timeout_s", "read_timeout_s", "total_timeout_s",
+            "max_body_bytes", "allow_query_key", "redis_failure_mode", "allowed_methods",
+        ]}),
+        ("CORS (the portal's own origin is always allowed, for try-it)", {"fields": [*services.CORS_FIELDS]}),
+    ]
     inlines = [LifecycleEventInline]
     actions = ["versions_publish", "versions_deprecate", "versions_retire"]
     action_form = LifecycleActionForm

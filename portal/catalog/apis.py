@@ -16,14 +16,28 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from gateway import contract
 from portal.catalog import services
 from portal.catalog.filters import ApiFilter, ApiVersionFilter
 from portal.catalog.models import Api, ApiVersion, LifecycleState, RedisFailureMode, Visibility
 from portal.catalog.selectors import apis_visible_to, versions_visible_to
+from portal.catalog.validators import (
+    validate_allowed_methods,
+    validate_header_names,
+    validate_methods,
+    validate_origins,
+)
 from portal.core.api import BaseViewSet, InputSerializer, ScopedPrimaryKeyRelatedField, validated
 from portal.core.errors import ApplicationError
 
 MAX_BODY_BYTES = 10 * 1024**3
+
+
+def _names(help_text: str, *validators: Any, max_chars: int = 100) -> Any:
+    return serializers.ListField(
+        child=serializers.CharField(max_length=max_chars), max_length=50, required=False, validators=list(validators),
+        help_text=help_text,
+    )
 
 
 class VersionBriefSerializer(serializers.ModelSerializer[ApiVersion]):
@@ -72,10 +86,18 @@ class GatewayOptionsSerializer(serializers.Serializer[Any]):
     read_timeout_s = serializers.FloatField()
     total_timeout_s = serializers.FloatField()
     redis_failure_mode = serializers.ChoiceField(choices=RedisFailureMode.choices)
+    cors_enabled = serializers.BooleanField()
+    cors_allowed_origins = serializers.ListField(child=serializers.CharField())
+    cors_allowed_methods = serializers.ListField(child=serializers.CharField())
+    cors_allowed_headers = serializers.ListField(child=serializers.CharField())
+    cors_exposed_headers = serializers.ListField(child=serializers.CharField())
+    cors_max_age_s = serializers.IntegerField()
+    cors_allow_credentials = serializers.BooleanField()
 
 
 class VersionOutputSerializer(serializers.ModelSerializer[ApiVersion]):
     openapi = serializers.JSONField(allow_null=True)
+    allowed_methods = serializers.ListField(child=serializers.CharField(), read_only=True)
     gateway = serializers.SerializerMethodField(help_text="Only operators see it; null for everyone else.")
 
     class Meta:
@@ -92,6 +114,7 @@ class VersionOutputSerializer(serializers.ModelSerializer[ApiVersion]):
             "openapi",
             "max_body_bytes",
             "allow_query_key",
+            "allowed_methods",
             "gateway",
             "created_at",
             "updated_at",
@@ -108,6 +131,7 @@ class VersionOutputSerializer(serializers.ModelSerializer[ApiVersion]):
             "read_timeout_s": obj.read_timeout_s,
             "total_timeout_s": obj.total_timeout_s,
             "redis_failure_mode": obj.redis_failure_mode,
+            **{name: getattr(obj, name) for name in services.CORS_FIELDS},
         }
 
 
@@ -185,6 +209,28 @@ class VersionInputSerializer(InputSerializer):
     max_body_bytes = serializers.IntegerField(required=False, min_value=0, max_value=MAX_BODY_BYTES)
     allow_query_key = serializers.BooleanField(required=False)
     redis_failure_mode = serializers.ChoiceField(choices=RedisFailureMode.choices, required=False)
+    allowed_methods = _names(
+        "HTTP methods the gateway forwards (upper case); anything else gets 405. Never TRACE or CONNECT.",
+        validate_allowed_methods,
+        max_chars=20,
+    )
+    cors_enabled = serializers.BooleanField(
+        required=False, help_text="Allow cross-origin calls from cors_allowed_origins (the portal's own always is)."
+    )
+    cors_allowed_origins = _names(
+        "Exact origins (scheme://host[:port]); * for any, not with credentials.", validate_origins, max_chars=300
+    )
+    cors_allowed_methods = _names(
+        "Methods a browser may use cross-origin, among allowed_methods; empty: all of them.",
+        validate_methods,
+        max_chars=20,
+    )
+    cors_allowed_headers = _names("Request headers a browser may send.", validate_header_names)
+    cors_exposed_headers = _names("Response headers a browser script may read.", validate_header_names)
+    cors_max_age_s = serializers.IntegerField(
+        required=False, min_value=0, max_value=contract.MAX_CORS_MAX_AGE_S, help_text="Preflight cache lifetime."
+    )
+    cors_allow_credentials = serializers.BooleanField(required=False, help_text="Let browsers send cookies.")
 
 
 class ApiVersionViewSet(BaseViewSet[ApiVersion]):

@@ -1,9 +1,17 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from gateway import contract
+from portal.catalog.validators import (
+    validate_allowed_methods,
+    validate_header_names,
+    validate_methods,
+    validate_origins,
+)
 from portal.core.validators import validate_upstream_url
 
 
@@ -53,6 +61,18 @@ class RedisFailureMode(models.TextChoices):
     FAIL_OPEN = "fail_open", "Fail open (local limit)"
 
 
+def default_allowed_methods() -> list[str]:
+    return list(contract.DEFAULT_ALLOWED_METHODS)
+
+
+def default_cors_allowed_headers() -> list[str]:
+    return list(contract.DEFAULT_CORS_ALLOWED_HEADERS)
+
+
+def default_cors_exposed_headers() -> list[str]:
+    return list(contract.DEFAULT_CORS_EXPOSED_HEADERS)
+
+
 class ApiVersion(models.Model):
     api = models.ForeignKey(Api, on_delete=models.CASCADE, related_name="versions")
     label = models.SlugField(max_length=20, help_text="v1, v2, …")
@@ -74,6 +94,47 @@ class ApiVersion(models.Model):
     redis_failure_mode = models.CharField(
         max_length=12, choices=RedisFailureMode.choices, default=RedisFailureMode.FAIL_CLOSED
     )
+    allowed_methods = models.JSONField(
+        default=default_allowed_methods,
+        validators=[validate_allowed_methods],
+        help_text="HTTP methods the gateway forwards; anything else gets 405. TRACE and CONNECT are never allowed.",
+    )
+    # CORS. The portal's own origin is always allowed (for try-it), whatever these say.
+    cors_enabled = models.BooleanField(
+        default=True, help_text="Allow cross-origin calls from the origins below (the portal's own always is)."
+    )
+    cors_allowed_origins = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_origins],
+        help_text="Exact origins, e.g. https://app.example.com; * for any origin (not with credentials).",
+    )
+    cors_allowed_methods = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_methods],
+        help_text="Methods a browser may use cross-origin; empty means every allowed method.",
+    )
+    cors_allowed_headers = models.JSONField(
+        default=default_cors_allowed_headers,
+        blank=True,
+        validators=[validate_header_names],
+        help_text="Request headers a browser may send; the gateway's key header is always allowed.",
+    )
+    cors_exposed_headers = models.JSONField(
+        default=default_cors_exposed_headers,
+        blank=True,
+        validators=[validate_header_names],
+        help_text="Response headers a browser script may read (the rate-limit headers by default).",
+    )
+    cors_max_age_s = models.PositiveIntegerField(
+        default=contract.DEFAULT_CORS_MAX_AGE_S,
+        validators=[MinValueValidator(0), MaxValueValidator(contract.MAX_CORS_MAX_AGE_S)],
+        help_text="How long a browser may cache a preflight answer, in seconds (at most a day).",
+    )
+    cors_allow_credentials = models.BooleanField(
+        default=False, help_text="Let browsers send cookies and HTTP auth; then * is not an allowed origin."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -84,6 +145,19 @@ class ApiVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.api.slug} {self.label}"
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        origins = self.cors_allowed_origins
+        if self.cors_allow_credentials and isinstance(origins, list) and "*" in origins:
+            errors["cors_allowed_origins"] = "* cannot be combined with credentials: list the origins."
+        methods, cors_methods = self.allowed_methods, self.cors_allowed_methods
+        if isinstance(methods, list) and isinstance(cors_methods, list):
+            extra = [m for m in cors_methods if m not in methods]
+            if extra:
+                errors["cors_allowed_methods"] = f"Not in the version's allowed methods: {', '.join(extra)}."
+        if errors:
+            raise ValidationError(errors)
 
 
 class UpstreamTarget(models.Model):

@@ -19,6 +19,16 @@ from portal.core.changes import announce, route_changed
 from portal.core.errors import ApplicationError, InvalidTransition
 
 API_FIELDS = ["slug", "name", "summary", "description", "tags", "visibility"]
+# A version's CORS policy (published in contract.RouteRecord.cors).
+CORS_FIELDS = [
+    "cors_enabled",
+    "cors_allowed_origins",
+    "cors_allowed_methods",
+    "cors_allowed_headers",
+    "cors_exposed_headers",
+    "cors_max_age_s",
+    "cors_allow_credentials",
+]
 VERSION_FIELDS = [
     "label",
     "state",
@@ -32,6 +42,8 @@ VERSION_FIELDS = [
     "max_body_bytes",
     "allow_query_key",
     "redis_failure_mode",
+    "allowed_methods",
+    *CORS_FIELDS,
 ]
 VERSION_EDITABLE = [f for f in VERSION_FIELDS if f not in {"state", "deprecated_at"}] + ["openapi"]
 MAX_OPENAPI_BYTES = 2 * 1024 * 1024

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import redis
 from django.conf import settings
@@ -71,6 +72,33 @@ def route_record(version: ApiVersion) -> contract.RouteRecord:
         deprecated_at=_iso(version.deprecated_at),
         sunset_at=_iso(version.sunset_at),
         successor_version=successor,
+        allowed_methods=tuple(version.allowed_methods),
+        cors=cors_policy(version),
+    )
+
+
+def portal_origin() -> str | None:
+    """The portal's own origin (PORTAL_PUBLIC_URL), always allowed so that try-it works."""
+    url = settings.PORTAL_PUBLIC_URL
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def cors_policy(version: ApiVersion) -> contract.CorsPolicy:
+    origins = list(version.cors_allowed_origins) if version.cors_enabled else []
+    portal = portal_origin()
+    if portal and portal not in origins:
+        origins.insert(0, portal)
+    return contract.CorsPolicy(
+        allowed_origins=tuple(origins),
+        # Empty means every method the version allows.
+        allowed_methods=tuple(version.cors_allowed_methods or version.allowed_methods),
+        allowed_headers=tuple(version.cors_allowed_headers),
+        exposed_headers=tuple(version.cors_exposed_headers),
+        max_age_s=version.cors_max_age_s,
+        allow_credentials=version.cors_allow_credentials,
     )
 
 

@@ -1,0 +1,77 @@
+"""Validation of a version's allowed methods and CORS policy: one set of rules for the
+model (and so for the services, the REST API and the admin alike)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+
+from gateway import contract
+
+# RFC 9110 §5.1 token: what a method or header field name may be made of.
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+def _strings(value: Any, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValidationError(f"Give {what} as a list of strings.")
+    if len(value) > 50:
+        raise ValidationError(f"At most 50 {what}.")
+    return value
+
+
+def validate_methods(value: Any) -> None:
+    """Upper-case HTTP method tokens; never TRACE or CONNECT (the gateway refuses them anyway)."""
+    for method in _strings(value, "methods"):
+        if not _TOKEN.match(method) or method != method.upper():
+            raise ValidationError(f"{method!r} is not an HTTP method: use upper-case names such as GET.")
+        if method in contract.NEVER_ALLOWED_METHODS:
+            raise ValidationError(f"{method} is never allowed: the gateway refuses TRACE and CONNECT.")
+    if len(set(value)) != len(value):
+        raise ValidationError("A method is listed twice.")
+
+
+def validate_allowed_methods(value: Any) -> None:
+    validate_methods(value)
+    if not value:
+        raise ValidationError("Allow at least one method.")
+
+
+def validate_header_names(value: Any) -> None:
+    for name in _strings(value, "header names"):
+        if not _TOKEN.match(name) or name == "*":
+            raise ValidationError(f"{name!r} is not a header name.")
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, lower-cased, as a browser sends it in Origin."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http(s) URL")
+    default_port = {"http": 80, "https": 443}[parts.scheme]
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    port = f":{parts.port}" if parts.port and parts.port != default_port else ""
+    return f"{parts.scheme}://{host}{port}"
+
+
+def validate_origins(value: Any) -> None:
+    """Each entry is ``*`` or an exact origin as a browser sends it: scheme://host[:port],
+    no path, query, fragment or credentials."""
+    for origin in _strings(value, "origins"):
+        if origin == "*":
+            continue
+        parts = urlsplit(origin)
+        try:
+            exact = origin_of(origin)
+        except ValueError:
+            raise ValidationError(
+                f"{origin!r} is not an origin: write scheme://host[:port], e.g. https://app.example.com."
+            ) from None
+        if parts.username or parts.password or parts.path or parts.query or parts.fragment or origin != exact:
+            raise ValidationError(
+                f"{origin!r} is not an origin as browsers send it: write {exact} "
+                "(no path, lower case, no default port)."
+            )
