@@ -19,14 +19,12 @@ if TYPE_CHECKING:
 _M = TypeVar("_M", bound=Model)
 
 
-def run_action(
-    request: HttpRequest, queryset: Iterable[_M], service: Callable[..., object], verb: str, **kwargs: Any
-) -> None:
+def run_action(request: HttpRequest, queryset: Iterable[_M], service: Callable[[_M], object], verb: str) -> None:
     """Apply a service to each selected object; report successes and refusals as messages."""
     done, refused = 0, list[str]()
     for obj in queryset:
         try:
-            service(obj, **kwargs)
+            service(obj)
             done += 1
         except (ApplicationError, ValidationError) as exc:
             refused.append(f"{obj}: {getattr(exc, 'message', exc)}")
