@@ -16,7 +16,7 @@ from portal.core import changes
 from portal.gateway_state import publish
 
 AccessToken = get_access_token_model()
-# Signal receivers take **kwargs: Any (Django may add arguments); instance is an
+# Signal receivers keep Any for **kwargs (Django may add arguments); instance is an
 # oauth2_provider AccessToken, a library that ships no types.
 
 
