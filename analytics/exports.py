@@ -19,13 +19,13 @@ from django.http import HttpRequest, HttpResponse
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def csv_safe(value: Any) -> Any:
+def csv_safe(value: object) -> object:
     if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
         return "'" + value
     return value
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -43,7 +43,7 @@ def csv_response(rows: Iterable[dict[str, Any]], columns: Sequence[str], filenam
     return response
 
 
-def json_response(payload: Any, filename: str) -> HttpResponse:
+def json_response(payload: object, filename: str) -> HttpResponse:
     response = HttpResponse(
         json.dumps(payload, default=_plain, indent=1), content_type="application/json; charset=utf-8"
     )

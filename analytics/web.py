@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import wraps
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
@@ -19,12 +19,15 @@ from django.utils import timezone
 from analytics.billing.rules import month_start
 from portal.accounts.selectors import is_finance, is_operator
 
-View = Callable[..., HttpResponse]
+_P = ParamSpec("_P")
+_R = TypeVar("_R", bound=HttpRequest)
+# A page: the request first, then whatever its URL captures.
+View = Callable[Concatenate[_R, _P], HttpResponse]
 
 
-def operator_required(view: View) -> View:
+def operator_required(view: View[_R, _P]) -> View[_R, _P]:
     @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: _R, /, *args: _P.args, **kwargs: _P.kwargs) -> HttpResponse:
         if not is_operator(request.user):
             raise PermissionDenied
         return view(request, *args, **kwargs)
@@ -32,9 +35,9 @@ def operator_required(view: View) -> View:
     return wrapped
 
 
-def finance_required(view: View) -> View:
+def finance_required(view: View[_R, _P]) -> View[_R, _P]:
     @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: _R, /, *args: _P.args, **kwargs: _P.kwargs) -> HttpResponse:
         if not is_finance(request.user):
             raise PermissionDenied
         return view(request, *args, **kwargs)

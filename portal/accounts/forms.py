@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
-from portal.accounts.models import Role
+from portal.accounts.models import Role, User
 
 
 class SignupForm(forms.Form):
@@ -35,7 +33,7 @@ class LoginForm(AuthenticationForm):
     def clean_username(self) -> str:
         return str(self.cleaned_data.get("username", "")).strip().lower()
 
-    def confirm_login_allowed(self, user: Any) -> None:
+    def confirm_login_allowed(self, user: User) -> None:
         super().confirm_login_allowed(user)
         if not user.email_verified:
             raise forms.ValidationError(self.error_messages["unverified"], code="unverified")

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from portal.accounts.models import User
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: object) -> object:
     if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat()
     if isinstance(value, Decimal):

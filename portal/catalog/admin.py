@@ -4,19 +4,22 @@ so a change made here is validated, audited and published exactly like one made 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
+from django.db.models import Model, QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
 from django.utils import timezone
 
 from gateway import contract
 from portal.catalog import services
 from portal.catalog.models import Api, ApiVersion, LifecycleEvent, LifecycleState, default_allowed_methods
-from portal.core.admin_helpers import ServiceAdmin, changed_fields, run_action
+from portal.core.admin_helpers import ServiceAdmin, admin_user, changed_fields, run_action
 from portal.core.errors import ApplicationError
 from portal.core.validators import validate_upstream_url
 from portal.plans import services as plan_services
@@ -47,7 +50,7 @@ class VersionInline(admin.TabularInline[ApiVersion, Api]):
     fields = VERSION_INLINE_FIELDS
     readonly_fields = VERSION_INLINE_FIELDS
 
-    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Api | None = None) -> bool:
         return False  # versions are added on their own page, which takes upstreams and OpenAPI
 
 
@@ -60,34 +63,42 @@ class ApiAdmin(ServiceAdmin[Api]):
     inlines = [VersionInline, PlanInline]
     fields = ["slug", "name", "summary", "description", "tags", "visibility", "owner"]
 
-    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Api | None = None) -> bool:
         return False  # retire versions instead: deleting would orphan consumers without a 410
 
-    def save_model(self, request: Any, obj: Api, form: Any, change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: Api, form: forms.ModelForm[Api], change: bool) -> None:
         if change:
-            services.api_update(api=obj, actor=request.user, **changed_fields(form, services.API_FIELDS))
+            services.api_update(api=obj, actor=admin_user(request), **changed_fields(form, services.API_FIELDS))
         else:
             fields = {name: form.cleaned_data[name] for name in services.API_FIELDS}
-            created = services.api_create(actor=request.user, owner=form.cleaned_data.get("owner"), **fields)
+            created = services.api_create(actor=admin_user(request), owner=form.cleaned_data.get("owner"), **fields)
             obj.pk = created.pk
 
-    def save_formset(self, request: Any, form: Any, formset: Any, change: bool) -> None:
+    def save_formset(
+        self,
+        request: HttpRequest,
+        form: forms.ModelForm[Api],
+        formset: BaseInlineFormSet[Model, Api, forms.ModelForm[Model]],
+        change: bool,
+    ) -> None:
         if formset.model is not Plan:
             return super().save_formset(request, form, formset, change)
+        plans = cast("BaseInlineFormSet[Plan, Api, forms.ModelForm[Plan]]", formset)  # the model, checked above
+        actor = admin_user(request)
         # The admin's change message reads these after saving; without them adding an
         # API in the admin crashed with AttributeError (found by tests/e2e).
-        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
-        for plan_form in formset.forms:
+        plans.new_objects, plans.changed_objects, plans.deleted_objects = [], [], []
+        for plan_form in plans.forms:
             if not plan_form.has_changed():
                 continue
             data = {name: plan_form.cleaned_data[name] for name in PLAN_INLINE_FIELDS}
             if plan_form.instance.pk:
                 plan = plan_services.plan_update(
-                    plan=plan_form.instance, actor=request.user, **changed_fields(plan_form, PLAN_INLINE_FIELDS)
+                    plan=plan_form.instance, actor=actor, **changed_fields(plan_form, PLAN_INLINE_FIELDS)
                 )
-                formset.changed_objects.append((plan, plan_form.changed_data))
+                plans.changed_objects.append((plan, plan_form.changed_data))
             else:
-                formset.new_objects.append(plan_services.plan_create(actor=request.user, api=form.instance, **data))
+                plans.new_objects.append(plan_services.plan_create(actor=actor, api=form.instance, **data))
         return None
 
 
@@ -199,7 +210,7 @@ class LifecycleEventInline(admin.TabularInline[LifecycleEvent, ApiVersion]):
     readonly_fields = LIFECYCLE_EVENT_FIELDS
     fields = LIFECYCLE_EVENT_FIELDS
 
-    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: ApiVersion | None = None) -> bool:
         return False
 
 
@@ -222,10 +233,12 @@ class ApiVersionAdmin(ServiceAdmin[ApiVersion]):
     actions = ["versions_publish", "versions_deprecate", "versions_retire"]
     action_form = LifecycleActionForm
 
-    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: ApiVersion | None = None) -> bool:
         return False
 
-    def save_model(self, request: Any, obj: ApiVersion, form: Any, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: ApiVersion, form: forms.ModelForm[ApiVersion], change: bool
+    ) -> None:
         fields = {
             name: form.cleaned_data[name]
             for name in VERSION_FORM_FIELDS
@@ -236,36 +249,43 @@ class ApiVersionAdmin(ServiceAdmin[ApiVersion]):
             fields["openapi"] = openapi
         upstreams = form.cleaned_data["upstreams_text"]
         if change:
-            services.version_update(version=obj, actor=request.user, upstreams=upstreams, **fields)
+            services.version_update(version=obj, actor=admin_user(request), upstreams=upstreams, **fields)
         else:
             created = services.version_create(
                 api=form.cleaned_data["api"],
                 label=form.cleaned_data["label"],
                 upstreams=upstreams,
-                actor=request.user,
+                actor=admin_user(request),
                 **fields,
             )
             obj.pk = created.pk
 
-    def _transition(self, request: Any, queryset: Any, to_state: str, **kwargs: Any) -> None:
+    def _transition(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[ApiVersion],
+        to_state: str,
+        *,
+        sunset_at: dt.datetime | None = None,
+    ) -> None:
+        actor = admin_user(request)
         run_action(
             request,
             queryset,
-            lambda v, **kw: services.version_transition(version=v, to_state=to_state, actor=request.user, **kw),
+            lambda v: services.version_transition(version=v, to_state=to_state, actor=actor, sunset_at=sunset_at),
             to_state,
-            **kwargs,
         )
 
     @admin.action(description="Publish selected versions")
-    def versions_publish(self, request: Any, queryset: Any) -> None:
+    def versions_publish(self, request: HttpRequest, queryset: QuerySet[ApiVersion]) -> None:
         self._transition(request, queryset, LifecycleState.PUBLISHED)
 
     @admin.action(description="Deprecate selected versions (sunset in N days)")
-    def versions_deprecate(self, request: Any, queryset: Any) -> None:
+    def versions_deprecate(self, request: HttpRequest, queryset: QuerySet[ApiVersion]) -> None:
         days = request.POST.get("sunset_in_days") or "90"
         sunset = timezone.now() + dt.timedelta(days=int(days)) if days.isdigit() else None
         self._transition(request, queryset, LifecycleState.DEPRECATED, sunset_at=sunset)
 
     @admin.action(description="Retire selected versions (callers get 410)")
-    def versions_retire(self, request: Any, queryset: Any) -> None:
+    def versions_retire(self, request: HttpRequest, queryset: QuerySet[ApiVersion]) -> None:
         self._transition(request, queryset, LifecycleState.RETIRED)

@@ -15,6 +15,7 @@ from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.serializer_helpers import ReturnDict
 
 from gateway import contract
 from portal.catalog import services
@@ -27,7 +28,7 @@ from portal.catalog.validators import (
     validate_methods,
     validate_origins,
 )
-from portal.core.api import BaseViewSet, InputSerializer, ScopedPrimaryKeyRelatedField, validated
+from portal.core.api import BaseViewSet, InputSerializer, ScopedPrimaryKeyRelatedField, request_user, validated
 from portal.core.errors import ApplicationError
 
 MAX_BODY_BYTES = 10 * 1024**3
@@ -122,7 +123,7 @@ class VersionOutputSerializer(serializers.ModelSerializer[ApiVersion]):
         read_only_fields = fields
 
     @extend_schema_field(GatewayOptionsSerializer(allow_null=True))
-    def get_gateway(self, obj: ApiVersion) -> Any:
+    def get_gateway(self, obj: ApiVersion) -> dict[str, object] | None:
         if not self.context["request"].user.is_staff:
             return None
         return {
@@ -155,7 +156,7 @@ class ApiProductViewSet(BaseViewSet[Api]):
     def visible_queryset(self) -> QuerySet[Api]:
         return apis_visible_to(self.request.user).order_by("name", "id")
 
-    def _out(self, api: Api) -> Any:
+    def _out(self, api: Api) -> ReturnDict[str, Any]:
         return ApiOutputSerializer(api, context={"request": self.request}).data
 
     @extend_schema(responses=ApiOutputSerializer(many=True))
@@ -170,14 +171,14 @@ class ApiProductViewSet(BaseViewSet[Api]):
     @extend_schema(request=CreateInputSerializer, responses={201: ApiOutputSerializer})
     def create(self, request: Request) -> Response:
         data = validated(self.CreateInputSerializer, request)
-        api = services.api_create(actor=request.user, **data)
+        api = services.api_create(actor=request_user(request), **data)
         return Response(self._out(api), status=status.HTTP_201_CREATED)
 
     @extend_schema(request=UpdateInputSerializer, responses=ApiOutputSerializer)
     def partial_update(self, request: Request, pk: str) -> Response:
         api = self.get_object()
         data = validated(self.UpdateInputSerializer, request)
-        api = services.api_update(api=api, actor=request.user, **data)
+        api = services.api_update(api=api, actor=request_user(request), **data)
         return Response(self._out(api))
 
 
@@ -272,7 +273,7 @@ class ApiVersionViewSet(BaseViewSet[ApiVersion]):
             .order_by("label", "id")
         )
 
-    def _out(self, version: ApiVersion) -> Any:
+    def _out(self, version: ApiVersion) -> ReturnDict[str, Any]:
         return VersionOutputSerializer(version, context={"request": self.request}).data
 
     @extend_schema(responses=VersionOutputSerializer(many=True))
@@ -289,7 +290,7 @@ class ApiVersionViewSet(BaseViewSet[ApiVersion]):
         api = self.get_api()
         data = validated(self.CreateInputSerializer, request)
         _openapi_document(data)
-        version = services.version_create(api=api, actor=request.user, **data)
+        version = services.version_create(api=api, actor=request_user(request), **data)
         return Response(self._out(version), status=status.HTTP_201_CREATED)
 
     @extend_schema(request=UpdateInputSerializer, responses=VersionOutputSerializer)
@@ -299,7 +300,7 @@ class ApiVersionViewSet(BaseViewSet[ApiVersion]):
         _openapi_document(data)
         if "successor" in data:
             data["successor_id"] = data.pop("successor").pk if data["successor"] else None
-        version = services.version_update(version=version, actor=request.user, **data)
+        version = services.version_update(version=version, actor=request_user(request), **data)
         return Response(self._out(version))
 
     @extend_schema(
@@ -317,6 +318,6 @@ class ApiVersionViewSet(BaseViewSet[ApiVersion]):
             to_state=data["to_state"],
             sunset_at=data["sunset_at"],
             successor=data["successor"],
-            actor=request.user,
+            actor=request_user(request),
         )
         return Response(self._out(version))

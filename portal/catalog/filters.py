@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-from typing import Any
-
 import django_filters
+from django.db.models import QuerySet
 
 from portal.catalog.models import Api, ApiVersion, LifecycleState, Visibility
 from portal.catalog.selectors import api_search
@@ -17,7 +16,7 @@ class ApiFilter(StrictFilterSet):
         model = Api
         fields = ["q", "visibility"]
 
-    def search(self, queryset: Any, name: str, value: str) -> Any:
+    def search(self, queryset: QuerySet[Api], name: str, value: str) -> QuerySet[Api]:
         return api_search(queryset, value)
 
 

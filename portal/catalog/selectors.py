@@ -1,24 +1,28 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q, QuerySet
 
 from portal.catalog.models import Api, ApiVersion, LifecycleState
 from portal.catalog.models import Visibility as Visibility  # re-exported: plans share the vocabulary
 
+if TYPE_CHECKING:
+    from portal.accounts.models import User
+
 # What developers may see of a version: drafts are the operators' work in progress.
 VISIBLE_STATES = (LifecycleState.PUBLISHED, LifecycleState.DEPRECATED, LifecycleState.RETIRED)
 
 
-def apis_visible_to(user: Any) -> QuerySet[Api]:
+def apis_visible_to(user: User | AnonymousUser) -> QuerySet[Api]:
     if getattr(user, "is_staff", False):
         return Api.objects.all()
     return Api.objects.filter(visibility=Visibility.PUBLIC).filter(versions__state__in=VISIBLE_STATES).distinct()
 
 
-def versions_visible_to(user: Any) -> QuerySet[ApiVersion]:
+def versions_visible_to(user: User | AnonymousUser) -> QuerySet[ApiVersion]:
     qs = ApiVersion.objects.select_related("api", "successor")
     if getattr(user, "is_staff", False):
         return qs

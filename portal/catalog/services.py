@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Model
 from django.utils import timezone
 from openapi_spec_validator import validate as openapi_validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
@@ -17,6 +18,9 @@ from portal.audit.services import audit_record, model_snapshot
 from portal.catalog.models import LIFECYCLE_TRANSITIONS, Api, ApiVersion, LifecycleEvent, LifecycleState, UpstreamTarget
 from portal.core.changes import announce, route_changed
 from portal.core.errors import ApplicationError, InvalidTransition
+
+if TYPE_CHECKING:
+    from portal.accounts.models import User
 
 API_FIELDS = ["slug", "name", "summary", "description", "tags", "visibility"]
 # A version's CORS policy (published in contract.RouteRecord.cors).
@@ -66,7 +70,7 @@ def openapi_parse(raw: str | bytes) -> dict[str, Any]:
     return openapi_validate_document(document)
 
 
-def openapi_validate_document(document: Any) -> dict[str, Any]:
+def openapi_validate_document(document: object) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise ApplicationError("The OpenAPI document must be an object.", fields={"openapi": ["Must be an object."]})
     try:
@@ -80,7 +84,7 @@ def openapi_validate_document(document: Any) -> dict[str, Any]:
     return document
 
 
-def _clean(obj: Any) -> None:
+def _clean(obj: Model) -> None:
     try:
         obj.full_clean()
     except ValidationError as exc:
@@ -91,7 +95,7 @@ def _clean(obj: Any) -> None:
 
 
 @transaction.atomic
-def api_create(*, actor: Any, owner: Any = None, **fields: Any) -> Api:
+def api_create(*, actor: User, owner: User | None = None, **fields: object) -> Api:
     api = Api(owner=owner or actor, **fields)
     _clean(api)
     api.save()
@@ -100,7 +104,7 @@ def api_create(*, actor: Any, owner: Any = None, **fields: Any) -> Api:
 
 
 @transaction.atomic
-def api_update(*, api: Api, actor: Any, **changes: Any) -> Api:
+def api_update(*, api: Api, actor: User, **changes: object) -> Api:
     before = model_snapshot(api, API_FIELDS)
     for name, value in changes.items():
         if name not in API_FIELDS:
@@ -129,7 +133,7 @@ def _set_upstreams(version: ApiVersion, upstreams: list[dict[str, Any]]) -> None
 
 @transaction.atomic
 def version_create(
-    *, api: Api, label: str, upstreams: list[dict[str, Any]], actor: Any, **fields: Any
+    *, api: Api, label: str, upstreams: list[dict[str, Any]], actor: User, **fields: object
 ) -> ApiVersion:
     version = ApiVersion(api=api, label=label, state=LifecycleState.DRAFT, **fields)
     if version.openapi is not None:
@@ -149,7 +153,7 @@ def version_create(
 
 @transaction.atomic
 def version_update(
-    *, version: ApiVersion, actor: Any, upstreams: list[dict[str, Any]] | None = None, **changes: Any
+    *, version: ApiVersion, actor: User, upstreams: list[dict[str, Any]] | None = None, **changes: object
 ) -> ApiVersion:
     version = ApiVersion.objects.select_for_update().get(pk=version.pk)
     before = {**model_snapshot(version, VERSION_FIELDS), "upstreams": _upstream_list(version)}
@@ -184,7 +188,7 @@ def version_transition(
     *,
     version: ApiVersion,
     to_state: str,
-    actor: Any,
+    actor: User,
     sunset_at: dt.datetime | None = None,
     successor: ApiVersion | None = None,
 ) -> ApiVersion:

@@ -31,6 +31,8 @@ from portal.core.pagination import Pagination
 from portal.core.permissions import IsOperator, TokenHasScopeForMethod
 
 if TYPE_CHECKING:
+    from drf_spectacular.utils import Direction
+
     from portal.accounts.models import User
 
 _M = TypeVar("_M", bound=Model)
@@ -65,7 +67,7 @@ class AutoSchema(openapi.AutoSchema):
             codes.append(429)
         return codes
 
-    def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
+    def _get_response_bodies(self, direction: Direction = "response") -> dict[str, Any]:
         responses: dict[str, Any] = super()._get_response_bodies(direction)
         for code in map(str, self._error_codes()):
             # drf-spectacular leaves this hook unannotated.
@@ -73,7 +75,7 @@ class AutoSchema(openapi.AutoSchema):
             responses.setdefault(code, response)
         return responses
 
-    def get_serializer_name(self, serializer: Any, direction: Any) -> str:
+    def get_serializer_name(self, serializer: serializers.Serializer[Any], direction: Direction) -> str:
         # Input/output serializers nested in a view set are named after it
         # (ApplicationViewSet.CreateInputSerializer -> ApplicationCreateInput), so
         # every view set can call its own CreateInputSerializer without clashing.
@@ -126,7 +128,7 @@ class PlainMetadata(SimpleMetadata):
         return {}
 
 
-def _json_type_error(field: serializers.Field[Any, Any, Any, Any], value: Any) -> str | None:
+def _json_type_error(field: serializers.Field[Any, Any, Any, Any], value: object) -> str | None:
     """What is wrong with the JSON type of ``value`` for ``field``, if anything. DRF coerces
     (0 becomes "0", "5" becomes 5, "yes" becomes True); the API takes JSON as its schema says."""
     if value is None:

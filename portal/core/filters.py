@@ -16,14 +16,14 @@ class StrictBooleanField(forms.NullBooleanField):
     widget = forms.TextInput
 
     # Django's NullBooleanField.to_python returns None too; django-stubs types only BooleanField's.
-    def to_python(self, value: Any) -> bool | None:  # type: ignore[override]
+    def to_python(self, value: object) -> bool | None:  # type: ignore[override]
         if value in (None, ""):
             return None
         if value in ("true", "false"):
             return bool(value == "true")
         raise ValidationError("Use true or false.", code="invalid")
 
-    def validate(self, value: Any) -> None:
+    def validate(self, value: object) -> None:
         return None
 
 
@@ -62,7 +62,7 @@ class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
     ±23:59 and PostgreSQL only up to ±15:59, so "+22:06" passed through was a 500; and a
     date at the edge of year 1 or 9999 may not survive the conversion at all (a 400)."""
 
-    def to_python(self, value: Any) -> Any:
+    def to_python(self, value: str | dt.datetime | dt.date | None) -> dt.datetime | None:
         parsed = super().to_python(value)
         if parsed is None or parsed.tzinfo is None:
             return parsed

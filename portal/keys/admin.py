@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 
-from portal.core.admin_helpers import run_action
+from portal.core.admin_helpers import admin_user, run_action
 from portal.keys import services
 from portal.keys.models import ApiKey, Application
 
@@ -45,15 +45,15 @@ class ApplicationAdmin(admin.ModelAdmin[Application]):
         self, request: HttpRequest, obj: Application, form: ModelForm[Application], change: bool
     ) -> None:
         services.application_update(
-            application=obj, actor=request.user, **{name: form.cleaned_data[name] for name in form.changed_data}
+            application=obj, actor=admin_user(request), **{name: form.cleaned_data[name] for name in form.changed_data}
         )
 
     def delete_model(self, request: HttpRequest, obj: Application) -> None:
-        services.application_delete(application=obj, actor=request.user)
+        services.application_delete(application=obj, actor=admin_user(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Application]) -> None:
         for application in queryset:
-            services.application_delete(application=application, actor=request.user)
+            services.application_delete(application=application, actor=admin_user(request))
 
 
 @admin.register(ApiKey)
@@ -75,4 +75,4 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
 
     @admin.action(description="Revoke selected keys (irreversible)")
     def keys_revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
-        run_action(request, queryset, lambda k: services.api_key_revoke(key=k, actor=request.user), "revoked")
+        run_action(request, queryset, lambda k: services.api_key_revoke(key=k, actor=admin_user(request)), "revoked")

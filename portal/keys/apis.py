@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
 from portal.accounts.selectors import organizations_all, organizations_for
-from portal.core.api import BaseViewSet, InputSerializer, ScopedPrimaryKeyRelatedField, validated
+from portal.core.api import BaseViewSet, InputSerializer, ScopedPrimaryKeyRelatedField, request_user, validated
 from portal.keys import services
 from portal.keys.filters import ApiKeyFilter, ApplicationFilter
 from portal.keys.models import ApiKey, Application
@@ -74,7 +74,10 @@ class ApplicationViewSet(BaseViewSet[Application]):
     def create(self, request: Request) -> Response:
         data = validated(self.CreateInputSerializer, request)
         application = services.application_create(
-            organization=data["organization"], name=data["name"], description=data["description"], actor=request.user
+            organization=data["organization"],
+            name=data["name"],
+            description=data["description"],
+            actor=request_user(request),
         )
         return Response(ApplicationOutputSerializer(application).data, status=status.HTTP_201_CREATED)
 
@@ -82,12 +85,12 @@ class ApplicationViewSet(BaseViewSet[Application]):
     def partial_update(self, request: Request, pk: str) -> Response:
         application = self.get_object()
         data = validated(self.UpdateInputSerializer, request)
-        application = services.application_update(application=application, actor=request.user, **data)
+        application = services.application_update(application=application, actor=request_user(request), **data)
         return Response(ApplicationOutputSerializer(application).data)
 
     @extend_schema(responses={204: None})
     def destroy(self, request: Request, pk: str) -> Response:
-        services.application_delete(application=self.get_object(), actor=request.user)
+        services.application_delete(application=self.get_object(), actor=request_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses=OAuthClientOutputSerializer)
@@ -101,7 +104,7 @@ class ApplicationViewSet(BaseViewSet[Application]):
     @extend_schema(request=None, responses={201: OAuthClientCreatedSerializer})
     @oauth_client.mapping.post
     def oauth_client_create(self, request: Request, pk: str) -> Response:
-        issued = services.oauth_client_create(application=self.get_object(), actor=request.user)
+        issued = services.oauth_client_create(application=self.get_object(), actor=request_user(request))
         return Response(
             {"client_id": issued.client_id, "client_secret": issued.client_secret}, status=status.HTTP_201_CREATED
         )
@@ -109,7 +112,7 @@ class ApplicationViewSet(BaseViewSet[Application]):
     @extend_schema(request=None, responses={204: None})
     @oauth_client.mapping.delete
     def oauth_client_delete(self, request: Request, pk: str) -> Response:
-        services.oauth_client_delete(application=self.get_object(), actor=request.user)
+        services.oauth_client_delete(application=self.get_object(), actor=request_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -200,7 +203,7 @@ class ApiKeyViewSet(BaseViewSet[ApiKey]):
         application = self.get_application()
         data = validated(self.CreateInputSerializer, request)
         issued = services.api_key_issue(
-            application=application, label=data["label"], expires_at=data["expires_at"], actor=request.user
+            application=application, label=data["label"], expires_at=data["expires_at"], actor=request_user(request)
         )
         return Response(_issued(issued), status=status.HTTP_201_CREATED)
 
@@ -210,7 +213,10 @@ class ApiKeyViewSet(BaseViewSet[ApiKey]):
         key = self.get_object()
         data = validated(self.RotateInputSerializer, request)
         issued = services.api_key_rotate(
-            key=key, grace=dt.timedelta(seconds=data["grace_seconds"]), label=data.get("label"), actor=request.user
+            key=key,
+            grace=dt.timedelta(seconds=data["grace_seconds"]),
+            label=data.get("label"),
+            actor=request_user(request),
         )
         key.refresh_from_db()
         body = {"key": _issued(issued), "previous": ApiKeyOutputSerializer(key).data}
@@ -219,5 +225,5 @@ class ApiKeyViewSet(BaseViewSet[ApiKey]):
     @extend_schema(request=None, responses=ApiKeyOutputSerializer)
     @action(detail=True, methods=["post"], filterset_class=None)
     def revoke(self, request: Request, application_id: str, pk: str) -> Response:
-        key = services.api_key_revoke(key=self.get_object(), actor=request.user)
+        key = services.api_key_revoke(key=self.get_object(), actor=request_user(request))
         return Response(ApiKeyOutputSerializer(key).data)

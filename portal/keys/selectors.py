@@ -1,16 +1,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import QuerySet
 
 from portal.keys.models import ApiKey, Application, KeyStatus
 
+if TYPE_CHECKING:
+    from portal.accounts.models import User
 
-def applications_for(user: Any) -> QuerySet[Application]:
+
+def applications_for(user: User | AnonymousUser) -> QuerySet[Application]:
     """Operators see every application; developers only their organizations' ones."""
-    if not getattr(user, "is_authenticated", False):
+    if not user.is_authenticated:
         return Application.objects.none()
     qs = Application.objects.select_related("organization")
     if user.is_staff:
@@ -18,14 +22,14 @@ def applications_for(user: Any) -> QuerySet[Application]:
     return qs.filter(organization__memberships__user=user).distinct()
 
 
-def keys_for(user: Any) -> QuerySet[ApiKey]:
+def keys_for(user: User | AnonymousUser) -> QuerySet[ApiKey]:
     return ApiKey.objects.filter(application__in=applications_for(user)).select_related("application")
 
 
-def applications_of_member(user: Any) -> QuerySet[Application]:
+def applications_of_member(user: User | AnonymousUser) -> QuerySet[Application]:
     """The applications of the organizations the user belongs to, operators included:
     what "your applications" means on the dashboard. Operators reach others' in the admin."""
-    if not getattr(user, "is_authenticated", False):
+    if not user.is_authenticated:
         return Application.objects.none()
     return (
         Application.objects.select_related("organization")
@@ -73,7 +77,7 @@ def applications_all() -> QuerySet[Application]:
     return Application.objects.all()
 
 
-def active_keys_for(user: Any) -> QuerySet[ApiKey]:
+def active_keys_for(user: User | AnonymousUser) -> QuerySet[ApiKey]:
     """The caller's keys in the active state (rotating ones included: see ApiKey.effective_status)."""
     return keys_for(user).filter(status=KeyStatus.ACTIVE)
     """Every application, unscoped: for rebuilding the gateway's state, never for a caller."""

@@ -22,7 +22,7 @@ from portal.core.errors import Conflict
 from portal.keys.models import ApiKey, Application, KeyStatus
 
 if TYPE_CHECKING:
-    from portal.accounts.models import Organization
+    from portal.accounts.models import Organization, User
 
 MAX_ROTATION_GRACE = dt.timedelta(days=30)
 APPLICATION_FIELDS = ["name", "description"]
@@ -55,7 +55,7 @@ def key_hash(secret: str) -> str:
 
 
 @transaction.atomic
-def application_create(*, organization: Organization, name: str, description: str = "", actor: Any) -> Application:
+def application_create(*, organization: Organization, name: str, description: str = "", actor: User) -> Application:
     application = Application.objects.create(
         organization=organization, name=name, description=description, created_by=actor
     )
@@ -71,7 +71,7 @@ def application_create(*, organization: Organization, name: str, description: st
 
 
 @transaction.atomic
-def application_update(*, application: Application, actor: Any, **changes: Any) -> Application:
+def application_update(*, application: Application, actor: User, **changes: object) -> Application:
     before = model_snapshot(application, APPLICATION_FIELDS)
     for name, value in changes.items():
         if name not in APPLICATION_FIELDS:
@@ -91,7 +91,7 @@ def application_update(*, application: Application, actor: Any, **changes: Any) 
 
 
 @transaction.atomic
-def application_delete(*, application: Application, actor: Any) -> None:
+def application_delete(*, application: Application, actor: User) -> None:
     key_hashes = list(application.keys.values_list("key_hash", flat=True))
     app_id, org_id = application.pk, application.organization_id
     audit_record(
@@ -118,7 +118,7 @@ def _key_audit(key: ApiKey) -> dict[str, Any]:
 
 @transaction.atomic
 def api_key_issue(
-    *, application: Application, label: str = "", expires_at: dt.datetime | None = None, actor: Any
+    *, application: Application, label: str = "", expires_at: dt.datetime | None = None, actor: User
 ) -> IssuedKey:
     if expires_at is not None and expires_at <= timezone.now():
         raise Conflict("The expiry must be in the future.", fields={"expires_at": ["Must be in the future."]})
@@ -139,7 +139,7 @@ def api_key_issue(
 
 
 @transaction.atomic
-def api_key_rotate(*, key: ApiKey, grace: dt.timedelta, actor: Any, label: str | None = None) -> IssuedKey:
+def api_key_rotate(*, key: ApiKey, grace: dt.timedelta, actor: User, label: str | None = None) -> IssuedKey:
     """Issue a replacement key; the old one keeps working for ``grace`` (0 = stops now)."""
     key = ApiKey.objects.select_for_update().get(pk=key.pk)
     if key.effective_status not in {"active"}:
@@ -171,7 +171,7 @@ def api_key_rotate(*, key: ApiKey, grace: dt.timedelta, actor: Any, label: str |
 
 
 @transaction.atomic
-def api_key_revoke(*, key: ApiKey, actor: Any) -> ApiKey:
+def api_key_revoke(*, key: ApiKey, actor: User) -> ApiKey:
     """Irreversible: nothing sets a revoked key back to active."""
     key = ApiKey.objects.select_for_update().get(pk=key.pk)
     if key.status == KeyStatus.REVOKED:
@@ -211,7 +211,7 @@ def api_keys_republish_lapsed(*, since: dt.datetime, until: dt.datetime) -> int:
 
 
 @transaction.atomic
-def oauth_client_create(*, application: Application, actor: Any) -> IssuedClient:
+def oauth_client_create(*, application: Application, actor: User) -> IssuedClient:
     """One confidential client-credentials client per application. The secret is hashed
     by django-oauth-toolkit on save, so it is shown here once and never again."""
     if application.oauth_client_id:
@@ -239,7 +239,7 @@ def oauth_client_create(*, application: Application, actor: Any) -> IssuedClient
 
 
 @transaction.atomic
-def oauth_client_delete(*, application: Application, actor: Any) -> None:
+def oauth_client_delete(*, application: Application, actor: User) -> None:
     client = application.oauth_client
     if client is None:
         return

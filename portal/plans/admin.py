@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils import timezone
 
-from portal.core.admin_helpers import ServiceAdmin, changed_fields, run_action
+from portal.core.admin_helpers import ServiceAdmin, admin_user, changed_fields, run_action
 from portal.plans import services
 from portal.plans.limits import CEILING_FIELDS, LIMIT_FIELDS
 from portal.plans.models import Override, Plan, PlanChange, Subscription
+
+if TYPE_CHECKING:
+    from portal.accounts.models import Organization
 
 PLAN_FORM_FIELDS = [f for f in services.PLAN_FIELDS]
 
@@ -29,18 +34,18 @@ class PlanAdmin(ServiceAdmin[Plan]):
     search_fields = ["name", "slug", "api__name"]
     fields = ("api", *PLAN_FORM_FIELDS)
 
-    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Plan | None = None) -> bool:
         return False  # deactivate instead: invoices and subscriptions refer to plans
 
-    def get_readonly_fields(self, request: Any, obj: Any = None) -> list[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Plan | None = None) -> list[str]:
         return ["api"] if obj else []
 
-    def save_model(self, request: Any, obj: Plan, form: Any, change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: Plan, form: forms.ModelForm[Plan], change: bool) -> None:
         if change:
-            services.plan_update(plan=obj, actor=request.user, **changed_fields(form, PLAN_FORM_FIELDS))
+            services.plan_update(plan=obj, actor=admin_user(request), **changed_fields(form, PLAN_FORM_FIELDS))
         else:
             data = {name: form.cleaned_data[name] for name in ["api", *PLAN_FORM_FIELDS]}
-            obj.pk = services.plan_create(actor=request.user, **data).pk
+            obj.pk = services.plan_create(actor=admin_user(request), **data).pk
 
 
 class OverrideActionForm(ActionForm):
@@ -69,7 +74,7 @@ class OverrideInline(admin.TabularInline[Override, Subscription]):
     fields = OVERRIDE_INLINE_FIELDS
     readonly_fields = OVERRIDE_INLINE_FIELDS
 
-    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Subscription | None = None) -> bool:
         return False
 
 
@@ -80,7 +85,7 @@ class PlanChangeInline(admin.TabularInline[PlanChange, Subscription]):
     fields = PLAN_CHANGE_INLINE_FIELDS
     readonly_fields = PLAN_CHANGE_INLINE_FIELDS
 
-    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Subscription | None = None) -> bool:
         return False
 
 
@@ -99,40 +104,47 @@ class SubscriptionAdmin(admin.ModelAdmin[Subscription]):
     action_form = OverrideActionForm
 
     @admin.display(ordering="application__organization__name")
-    def organization(self, obj: Subscription) -> Any:
+    def organization(self, obj: Subscription) -> Organization:
         return obj.application.organization
 
-    def has_add_permission(self, request: Any) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # developers subscribe in the portal; operators approve here
 
-    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Subscription | None = None) -> bool:
         return False  # cancel instead: billing history refers to subscriptions
 
-    def _act(self, request: Any, queryset: Any, service: Any, verb: str) -> None:
-        run_action(request, queryset, lambda s: service(subscription=s, actor=request.user), verb)
+    def _act(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Subscription],
+        service: services.SubscriptionTransition,
+        verb: str,
+    ) -> None:
+        actor = admin_user(request)
+        run_action(request, queryset, lambda s: service(subscription=s, actor=actor), verb)
 
     @admin.action(description="Approve selected subscriptions (or their plan change)")
-    def subscriptions_approve(self, request: Any, queryset: Any) -> None:
+    def subscriptions_approve(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
         self._act(request, queryset, services.subscription_approve, "approved")
 
     @admin.action(description="Reject selected pending subscriptions")
-    def subscriptions_reject(self, request: Any, queryset: Any) -> None:
+    def subscriptions_reject(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
         self._act(request, queryset, services.subscription_reject, "rejected")
 
     @admin.action(description="Suspend selected subscriptions")
-    def subscriptions_suspend(self, request: Any, queryset: Any) -> None:
+    def subscriptions_suspend(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
         self._act(request, queryset, services.subscription_suspend, "suspended")
 
     @admin.action(description="Resume selected suspended subscriptions")
-    def subscriptions_resume(self, request: Any, queryset: Any) -> None:
+    def subscriptions_resume(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
         self._act(request, queryset, services.subscription_resume, "resumed")
 
     @admin.action(description="Cancel selected subscriptions")
-    def subscriptions_cancel(self, request: Any, queryset: Any) -> None:
+    def subscriptions_cancel(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
         self._act(request, queryset, services.subscription_cancel, "cancelled")
 
     @admin.action(description="Set an override: multiply limits by × for N days")
-    def subscriptions_set_override(self, request: Any, queryset: Any) -> None:
+    def subscriptions_set_override(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
         try:
             factor = Decimal(request.POST.get("factor") or "2")
             days = int(request.POST.get("days") or "7")
@@ -147,7 +159,7 @@ class SubscriptionAdmin(admin.ModelAdmin[Subscription]):
             plan = sub.plan
             services.override_create(
                 subscription=sub,
-                actor=request.user,
+                actor=admin_user(request),
                 expires_at=timezone.now() + dt.timedelta(days=days),
                 reason=f"×{factor} for {days} days (admin)",
                 # Ceilings scale; the burst allowance stays the plan's.
@@ -178,16 +190,18 @@ class OverrideAdmin(ServiceAdmin[Override]):
     fields = OVERRIDE_FIELDS
     autocomplete_fields = ["subscription"]
 
-    def get_readonly_fields(self, request: Any, obj: Any = None) -> list[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Override | None = None) -> list[str]:
         return list(OVERRIDE_FIELDS) if obj else []  # an override is replaced, not edited: the audit stays simple
 
-    def save_model(self, request: Any, obj: Override, form: Any, change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: Override, form: forms.ModelForm[Override], change: bool) -> None:
         data = {name: form.cleaned_data[name] for name in OVERRIDE_FIELDS if name != "subscription"}
-        obj.pk = services.override_create(subscription=form.cleaned_data["subscription"], actor=request.user, **data).pk
+        obj.pk = services.override_create(
+            subscription=form.cleaned_data["subscription"], actor=admin_user(request), **data
+        ).pk
 
-    def delete_model(self, request: Any, obj: Override) -> None:
-        services.override_delete(override=obj, actor=request.user)
+    def delete_model(self, request: HttpRequest, obj: Override) -> None:
+        services.override_delete(override=obj, actor=admin_user(request))
 
-    def delete_queryset(self, request: Any, queryset: Any) -> None:
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Override]) -> None:
         for override in queryset:
-            services.override_delete(override=override, actor=request.user)
+            services.override_delete(override=override, actor=admin_user(request))

@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from portal.catalog.selectors import Visibility, apis_all, apis_visible_to
-from portal.core.api import BaseViewSet, InputSerializer, ScopedPrimaryKeyRelatedField, validated
+from portal.core.api import BaseViewSet, InputSerializer, ScopedPrimaryKeyRelatedField, request_user, validated
 from portal.keys.selectors import applications_all, applications_for
 from portal.plans import services
 from portal.plans.filters import PlanFilter, SubscriptionFilter
@@ -109,14 +109,14 @@ class PlanViewSet(BaseViewSet[Plan]):
     @extend_schema(request=CreateInputSerializer, responses={201: PlanOutputSerializer})
     def create(self, request: Request) -> Response:
         data = validated(self.CreateInputSerializer, request)
-        plan = services.plan_create(actor=request.user, **data)
+        plan = services.plan_create(actor=request_user(request), **data)
         return Response(PlanOutputSerializer(plan).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=UpdateInputSerializer, responses=PlanOutputSerializer)
     def partial_update(self, request: Request, pk: str) -> Response:
         plan = self.get_object()
         data = validated(self.UpdateInputSerializer, request)
-        plan = services.plan_update(plan=plan, actor=request.user, **data)
+        plan = services.plan_update(plan=plan, actor=request_user(request), **data)
         return Response(PlanOutputSerializer(plan).data)
 
 
@@ -187,7 +187,7 @@ class SubscriptionViewSet(BaseViewSet[Subscription]):
     def create(self, request: Request) -> Response:
         data = validated(self.CreateInputSerializer, request)
         subscription = services.subscription_create(
-            application=data["application"], plan=data["plan"], actor=request.user
+            application=data["application"], plan=data["plan"], actor=request_user(request)
         )
         return Response(SubscriptionOutputSerializer(subscription).data, status=status.HTTP_201_CREATED)
 
@@ -201,12 +201,12 @@ class SubscriptionViewSet(BaseViewSet[Subscription]):
         subscription = self.get_object()
         data = validated(self.ChangePlanInputSerializer, request)
         subscription = services.subscription_change_plan(
-            subscription=subscription, plan=data["plan"], actor=request.user
+            subscription=subscription, plan=data["plan"], actor=request_user(request)
         )
         return Response(SubscriptionOutputSerializer(subscription).data)
 
-    def _transition(self, service: Any) -> Response:
-        subscription = service(subscription=self.get_object(), actor=self.request.user)
+    def _transition(self, service: services.SubscriptionTransition) -> Response:
+        subscription = service(subscription=self.get_object(), actor=request_user(self.request))
         return Response(SubscriptionOutputSerializer(subscription).data)
 
     @extend_schema(request=None, responses=SubscriptionOutputSerializer)
@@ -284,10 +284,10 @@ class OverrideViewSet(BaseViewSet[Override]):
     def create(self, request: Request, subscription_id: str) -> Response:
         subscription = self.get_subscription()
         data = validated(self.CreateInputSerializer, request)
-        override = services.override_create(subscription=subscription, actor=request.user, **data)
+        override = services.override_create(subscription=subscription, actor=request_user(request), **data)
         return Response(OverrideOutputSerializer(override).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={204: None})
     def destroy(self, request: Request, subscription_id: str, pk: str) -> Response:
-        services.override_delete(override=self.get_object(), actor=request.user)
+        services.override_delete(override=self.get_object(), actor=request_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

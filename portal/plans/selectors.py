@@ -3,23 +3,27 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q, QuerySet
 
 from portal.catalog.selectors import Visibility
 from portal.keys.selectors import applications_for
 from portal.plans.models import LIVE_SUBSCRIPTION_STATES, Plan, PlanChange, Subscription, SubscriptionStatus
 
+if TYPE_CHECKING:
+    from portal.accounts.models import User
 
-def plans_visible_to(user: Any) -> QuerySet[Plan]:
+
+def plans_visible_to(user: User | AnonymousUser) -> QuerySet[Plan]:
     qs = Plan.objects.select_related("api")
     if getattr(user, "is_staff", False):
         return qs
     return qs.filter(visibility=Visibility.PUBLIC, api__visibility=Visibility.PUBLIC, is_active=True)
 
 
-def subscriptions_for(user: Any) -> QuerySet[Subscription]:
+def subscriptions_for(user: User | AnonymousUser) -> QuerySet[Subscription]:
     qs = Subscription.objects.select_related("plan", "api", "application", "requested_plan")
     if getattr(user, "is_staff", False):
         return qs
@@ -105,7 +109,7 @@ def subscription_plan_spans(*, organization_id: int, start: datetime, end: datet
     return spans
 
 
-def subscriptions_current_for(user: Any) -> QuerySet[Subscription]:
+def subscriptions_current_for(user: User | AnonymousUser) -> QuerySet[Subscription]:
     """subscriptions_for without the cancelled ones: what a developer's dashboard lists."""
     return subscriptions_for(user).exclude(status=SubscriptionStatus.CANCELLED)
 

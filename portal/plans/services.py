@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -16,6 +17,7 @@ from portal.plans.limits import LIMIT_FIELDS
 from portal.plans.models import Override, Plan, PlanChange, Subscription, SubscriptionStatus
 
 if TYPE_CHECKING:
+    from portal.accounts.models import User
     from portal.keys.models import Application
 
 PLAN_FIELDS = [
@@ -44,7 +46,7 @@ PAST_PARTICIPLES = {
 OVERRIDE_FIELDS = [*LIMIT_FIELDS, "expires_at"]
 
 
-def _plan_subscribable(plan: Plan, actor: Any) -> None:
+def _plan_subscribable(plan: Plan, actor: User) -> None:
     staff = getattr(actor, "is_staff", False)
     if not plan.is_active:
         raise Conflict("This plan no longer takes new subscriptions.")
@@ -56,7 +58,7 @@ def _plan_subscribable(plan: Plan, actor: Any) -> None:
 
 
 @transaction.atomic
-def plan_create(*, actor: Any, **fields: Any) -> Plan:
+def plan_create(*, actor: User, **fields: object) -> Plan:
     plan = Plan(**fields)
     plan.full_clean()
     plan.save()
@@ -65,7 +67,7 @@ def plan_create(*, actor: Any, **fields: Any) -> Plan:
 
 
 @transaction.atomic
-def plan_update(*, plan: Plan, actor: Any, **changes: Any) -> Plan:
+def plan_update(*, plan: Plan, actor: User, **changes: object) -> Plan:
     plan = Plan.objects.select_for_update().get(pk=plan.pk)
     before = model_snapshot(plan, PLAN_FIELDS)
     for name, value in changes.items():
@@ -85,7 +87,7 @@ def plan_update(*, plan: Plan, actor: Any, **changes: Any) -> Plan:
 
 
 @transaction.atomic
-def subscription_create(*, application: Application, plan: Plan, actor: Any) -> Subscription:
+def subscription_create(*, application: Application, plan: Plan, actor: User) -> Subscription:
     """Active at once, or pending when the plan needs an operator's approval."""
     # Judge the plan as it is now in the database, not as the caller last saw it.
     plan = Plan.objects.select_related("api").get(pk=plan.pk)
@@ -112,8 +114,19 @@ def subscription_create(*, application: Application, plan: Plan, actor: Any) -> 
     return subscription
 
 
+class SubscriptionTransition(Protocol):
+    """The shape shared by subscription_approve, _reject, _suspend, _resume and _cancel."""
+
+    def __call__(self, *, subscription: Subscription, actor: User) -> Subscription: ...
+
+
 def _transition(
-    subscription: Subscription, *, actor: Any, action: str, allowed_from: set[str], apply: Any
+    subscription: Subscription,
+    *,
+    actor: User,
+    action: str,
+    allowed_from: set[str],
+    apply: Callable[[Subscription], None],
 ) -> Subscription:
     subscription = Subscription.objects.select_for_update().select_related("application").get(pk=subscription.pk)
     if subscription.status not in allowed_from:
@@ -135,7 +148,7 @@ def _transition(
 
 
 @transaction.atomic
-def subscription_approve(*, subscription: Subscription, actor: Any) -> Subscription:
+def subscription_approve(*, subscription: Subscription, actor: User) -> Subscription:
     """Approves a pending subscription, or a pending plan change of an active one."""
     now = timezone.now()
 
@@ -170,7 +183,7 @@ def subscription_approve(*, subscription: Subscription, actor: Any) -> Subscript
 
 
 @transaction.atomic
-def subscription_reject(*, subscription: Subscription, actor: Any) -> Subscription:
+def subscription_reject(*, subscription: Subscription, actor: User) -> Subscription:
     """Turns down a pending subscription (it ends cancelled) or a pending plan change."""
     now = timezone.now()
 
@@ -193,7 +206,7 @@ def subscription_reject(*, subscription: Subscription, actor: Any) -> Subscripti
 
 
 @transaction.atomic
-def subscription_suspend(*, subscription: Subscription, actor: Any) -> Subscription:
+def subscription_suspend(*, subscription: Subscription, actor: User) -> Subscription:
     def apply(sub: Subscription) -> None:
         sub.status = SubscriptionStatus.SUSPENDED
 
@@ -203,7 +216,7 @@ def subscription_suspend(*, subscription: Subscription, actor: Any) -> Subscript
 
 
 @transaction.atomic
-def subscription_resume(*, subscription: Subscription, actor: Any) -> Subscription:
+def subscription_resume(*, subscription: Subscription, actor: User) -> Subscription:
     def apply(sub: Subscription) -> None:
         sub.status = SubscriptionStatus.ACTIVE
 
@@ -217,7 +230,7 @@ def subscription_resume(*, subscription: Subscription, actor: Any) -> Subscripti
 
 
 @transaction.atomic
-def subscription_cancel(*, subscription: Subscription, actor: Any) -> Subscription:
+def subscription_cancel(*, subscription: Subscription, actor: User) -> Subscription:
     now = timezone.now()
 
     def apply(sub: Subscription) -> None:
@@ -235,7 +248,7 @@ def subscription_cancel(*, subscription: Subscription, actor: Any) -> Subscripti
 
 
 @transaction.atomic
-def subscription_change_plan(*, subscription: Subscription, plan: Plan, actor: Any) -> Subscription:
+def subscription_change_plan(*, subscription: Subscription, plan: Plan, actor: User) -> Subscription:
     """Switch to another plan of the same API. Immediate, unless the new plan needs
     approval: then it waits in ``requested_plan`` and the current plan stays in force."""
     plan = Plan.objects.select_related("api").get(pk=plan.pk)
@@ -272,7 +285,7 @@ def subscription_change_plan(*, subscription: Subscription, plan: Plan, actor: A
 
 @transaction.atomic
 def override_create(
-    *, subscription: Subscription, actor: Any, expires_at: dt.datetime, reason: str = "", **limits: Any
+    *, subscription: Subscription, actor: User, expires_at: dt.datetime, reason: str = "", **limits: int | None
 ) -> Override:
     if expires_at <= timezone.now():
         raise Conflict("An override must expire in the future.", fields={"expires_at": ["Must be in the future."]})
@@ -291,7 +304,7 @@ def override_create(
 
 
 @transaction.atomic
-def override_delete(*, override: Override, actor: Any) -> None:
+def override_delete(*, override: Override, actor: User) -> None:
     subscription = override.subscription
     audit_record(
         actor=actor,

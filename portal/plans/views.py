@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from portal.core.errors import ApplicationError
-from portal.core.web import form_add_error
+from portal.core.web import AuthenticatedHttpRequest, form_add_error
 from portal.keys.selectors import applications_of_member
 from portal.plans import services
 from portal.plans.forms import ChangePlanForm, SubscriptionForm
@@ -17,7 +17,7 @@ from portal.plans.models import Subscription, SubscriptionStatus
 from portal.plans.selectors import plans_visible_to, subscriptions_for
 
 
-def _subscription_or_404(request: HttpRequest, subscription_id: int) -> Subscription:
+def _subscription_or_404(request: AuthenticatedHttpRequest, subscription_id: int) -> Subscription:
     return get_object_or_404(subscriptions_for(request.user), pk=subscription_id)
 
 
@@ -27,7 +27,7 @@ def _int_or_none(value: str | None) -> int | None:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def subscription_create(request: HttpRequest) -> HttpResponse:
+def subscription_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     applications = applications_of_member(request.user).order_by("organization__name", "name")
     if not applications.exists():
         messages.info(request, "Subscriptions belong to an application. Create one first.")
@@ -58,7 +58,7 @@ def subscription_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def subscription_change(request: HttpRequest, subscription_id: int) -> HttpResponse:
+def subscription_change(request: AuthenticatedHttpRequest, subscription_id: int) -> HttpResponse:
     subscription = _subscription_or_404(request, subscription_id)
     plans = plans_visible_to(request.user).filter(api=subscription.api).exclude(pk=subscription.plan_id)
     form = ChangePlanForm(request.POST or None, plans=plans)
@@ -84,7 +84,7 @@ def subscription_change(request: HttpRequest, subscription_id: int) -> HttpRespo
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def subscription_cancel(request: HttpRequest, subscription_id: int) -> HttpResponse:
+def subscription_cancel(request: AuthenticatedHttpRequest, subscription_id: int) -> HttpResponse:
     subscription = _subscription_or_404(request, subscription_id)
     if request.method == "POST":
         try:
