@@ -7,6 +7,7 @@ versions, including upstreams, the OpenAPI document and lifecycle transitions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
@@ -34,7 +35,7 @@ from portal.core.errors import ApplicationError
 MAX_BODY_BYTES = 10 * 1024**3
 
 
-def _names(help_text: str, *validators: Any, max_chars: int = 100) -> Any:
+def _names(help_text: str, *validators: Callable[[object], None], max_chars: int = 100) -> serializers.ListField:
     return serializers.ListField(
         child=serializers.CharField(max_length=max_chars), max_length=50, required=False, validators=list(validators),
         help_text=help_text,

@@ -4,7 +4,6 @@ model (and so for the services, the REST API and the admin alike)."""
 from __future__ import annotations
 
 import re
-from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
@@ -15,32 +14,33 @@ from gateway import contract
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 
-def _strings(value: Any, what: str) -> list[str]:
+def _strings(value: object, what: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ValidationError(f"Give {what} as a list of strings.")
     if len(value) > 50:
         raise ValidationError(f"At most 50 {what}.")
-    return value
+    return [str(v) for v in value]
 
 
-def validate_methods(value: Any) -> None:
+def validate_methods(value: object) -> None:
     """Upper-case HTTP method tokens; never TRACE or CONNECT (the gateway refuses them anyway)."""
     for method in _strings(value, "methods"):
         if not _TOKEN.match(method) or method != method.upper():
             raise ValidationError(f"{method!r} is not an HTTP method: use upper-case names such as GET.")
         if method in contract.NEVER_ALLOWED_METHODS:
             raise ValidationError(f"{method} is never allowed: the gateway refuses TRACE and CONNECT.")
-    if len(set(value)) != len(value):
+    methods = _strings(value, "methods")
+    if len(set(methods)) != len(methods):
         raise ValidationError("A method is listed twice.")
 
 
-def validate_allowed_methods(value: Any) -> None:
+def validate_allowed_methods(value: object) -> None:
     validate_methods(value)
     if not value:
         raise ValidationError("Allow at least one method.")
 
 
-def validate_header_names(value: Any) -> None:
+def validate_header_names(value: object) -> None:
     for name in _strings(value, "header names"):
         if not _TOKEN.match(name) or name == "*":
             raise ValidationError(f"{name!r} is not a header name.")
@@ -57,7 +57,7 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{host}{port}"
 
 
-def validate_origins(value: Any) -> None:
+def validate_origins(value: object) -> None:
     """Each entry is ``*`` or an exact origin as a browser sends it: scheme://host[:port],
     no path, query, fragment or credentials."""
     for origin in _strings(value, "origins"):
