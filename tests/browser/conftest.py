@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 # Playwright's sync API runs an event loop in this thread; Django would then refuse ORM
 # calls from the test body (fixtures, mail checks) as "async unsafe". They are not: the
@@ -135,3 +136,23 @@ def log_in(page: Any, email: str, password: str) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(re.compile(r"/dashboard/$"))
+
+
+def create_key_and_try_it(page: Any, application_id: int, reference: str) -> str:
+    """Create a key on the application page, open the API reference (which offers the key
+    from the tab's sessionStorage), use it and press Execute on the first operation.
+    Returns the key."""
+    page.goto(f"/applications/{application_id}/")
+    page.get_by_label("Label").fill("try-it")
+    page.get_by_role("button", name="Create key").click()
+    secret: str = page.get_by_label(re.compile("API key for Acme Shop")).input_value()
+
+    page.goto(reference)
+    expect(page.locator(".swagger-ui .opblock-summary")).to_be_visible()
+    expect(page.get_by_label("Full key")).to_have_value(secret)  # from sessionStorage
+    page.get_by_role("button", name="Use this key").click()
+    expect(page.get_by_text("Key set.")).to_be_visible()
+    page.locator(".opblock-summary").first.click()
+    page.get_by_role("button", name="Try it out").click()
+    page.get_by_role("button", name="Execute").click()
+    return secret

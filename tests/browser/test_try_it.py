@@ -4,7 +4,6 @@ the developer just created, remembered only in the tab's sessionStorage."""
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import Browsing, log_in, save_journey_screenshot
+from tests.browser.conftest import Browsing, create_key_and_try_it, log_in, save_journey_screenshot
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -87,20 +86,7 @@ def test_try_it_calls_the_gateway_with_the_key_created_in_this_tab(
     page = browsing.new_page()
     log_in(page, alice.email, PASSWORD)
 
-    page.goto(f"/applications/{alice_app.pk}/")
-    page.get_by_label("Label").fill("try-it")
-    page.get_by_role("button", name="Create key").click()
-    secret = page.get_by_label(re.compile("API key for Acme Shop")).input_value()
-
-    page.goto("/apis/echo/v2/reference/")
-    expect(page.locator(".swagger-ui .opblock-summary")).to_be_visible()
-    expect(page.get_by_label("Full key")).to_have_value(secret)  # from sessionStorage
-    page.get_by_role("button", name="Use this key").click()
-    expect(page.get_by_text("Key set.")).to_be_visible()
-
-    page.locator(".opblock-summary").first.click()
-    page.get_by_role("button", name="Try it out").click()
-    page.get_by_role("button", name="Execute").click()
+    secret = create_key_and_try_it(page, alice_app.pk, "/apis/echo/v2/reference/")
     expect(page.locator(".live-responses-table")).to_contain_text("200")
     assert FakeGateway.seen == [{"path": "/echo/v2/echo", "key": secret}]
     assert browsing.csp_violations == []

@@ -7,7 +7,6 @@ published by the portal into the suite's Redis."""
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import expect
 
-from tests.browser.conftest import Browsing, log_in
+from tests.browser.conftest import Browsing, create_key_and_try_it, log_in
 from tests.browser.test_try_it import OPENAPI
 from tests.conftest import PASSWORD
 from tests.gateway.conftest import Echo, GatewayProcess, start_echo
@@ -67,19 +66,7 @@ def test_execute_shows_the_upstreams_200_with_the_rate_limit_headers(
 ) -> None:
     page = browsing.new_page()
     log_in(page, alice.email, PASSWORD)
-    page.goto(f"/applications/{alice_app.pk}/")
-    page.get_by_label("Label").fill("try-it")
-    page.get_by_role("button", name="Create key").click()
-    secret = page.get_by_label(re.compile("API key for Acme Shop")).input_value()
-
-    page.goto("/apis/echo/v2/reference/")
-    expect(page.locator(".swagger-ui .opblock-summary")).to_be_visible()
-    expect(page.get_by_label("Full key")).to_have_value(secret)
-    page.get_by_role("button", name="Use this key").click()
-    expect(page.get_by_text("Key set.")).to_be_visible()
-    page.locator(".opblock-summary").first.click()
-    page.get_by_role("button", name="Try it out").click()
-    page.get_by_role("button", name="Execute").click()
+    create_key_and_try_it(page, alice_app.pk, "/apis/echo/v2/reference/")
 
     responses = page.locator(".live-responses-table")
     expect(responses).to_contain_text("200")
