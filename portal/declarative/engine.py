@@ -185,7 +185,9 @@ def _service_message(exc: ApplicationError | ValidationError) -> str:
     else:
         message = "invalid"
         fields = exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}
-    details = "; ".join(f"{name}: {' '.join(map(str, errs))}" if name else " ".join(errs) for name, errs in fields.items())
+    details = "; ".join(
+        f"{name}: {' '.join(map(str, errs))}" if name else " ".join(map(str, errs)) for name, errs in fields.items()
+    )
     return f"{message} ({details})" if details else message
 
 
