@@ -25,7 +25,7 @@ REQUEST_FILENAME = "request"
 MAX_DOCUMENT_CHARS = 8 * 1024 * 1024
 
 
-class ChangeSerializer(serializers.Serializer[Any]):
+class ConfigChangeSerializer(serializers.Serializer[Any]):
     action = serializers.CharField(help_text="create, update, delete, deactivate or transition")
     subject = serializers.CharField(help_text='e.g. "plan echo/pro"')
     field = serializers.CharField(allow_blank=True)
@@ -43,41 +43,51 @@ class _ConfigApi(APIView):
 
 
 class ConfigDumpApi(_ConfigApi):
-    @extend_schema(operation_id="config_dump", responses={200: OpenApiTypes.OBJECT},
-                   description="The live APIs, versions, plans and overrides in the configuration's format.")
+    @extend_schema(
+        operation_id="config_dump",
+        responses={200: OpenApiTypes.OBJECT},
+        description="The live APIs, versions, plans and overrides in the configuration's format.",
+    )
     def get(self, request: Request) -> Response:
         return Response(config_dump())
 
 
 class ConfigSchemaApi(_ConfigApi):
-    @extend_schema(operation_id="config_schema", responses={200: OpenApiTypes.OBJECT},
-                   description="The configuration's JSON Schema (also docs/tollway-config.schema.json).")
+    @extend_schema(
+        operation_id="config_schema",
+        responses={200: OpenApiTypes.OBJECT},
+        description="The configuration's JSON Schema (also docs/tollway-config.schema.json).",
+    )
     def get(self, request: Request) -> Response:
         return Response(config_schema())
 
 
 class ConfigDiffApi(_ConfigApi):
-    class InputSerializer(InputSerializer):
+    class Input(InputSerializer):
         document = serializers.CharField(
             max_length=MAX_DOCUMENT_CHARS, trim_whitespace=False, help_text="The configuration, as YAML or JSON text."
         )
         prune = serializers.BooleanField(default=False)
         force = serializers.BooleanField(default=False)
 
-    class OutputSerializer(serializers.Serializer[Any]):
-        changes = ChangeSerializer(many=True)
+    class Output(serializers.Serializer[Any]):
+        changes = ConfigChangeSerializer(many=True)
 
-    @extend_schema(operation_id="config_diff", request=InputSerializer, responses={200: OutputSerializer},
-                   description="What a sync of the document would change; 400 names each bad line.")
+    @extend_schema(
+        operation_id="config_diff",
+        request=Input,
+        responses={200: Output},
+        description="What a sync of the document would change; 400 names each bad line.",
+    )
     def post(self, request: Request) -> Response:
-        data = validated(self.InputSerializer, request)
+        data = validated(self.Input, request)
         document = config_parse(data["document"], filename=REQUEST_FILENAME)
         changes = config_diff(document=document, prune=data["prune"], force=data["force"])
         return Response({"changes": [c.as_dict() for c in changes]})
 
 
 class ConfigSyncApi(_ConfigApi):
-    class InputSerializer(InputSerializer):
+    class Input(InputSerializer):
         document = serializers.CharField(
             max_length=MAX_DOCUMENT_CHARS, trim_whitespace=False, help_text="The configuration, as YAML or JSON text."
         )
@@ -85,15 +95,19 @@ class ConfigSyncApi(_ConfigApi):
         prune = serializers.BooleanField(default=False, help_text="Remove what the document no longer names.")
         force = serializers.BooleanField(default=False, help_text="Prune even plans in use and versions in use.")
 
-    class OutputSerializer(serializers.Serializer[Any]):
-        changes = ChangeSerializer(many=True)
+    class Output(serializers.Serializer[Any]):
+        changes = ConfigChangeSerializer(many=True)
         applied = serializers.BooleanField(help_text="False for a dry run.")
         sha256 = serializers.CharField(allow_blank=True, help_text="The live state's hash after the sync.")
 
-    @extend_schema(operation_id="config_sync", request=InputSerializer, responses={200: OutputSerializer},
-                   description="Apply the document, all or nothing, audited as the caller.")
+    @extend_schema(
+        operation_id="config_sync",
+        request=Input,
+        responses={200: Output},
+        description="Apply the document, all or nothing, audited as the caller.",
+    )
     def post(self, request: Request) -> Response:
-        data = validated(self.InputSerializer, request)
+        data = validated(self.Input, request)
         document = config_parse(data["document"], filename=REQUEST_FILENAME)
         result = config_sync(
             document=document,

@@ -270,14 +270,22 @@ class _Planner:
         fields = {f: api_data[f] for f in API_VALUE_FIELDS if f in api_data}
         api = self.db_apis.get(slug)
         if api is None:
-            self.add("apis", [Change("create", subject)], lambda actor: catalog_services.api_create(
-                actor=actor, slug=slug, **fields), path)
+            self.add(
+                "apis",
+                [Change("create", subject)],
+                lambda actor: catalog_services.api_create(actor=actor, slug=slug, **fields),
+                path,
+            )
         else:
             changed = {f: v for f, v in fields.items() if not _same(getattr(api, f), v)}
             if changed:
                 changes = [Change("update", subject, f, getattr(api, f), v) for f, v in changed.items()]
-                self.add("apis", changes, lambda actor: catalog_services.api_update(
-                    api=_api_get(slug), actor=actor, **changed), path)
+                self.add(
+                    "apis",
+                    changes,
+                    lambda actor: catalog_services.api_update(api=_api_get(slug), actor=actor, **changed),
+                    path,
+                )
         versions = api_data.get("versions", [])
         labels = {v["label"] for v in versions}
         for j, version_data in enumerate(versions):
@@ -332,14 +340,25 @@ class _Planner:
         upstreams = [{"url": u["url"], "weight": u.get("weight", 1)} for u in version_data["upstreams"]]
         version = self.db_versions.get(key)
         if version is None:
-            self.add("versions", [Change("create", subject)], lambda actor: catalog_services.version_create(
-                api=_api_get(api_slug), label=label, upstreams=upstreams, actor=actor, **fields), path)
+            self.add(
+                "versions",
+                [Change("create", subject)],
+                lambda actor: catalog_services.version_create(
+                    api=_api_get(api_slug), label=label, upstreams=upstreams, actor=actor, **fields
+                ),
+                path,
+            )
             state = "draft"
         else:
             changed = {f: v for f, v in fields.items() if not _same(getattr(version, f), v)}
             changes = [
-                Change("update", subject, f, "(document)" if f == "openapi" else getattr(version, f),
-                       "(document)" if f == "openapi" else v)
+                Change(
+                    "update",
+                    subject,
+                    f,
+                    "(document)" if f == "openapi" else getattr(version, f),
+                    "(document)" if f == "openapi" else v,
+                )
                 for f, v in changed.items()
             ]
             current = [{"url": u.url, "weight": u.weight} for u in version.upstreams.all()]
@@ -347,8 +366,14 @@ class _Planner:
             if new_upstreams is not None:
                 changes.append(Change("update", subject, "upstreams", current, upstreams))
             if changes:
-                self.add("versions", changes, lambda actor: catalog_services.version_update(
-                    version=_version_get(api_slug, label), actor=actor, upstreams=new_upstreams, **changed), path)
+                self.add(
+                    "versions",
+                    changes,
+                    lambda actor: catalog_services.version_update(
+                        version=_version_get(api_slug, label), actor=actor, upstreams=new_upstreams, **changed
+                    ),
+                    path,
+                )
             state = version.state
         self.successor(path, api_slug, label, version_data, version, labels)
         wanted = version_data.get("state")
@@ -356,14 +381,20 @@ class _Planner:
             self.transition((*path, "state"), subject, api_slug, label, state, wanted, fields.get("sunset_at"))
 
     def successor(
-        self, path: PathKey, api_slug: str, label: str, version_data: dict[str, Any],
-        version: ApiVersion | None, labels: set[str],
+        self,
+        path: PathKey,
+        api_slug: str,
+        label: str,
+        version_data: dict[str, Any],
+        version: ApiVersion | None,
+        labels: set[str],
     ) -> None:
         if "successor" not in version_data:
             return
         wanted = version_data["successor"]
-        if wanted is not None and (wanted == label or (
-                wanted not in labels and (api_slug, wanted) not in self.db_versions)):
+        if wanted is not None and (
+            wanted == label or (wanted not in labels and (api_slug, wanted) not in self.db_versions)
+        ):
             self.error((*path, "successor"), f"unknown version {wanted!r}: not another version of {api_slug}")
             return
         current = version.successor.label if version is not None and version.successor is not None else None
@@ -373,13 +404,24 @@ class _Planner:
         def apply(actor: User) -> object:
             successor_id = _version_get(api_slug, wanted).pk if wanted is not None else None
             return catalog_services.version_update(
-                version=_version_get(api_slug, label), actor=actor, successor_id=successor_id)
+                version=_version_get(api_slug, label), actor=actor, successor_id=successor_id
+            )
 
-        self.add("successors", [Change("update", f"version {api_slug} {label}", "successor", current, wanted)],
-                 apply, (*path, "successor"))
+        self.add(
+            "successors",
+            [Change("update", f"version {api_slug} {label}", "successor", current, wanted)],
+            apply,
+            (*path, "successor"),
+        )
 
     def transition(
-        self, path: PathKey, subject: str, api_slug: str, label: str, state: str, wanted: str,
+        self,
+        path: PathKey,
+        subject: str,
+        api_slug: str,
+        label: str,
+        state: str,
+        wanted: str,
         sunset_at: dt.datetime | None,
     ) -> None:
         steps = catalog_selectors.lifecycle_path(from_state=state, to_state=wanted)
@@ -390,8 +432,11 @@ class _Planner:
         def apply(actor: User) -> object:
             for to_state in steps:
                 catalog_services.version_transition(
-                    version=_version_get(api_slug, label), to_state=to_state, actor=actor,
-                    sunset_at=sunset_at if to_state == "deprecated" else None)
+                    version=_version_get(api_slug, label),
+                    to_state=to_state,
+                    actor=actor,
+                    sunset_at=sunset_at if to_state == "deprecated" else None,
+                )
             return None
 
         self.add("transitions", [Change("transition", subject, "state", state, wanted)], apply, path)
@@ -421,15 +466,25 @@ class _Planner:
         for name in MONEY_FIELDS & fields.keys():
             fields[name] = None if fields[name] is None else Decimal(fields[name])
         if plan is None:
-            self.add("plans", [Change("create", subject)], lambda actor: plan_services.plan_create(
-                actor=actor, api=_api_get(api_slug), slug=slug, **fields), path)
+            self.add(
+                "plans",
+                [Change("create", subject)],
+                lambda actor: plan_services.plan_create(actor=actor, api=_api_get(api_slug), slug=slug, **fields),
+                path,
+            )
             return
         changed = {f: v for f, v in fields.items() if not _same(getattr(plan, f), v)}
         if changed:
             plan_id = plan.pk
             changes = [Change("update", subject, f, getattr(plan, f), v) for f, v in changed.items()]
-            self.add("plans", changes, lambda actor: plan_services.plan_update(
-                plan=plan_selectors.plan_get(plan_id=plan_id), actor=actor, **changed), path)
+            self.add(
+                "plans",
+                changes,
+                lambda actor: plan_services.plan_update(
+                    plan=plan_selectors.plan_get(plan_id=plan_id), actor=actor, **changed
+                ),
+                path,
+            )
 
     def overrides(self, overrides: list[dict[str, Any]]) -> None:
         live = list(plan_selectors.overrides_unexpired())
@@ -455,12 +510,19 @@ class _Planner:
         if self.prune:
             for override in live:
                 if override.pk not in kept:
-                    self.add("prune", [Change("delete", _override_subject(override.subscription_id,
-                                                                          override.expires_at))],
-                             lambda actor, o=override: plan_services.override_delete(override=o, actor=actor), ())
+                    self.add(
+                        "prune",
+                        [Change("delete", _override_subject(override.subscription_id, override.expires_at))],
+                        lambda actor, o=override: plan_services.override_delete(override=o, actor=actor),
+                        (),
+                    )
 
     def override(
-        self, path: PathKey, override_data: dict[str, Any], subscription_id: int, expires_at: dt.datetime,
+        self,
+        path: PathKey,
+        override_data: dict[str, Any],
+        subscription_id: int,
+        expires_at: dt.datetime,
         existing: Override | None,
     ) -> None:
         subject = _override_subject(subscription_id, expires_at)
@@ -469,8 +531,11 @@ class _Planner:
         wanted = {**limits, "reason": reason}
         if existing is not None:
             # An override has no update service: a changed one is replaced (both audited).
-            changes = [Change("update", subject, f, getattr(existing, f), v) for f, v in wanted.items()
-                       if getattr(existing, f) != v]
+            changes = [
+                Change("update", subject, f, getattr(existing, f), v)
+                for f, v in wanted.items()
+                if getattr(existing, f) != v
+            ]
             if not changes:
                 return
         else:
@@ -481,7 +546,8 @@ class _Planner:
                 plan_services.override_delete(override=existing, actor=actor)
             subscription = plan_selectors.subscriptions_by_id(ids=[subscription_id])[subscription_id]
             return plan_services.override_create(
-                subscription=subscription, actor=actor, expires_at=expires_at, reason=reason, **limits)
+                subscription=subscription, actor=actor, expires_at=expires_at, reason=reason, **limits
+            )
 
         self.add("overrides", changes, apply, path)
 
@@ -498,8 +564,12 @@ class _Planner:
             if live.get(plan.pk):
                 self.refusals.append(f"{subject} has {live[plan.pk]} live subscription(s)")
             action = "delete" if plan.pk not in history else "deactivate"
-            self.add("prune", [Change(action, subject)], lambda actor, p=plan: plan_services.plan_delete(
-                plan=p, actor=actor, force=self.force), ())
+            self.add(
+                "prune",
+                [Change(action, subject)],
+                lambda actor, p=plan: plan_services.plan_delete(plan=p, actor=actor, force=self.force),
+                (),
+            )
 
     def prune_versions(self) -> None:
         since = self.now - TRAFFIC_WINDOW
@@ -510,9 +580,14 @@ class _Planner:
             requests = version_traffic(version.api_id, version.label, since)
             if requests:
                 self.refusals.append(f"{subject} had {requests:,} request(s) in the last 24 hours")
-            self.add("prune", [Change("transition", subject, "state", version.state, "retired")],
-                     lambda actor, v=version: catalog_services.version_transition(
-                         version=v, to_state="retired", actor=actor), ())
+            self.add(
+                "prune",
+                [Change("transition", subject, "state", version.state, "retired")],
+                lambda actor, v=version: catalog_services.version_transition(
+                    version=v, to_state="retired", actor=actor
+                ),
+                (),
+            )
 
 
 def _override_subject(subscription_id: int, expires_at: dt.datetime) -> str:

@@ -108,7 +108,8 @@ def config_parse(text: str, *, filename: str = "tollway.yaml", base_dir: Path | 
 
 def _short(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties":
-        return error.message.replace("Additional properties are not allowed", "unknown field(s)")
+        return str(error.message).replace("Additional properties are not allowed", "unknown field(s)")
     if error.validator == "not":
         return "give openapi or openapi_file, not both"
-    return error.message if len(error.message) <= 200 else error.message[:200] + "…"
+    message = str(error.message)
+    return message if len(message) <= 200 else message[:200] + "…"

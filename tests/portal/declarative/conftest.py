@@ -12,6 +12,7 @@ import yaml
 from portal.declarative.management.commands.config import config_yaml
 from portal.declarative.selectors import config_dump
 from portal.declarative.services import Document, config_load
+from tests.portal.api.conftest import bearer_for, client_for  # noqa: F401  (fixtures for the REST tests)
 
 
 def line_of(text: str, needle: str, *, after: str | None = None) -> int:

@@ -85,11 +85,11 @@ def test_broken_yaml(olivia, echo_api, written):
 def test_the_command_says_it_without_a_traceback(olivia, echo_api, dumped):
     path = dumped(lambda d: plan_entry(d, "echo", "pro").update(api="nope"))
 
-    with pytest.raises(CommandError, match=r"tollway.yaml:\d+: plans\[1\].api: unknown API 'nope'"):
+    with pytest.raises(CommandError, match=r"tollway\.yaml:\d+: plans\[1\].api: unknown API 'nope'"):
         call_command("config", "sync", str(path), "--actor", olivia.email)
 
 
 @pytest.mark.django_db
 def test_the_command_refuses_an_actor_who_is_not_an_operator(alice, echo_api, dumped):
-    with pytest.raises(CommandError, match="alice@acme.test is not an operator"):
+    with pytest.raises(CommandError, match=r"alice@acme\.test is not an operator"):
         call_command("config", "sync", str(dumped()), "--actor", alice.email)

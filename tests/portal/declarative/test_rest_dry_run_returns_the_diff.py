@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from portal.declarative.selectors import config_dump
-from tests.portal.api.conftest import _empty_throttle_cache, bearer_for, client_for  # noqa: F401  (fixtures)
 from tests.portal.declarative.conftest import line_of, plan_entry
 
 

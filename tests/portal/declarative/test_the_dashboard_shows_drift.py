@@ -21,5 +21,6 @@ def test_it_goes_from_never_synced_to_in_sync_to_drifted(olivia, pro_plan, dumpe
 
     plans.plan_update(plan=pro_plan, actor=olivia, quota_per_month=5)
     drift = config_drift()
-    assert drift.drifted and drift.applied_by == olivia.email
+    assert drift.drifted
+    assert drift.applied_by == olivia.email
     assert "Configuration drift:" in client.get("/analytics/").content.decode()

@@ -80,4 +80,3 @@ class Command(BaseCommand):
             self.stdout.write(str(change))
         verb = "would change" if options["dry_run"] else "changed"
         self.stderr.write(f"{len(result.changes)} change(s) {verb}.")
-
