@@ -141,7 +141,9 @@ class Change:
     after: object = None
 
     def __str__(self) -> str:
-        if self.action in {"update", "transition"}:
+        if self.action == "transition":
+            return f"{self.subject}: {self.field} {self.before} -> {self.after}"
+        if self.action == "update":
             return f"{self.subject}: {self.field} {_show(self.before)} -> {_show(self.after)}"
         return f"{self.subject}: {self.action}"
 
