@@ -515,7 +515,7 @@ class _Planner:
                     self.add(
                         "prune",
                         [Change("delete", _override_subject(override.subscription_id, override.expires_at))],
-                        lambda actor, o=override: plan_services.override_delete(override=o, actor=actor),
+                        _override_deleter(override),
                         (),
                     )
 
@@ -569,7 +569,7 @@ class _Planner:
             self.add(
                 "prune",
                 [Change(action, subject)],
-                lambda actor, p=plan: plan_services.plan_delete(plan=p, actor=actor, force=self.force),
+                _plan_deleter(plan, force=self.force),
                 (),
             )
 
@@ -585,11 +585,22 @@ class _Planner:
             self.add(
                 "prune",
                 [Change("transition", subject, "state", version.state, "retired")],
-                lambda actor, v=version: catalog_services.version_transition(
-                    version=v, to_state="retired", actor=actor
-                ),
+                _version_retirer(version),
                 (),
             )
+
+
+# Closures over one object each (a lambda in a loop would see only the last one).
+def _override_deleter(override: Override) -> Callable[[User], object]:
+    return lambda actor: plan_services.override_delete(override=override, actor=actor)
+
+
+def _plan_deleter(plan: Plan, *, force: bool) -> Callable[[User], object]:
+    return lambda actor: plan_services.plan_delete(plan=plan, actor=actor, force=force)
+
+
+def _version_retirer(version: ApiVersion) -> Callable[[User], object]:
+    return lambda actor: catalog_services.version_transition(version=version, to_state="retired", actor=actor)
 
 
 def _override_subject(subscription_id: int, expires_at: dt.datetime) -> str:
