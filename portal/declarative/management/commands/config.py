@@ -14,9 +14,21 @@ from portal.declarative.selectors import config_diff, config_dump
 from portal.declarative.services import config_load, config_sync
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line text (descriptions, changelogs) as ``|`` blocks, readable and diffable in git."""
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _text)
+
+
 def config_yaml(data: dict[str, Any]) -> str:
-    """The dump as YAML: keys in the dump's order, long text as block scalars."""
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120)
+    """The dump as YAML: keys in the dump's order, multi-line text as block scalars."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
 
 
 class Command(BaseCommand):
