@@ -59,3 +59,14 @@ def test_the_command_round_trips(busy_portal, olivia, tmp_path, capsys):
     assert captured.out == ""
     assert "0 change(s) changed." in captured.err
     assert captured.err.rstrip().endswith("0 change(s).")
+
+
+@pytest.mark.django_db
+def test_the_seeded_demo_round_trips(settings, dumped):
+    """The example in docs/configuration-as-code.md: the demo's dump diffs to nothing."""
+    import io
+
+    settings.TOLLWAY_DEMO_PASSWORD = "demo-password-for-tests"
+    call_command("seed_demo", stdout=io.StringIO())
+
+    assert config_diff(document=load(dumped()), prune=True) == []
