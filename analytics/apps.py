@@ -3,11 +3,14 @@
 ready() registers, in this order of dependency:
 - the Celery tasks of each concern (importing a tasks module registers its tasks
   with the portal's Celery app) and analytics' beat entries (analytics/schedule.py);
-- the quota table of the application page's usage panel (portal/core/extensions.py).
+- the quota table of the application page's usage panel, and the traffic count the
+  declarative configuration's --prune checks before retiring a version (portal/core/extensions.py).
 Pages and the usage API are wired by analytics/urls.py and analytics/api_urls.py.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from django.apps import AppConfig
 
@@ -25,6 +28,12 @@ def application_quotas(application_id: int) -> dict[str, object]:
     return {"quotas": quota_usage(application_id=application_id)}
 
 
+def version_requests_since(api_id: int, label: str, since: datetime) -> int:
+    from analytics.reports.selectors import version_requests_since as requests_since
+
+    return requests_since(api_id=api_id, version=label, since=since)
+
+
 class AnalyticsConfig(AppConfig):
     name = "analytics"
     label = "analytics"
@@ -35,7 +44,7 @@ class AnalyticsConfig(AppConfig):
 
         from analytics.schedule import BEAT_SCHEDULE
         from portal.celery import app
-        from portal.core.extensions import application_usage_register
+        from portal.core.extensions import application_usage_register, version_traffic_register
 
         for module in TASK_MODULES:
             import_module(module)
@@ -43,3 +52,4 @@ class AnalyticsConfig(AppConfig):
         for name, entry in BEAT_SCHEDULE.items():
             app.conf.beat_schedule.setdefault(name, entry)
         application_usage_register(application_quotas)
+        version_traffic_register(version_requests_since)

@@ -42,5 +42,15 @@ from django.urls import include, path  # noqa: E402
 
 urlpatterns += [path("", include("analytics.api_urls"))]
 
+# The declarative configuration, for operators: /api/v1/config/, diff/, sync/, schema/.
+from portal.declarative.apis import ConfigDiffApi, ConfigDumpApi, ConfigSchemaApi, ConfigSyncApi  # noqa: E402
+
+urlpatterns += [
+    path("config/", ConfigDumpApi.as_view(), name="config-dump"),
+    path("config/diff/", ConfigDiffApi.as_view(), name="config-diff"),
+    path("config/sync/", ConfigSyncApi.as_view(), name="config-sync"),
+    path("config/schema/", ConfigSchemaApi.as_view(), name="config-schema"),
+]
+
 # Keep last: any other path under /api/v1/ is a JSON 404 in the API's error shape.
 urlpatterns += [re_path(r"^.*$", api_not_found)]

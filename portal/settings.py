@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "portal.plans",
     "portal.keys",
     "portal.gateway_state",
+    "portal.declarative",
     "portal.demo",
     "analytics",
 ]

@@ -23,6 +23,7 @@ from analytics.models import (
     InvoiceLine,
     Reconciliation,
     Rollup,
+    TrafficRollup,
 )
 from portal.accounts.selectors import is_operator
 from portal.catalog.selectors import api_names
@@ -339,3 +340,12 @@ def reconciliation_rows(*, month: date, subscription_ids: list[int] | None = Non
         figures = {r["rollups"], r["invoice"]} | ({r["gateway"]} if r["gateway"] is not None else set())
         r["mismatch"] = len(figures) > 1
     return out
+
+
+def version_requests_since(*, api_id: int, version: str, since: datetime) -> int:
+    """Requests to one API version from the hour that holds ``since`` on (hourly buckets:
+    a safety check before retiring may count up to an hour too much, never too little)."""
+    total = TrafficRollup.objects.filter(
+        granularity=Granularity.HOUR, bucket__gte=floor_to(since, Granularity.HOUR), api_id=api_id, version=version
+    ).aggregate(n=Sum("requests"))["n"]
+    return int(total or 0)

@@ -26,6 +26,7 @@ from analytics.web import chart, finance_required, month_param, operator_require
 from portal.catalog.selectors import api_names
 from portal.core.errors import ApplicationError
 from portal.core.web import AuthenticatedHttpRequest
+from portal.declarative.selectors import config_drift
 from portal.keys.selectors import api_key_prefixes, applications_for
 from portal.plans.selectors import plans_with_api
 
@@ -132,6 +133,8 @@ def operator_dashboard(request: HttpRequest) -> HttpResponse:
         "totals": figures.totals,
         "rows": rows, "statuses": statuses,
         "tops": tops, "charts": charts,
+        # Whether the live catalog and plans still match the last `manage.py config sync`.
+        "drift": config_drift(),
     })
 
 

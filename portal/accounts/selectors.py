@@ -56,3 +56,8 @@ def organizations_all() -> QuerySet[Organization]:
     """Every organization, unscoped: only for what names the model (a schema, a form's
     placeholder), never for what a caller may see; that is organizations_for."""
     return Organization.objects.all()
+
+
+def user_by_email(email: str) -> User | None:
+    """The user who logs in with this address (emails are matched case-insensitively), or None."""
+    return User.objects.filter(email__iexact=email.strip()).first()

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q, QuerySet
 
-from portal.catalog.models import Api, ApiVersion, LifecycleState
+from portal.catalog.models import LIFECYCLE_TRANSITIONS, Api, ApiVersion, LifecycleState
+from portal.catalog.models import RedisFailureMode as RedisFailureMode  # re-exported: the config schema names it
 from portal.catalog.models import Visibility as Visibility  # re-exported: plans share the vocabulary
 
 if TYPE_CHECKING:
@@ -91,3 +92,23 @@ def apis_all() -> QuerySet[Api]:
 def versions_for_routes() -> QuerySet[ApiVersion]:
     """Every version (drafts included), with what its gateway route record needs preloaded."""
     return ApiVersion.objects.select_related("api", "successor").prefetch_related("upstreams")
+
+
+def lifecycle_path(*, from_state: str, to_state: str) -> list[str] | None:
+    """The shortest run of allowed transitions from one state to another: [] when they are
+    equal, None when the rules allow no way there (e.g. out of retired)."""
+    paths: dict[str, list[str]] = {from_state: []}
+    frontier = [from_state]
+    while frontier:
+        state = frontier.pop(0)
+        if state == to_state:
+            return paths[state]
+        for nxt in sorted(LIFECYCLE_TRANSITIONS.get(state, set())):
+            if nxt not in paths:
+                paths[nxt] = [*paths[state], str(nxt)]
+                frontier.append(nxt)
+    return None
+
+
+def lifecycle_states() -> list[str]:
+    return [str(state) for state in LifecycleState]

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from portal.catalog.selectors import Visibility
 from portal.keys.selectors import applications_for
-from portal.plans.models import LIVE_SUBSCRIPTION_STATES, Plan, PlanChange, Subscription, SubscriptionStatus
+from portal.plans.models import LIVE_SUBSCRIPTION_STATES, Override, Plan, PlanChange, Subscription, SubscriptionStatus
 
 if TYPE_CHECKING:
     from portal.accounts.models import User
@@ -128,4 +129,33 @@ def application_ids_subscribed_to(*, plan_ids: list[int]) -> QuerySet[Subscripti
         Subscription.objects.filter(plan_id__in=plan_ids, status__in=LIVE_SUBSCRIPTION_STATES)
         .values_list("application_id", flat=True)
         .distinct()
+    )
+
+
+def overrides_unexpired() -> QuerySet[Override]:
+    """Overrides still in force, by subscription and expiry (the declarative configuration's view)."""
+    return (
+        Override.objects.filter(expires_at__gt=timezone.now())
+        .select_related("subscription", "subscription__application")
+        .order_by("subscription_id", "expires_at", "pk")
+    )
+
+
+def subscriptions_by_id(*, ids: list[int]) -> dict[int, Subscription]:
+    return {s.pk: s for s in Subscription.objects.filter(pk__in=ids).select_related("application", "api")}
+
+
+def live_subscription_counts(*, plan_ids: list[int]) -> dict[int, int]:
+    """Plan id -> its pending, active and suspended subscriptions (plans without any are absent)."""
+    counts: dict[int, int] = defaultdict(int)
+    rows = Subscription.objects.filter(plan_id__in=plan_ids, status__in=LIVE_SUBSCRIPTION_STATES)
+    for plan_id in rows.values_list("plan_id", flat=True):
+        counts[plan_id] += 1
+    return dict(counts)
+
+
+def plan_ids_ever_subscribed(*, plan_ids: list[int]) -> set[int]:
+    """Plans some subscription used, whatever its status now: their rows are billing history."""
+    return set(Subscription.objects.filter(plan_id__in=plan_ids).values_list("plan_id", flat=True)) | set(
+        PlanChange.objects.filter(to_plan_id__in=plan_ids).values_list("to_plan_id", flat=True)
     )

@@ -14,7 +14,7 @@ from portal.catalog.selectors import Visibility
 from portal.core.changes import announce, application_changed, plan_changed
 from portal.core.errors import Conflict, InvalidTransition, NotAllowed
 from portal.plans.limits import LIMIT_FIELDS
-from portal.plans.models import Override, Plan, PlanChange, Subscription, SubscriptionStatus
+from portal.plans.models import LIVE_SUBSCRIPTION_STATES, Override, Plan, PlanChange, Subscription, SubscriptionStatus
 
 if TYPE_CHECKING:
     from portal.accounts.models import User
@@ -315,3 +315,24 @@ def override_delete(*, override: Override, actor: User) -> None:
     )
     override.delete()
     announce(application_changed, [subscription.application_id])
+
+
+@transaction.atomic
+def plan_delete(*, plan: Plan, actor: User, force: bool = False) -> bool:
+    """Remove a plan. Live subscriptions make it refuse unless ``force``, which cancels them
+    first (each cancellation audited and published). A plan that subscriptions ever used stays
+    for their billing history (PROTECT): it is deactivated and made private instead.
+    Returns whether the row was deleted."""
+    plan = Plan.objects.select_for_update().get(pk=plan.pk)
+    live = list(plan.subscriptions.filter(status__in=LIVE_SUBSCRIPTION_STATES))
+    if live and not force:
+        raise Conflict(f"The plan {plan.slug} has {len(live)} live subscription(s).")
+    for subscription in live:
+        subscription_cancel(subscription=subscription, actor=actor)
+    before = model_snapshot(plan, PLAN_FIELDS)
+    if plan.subscriptions.exists() or PlanChange.objects.filter(to_plan=plan).exists():
+        plan_update(plan=plan, actor=actor, is_active=False, visibility=Visibility.PRIVATE)
+        return False
+    audit_record(actor=actor, action="plan.delete", obj=plan, before=before)
+    plan.delete()  # nothing subscribed to it, so no application record names it
+    return True
