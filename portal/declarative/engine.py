@@ -380,6 +380,10 @@ class _Planner:
         self.successor(path, api_slug, label, version_data, version, labels)
         wanted = version_data.get("state")
         if wanted is not None and wanted != state:
+            if wanted == "published" and fields.get("sunset_at") is not None:
+                # Publishing (again) clears the sunset date: keeping it in the file would
+                # show as drift on every later diff.
+                self.error((*path, "sunset_at"), "a version that becomes published has no sunset date: remove it")
             self.transition((*path, "state"), subject, api_slug, label, state, wanted, fields.get("sunset_at"))
 
     def successor(

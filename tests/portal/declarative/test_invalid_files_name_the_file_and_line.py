@@ -73,6 +73,20 @@ def test_a_lifecycle_transition_that_is_not_allowed(olivia, echo_api, dumped):
 
 
 @pytest.mark.django_db
+def test_publishing_again_with_a_sunset_date_left_in_the_file(olivia, echo_api, dumped):
+    # Publishing clears the sunset date, so the file would disagree with the portal on
+    # every later diff: the file must say what the portal will hold.
+    path = dumped(lambda d: version_entry(d, "echo", "v1").update(state="published", sunset_at="2999-01-01T00:00:00Z"))
+    line = line_of(path.read_text(), "sunset_at:", after="label: v1")
+
+    message = _refused(path, olivia)
+
+    assert message.startswith(
+        f"{path}:{line}: apis[0].versions[0].sunset_at: a version that becomes published has no sunset date"
+    )
+
+
+@pytest.mark.django_db
 def test_broken_yaml(olivia, echo_api, written):
     path = written("format_version: 1\napis:\n  - slug: echo\n    name: [unclosed\n")
 
