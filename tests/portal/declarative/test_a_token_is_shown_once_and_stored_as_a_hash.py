@@ -11,6 +11,7 @@ import pytest
 from django.core.management import call_command
 
 from portal.audit.models import AuditEvent
+from portal.core.logging import redact
 from portal.declarative.models import AutomationToken
 from portal.keys.services import key_hash
 
@@ -62,3 +63,11 @@ def test_two_tokens_differ_and_a_name_is_taken_once(olivia):
     with pytest.raises(Exception, match="lowercase letters"):
         _create("CI Deploy", olivia.email)
     assert AutomationToken.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_a_token_in_a_log_line_is_redacted(olivia):
+    out, _ = _create("ci-deploy", olivia.email)
+    secret = out.strip()
+
+    assert redact(f"deploying with {secret}!") == "deploying with twc_[REDACTED]!"
