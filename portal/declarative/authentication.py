@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 
 from portal.declarative.services import AUTOMATION_TOKEN_PREFIX, automation_token_authenticate
 
 if TYPE_CHECKING:
+    from drf_spectacular.openapi import AutoSchema
     from rest_framework.request import Request
 
     from portal.accounts.models import User
@@ -40,3 +42,17 @@ class AutomationTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return f'{self.keyword} realm="api"'
+
+
+class AutomationTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]  # drf-spectacular
+    """Describes the token in the OpenAPI schema (drf-spectacular finds it by subclassing)."""
+
+    target_class = AutomationTokenAuthentication
+    name = "automationToken"
+
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A named automation token (twc_...), for /api/v1/config/* only.",
+        }
