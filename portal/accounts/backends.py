@@ -14,7 +14,9 @@ from django.http import HttpRequest
 if TYPE_CHECKING:
     from portal.accounts.models import User
 
-OPERATOR_APPS = frozenset({"accounts", "catalog", "plans", "keys", "audit", "analytics", "oauth2_provider"})
+OPERATOR_APPS = frozenset(
+    {"accounts", "catalog", "plans", "keys", "audit", "analytics", "oauth2_provider", "declarative"}
+)
 
 
 class EmailBackend(ModelBackend):

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +33,22 @@ def model_snapshot(obj: models.Model, fields: list[str] | None = None) -> dict[s
     return {name: _jsonable(getattr(obj, name)) for name in names}
 
 
+# A named automation acting (e.g. "automation:ci-deploy"): set around a whole operation so that
+# every service it calls, which take ``actor: User`` for their permission checks, is audited
+# under that name instead of as the user whose rights the automation borrows.
+_acting_as: ContextVar[str] = ContextVar("audit_acting_as", default="")
+
+
+@contextmanager
+def audit_acting_as(label: str) -> Iterator[None]:
+    """Within the block, audit_record names ``label`` (actor None) instead of the given actor."""
+    reset = _acting_as.set(label)
+    try:
+        yield
+    finally:
+        _acting_as.reset(reset)
+
+
 def audit_record(
     *,
     actor: User | AnonymousUser | None,
@@ -38,11 +57,15 @@ def audit_record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
     organization_id: int | None = None,
+    actor_label: str = "",
 ) -> AuditEvent:
-    user = actor if actor is not None and actor.is_authenticated else None  # None: the system did it
+    """``actor_label`` (or an enclosing audit_acting_as) names a non-user actor, e.g. an
+    automation token; the event then has no actor user and keeps the label in actor_email."""
+    label = actor_label or _acting_as.get()
+    user = actor if not label and actor is not None and actor.is_authenticated else None  # None: system/label
     return AuditEvent.objects.create(
         actor=user,
-        actor_email=user.email if user is not None else "",
+        actor_email=label or (user.email if user is not None else ""),
         action=action,
         object_type=obj._meta.label_lower,
         object_id=str(obj.pk),

@@ -17,6 +17,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.core.api import OPERATOR_PERMISSIONS, AutoSchema, InputSerializer, request_user, validated
+from portal.declarative.authentication import AutomationTokenAuthentication
+from portal.declarative.models import AutomationToken
 from portal.declarative.selectors import config_diff, config_dump, config_schema
 from portal.declarative.services import config_parse, config_sync
 
@@ -35,7 +37,8 @@ class ConfigChangeSerializer(serializers.Serializer[Any]):
 
 
 class _ConfigApi(APIView):
-    authentication_classes = [OAuth2Authentication, SessionAuthentication]
+    # Automation tokens (twc_...) authenticate here and nowhere else.
+    authentication_classes = [AutomationTokenAuthentication, OAuth2Authentication, SessionAuthentication]
     permission_classes = OPERATOR_PERMISSIONS
     parser_classes = [JSONParser]
     renderer_classes = [JSONRenderer]
@@ -104,7 +107,7 @@ class ConfigSyncApi(_ConfigApi):
         operation_id="config_sync",
         request=Input,
         responses={200: Output},
-        description="Apply the document, all or nothing, audited as the caller.",
+        description="Apply the document, all or nothing, audited as the caller (or as automation:NAME for a token).",
     )
     def post(self, request: Request) -> Response:
         data = validated(self.Input, request)
@@ -115,6 +118,7 @@ class ConfigSyncApi(_ConfigApi):
             prune=data["prune"],
             force=data["force"],
             dry_run=data["dry_run"],
+            token=request.auth if isinstance(request.auth, AutomationToken) else None,
         )
         return Response(
             {"changes": [c.as_dict() for c in result.changes], "applied": result.applied, "sha256": result.sha256}

@@ -8,13 +8,22 @@ from typing import TYPE_CHECKING, Any
 
 from portal.declarative.engine import Change, canonical_sha256, dump, reconcile
 from portal.declarative.loader import Document
-from portal.declarative.models import AppliedConfig
+from portal.declarative.models import AppliedConfig, AutomationToken
 from portal.declarative.schema import config_json_schema
 
 if TYPE_CHECKING:
     import datetime as dt
 
-__all__ = ["Change", "Drift", "config_diff", "config_drift", "config_dump", "config_schema"]
+__all__ = [
+    "Change",
+    "Drift",
+    "automation_token_get",
+    "automation_token_list",
+    "config_diff",
+    "config_drift",
+    "config_dump",
+    "config_schema",
+]
 
 
 def config_dump() -> dict[str, Any]:
@@ -56,3 +65,12 @@ def config_drift() -> Drift:
         applied_by=last.actor_email,
         source=last.source,
     )
+
+
+def automation_token_list() -> list[AutomationToken]:
+    """Every automation token, revoked ones included (their names stay in the audit log)."""
+    return list(AutomationToken.objects.select_related("created_by").order_by("name"))
+
+
+def automation_token_get(*, name: str) -> AutomationToken | None:
+    return AutomationToken.objects.filter(name=name).first()

@@ -7,6 +7,7 @@ Every credential that Tollway issues while the suite runs is recorded:
 * OAuth2 access and refresh tokens from ``/o/token/``: ``OAuth2Validator.save_bearer_token``;
 * invitation tokens: ``portal.accounts.services.invitation_token_new`` (not the hash
   function, which also sees whatever a client posts to *accept*, e.g. a fuzzer's "0");
+* automation tokens (``twc_``): ``portal.declarative.services.automation_token_secret_new``;
 * the keys and tokens the gateway tests publish (``tests.gateway.conftest``).
 
 Then every place a secret could come to rest is searched for every recorded secret:
@@ -193,6 +194,7 @@ def install_recorders() -> None:
     from oauth2_provider.oauth2_validators import OAuth2Validator
 
     from portal.accounts import services as accounts
+    from portal.declarative import services as declarative
     from portal.keys import services as keys
     from tests import services as test_services
     from tests.gateway import conftest as gateway_conftest
@@ -200,6 +202,7 @@ def install_recorders() -> None:
     _wrap_return(keys, "generate_key_secret", "API key", lambda secret: [secret])
     _wrap_return(keys, "generate_client_secret", "OAuth2 client secret", lambda secret: [secret])
     _wrap_return(accounts, "invitation_token_new", "invitation token", lambda token: [token])
+    _wrap_return(declarative, "automation_token_secret_new", "automation token", lambda token: [token])
 
     def bearer(self: Any, token: dict[str, Any], *args: Any, **kwargs: Any) -> list[object]:
         return [token.get("access_token"), token.get("refresh_token")]

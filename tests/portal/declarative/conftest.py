@@ -62,4 +62,21 @@ def version_entry(data: dict[str, Any], api: str, label: str) -> dict[str, Any]:
     return next(v for v in entry["versions"] if v["label"] == label)
 
 
-__all__ = ["line_of", "load", "plan_entry", "version_entry", "yaml"]
+@pytest.fixture
+def token_client() -> Callable[[str], Any]:
+    """An APIClient that sends ``Authorization: Bearer <automation token>``."""
+    from rest_framework.test import APIClient
+
+    def make(secret: str) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+        return client
+
+    return make
+
+
+def edited_quota_yaml(dumped: Callable[..., Path], quota: int = 2_000_000) -> str:
+    return dumped(lambda d: plan_entry(d, "echo", "pro").update(quota_per_month=quota)).read_text()
+
+
+__all__ = ["edited_quota_yaml", "line_of", "load", "plan_entry", "version_entry", "yaml"]

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from portal.accounts.selectors import is_operator, user_by_email
 from portal.core.errors import ApplicationError
-from portal.declarative.selectors import config_diff, config_dump
-from portal.declarative.services import config_load, config_sync
+from portal.declarative.selectors import automation_token_get, automation_token_list, config_diff, config_dump
+from portal.declarative.services import automation_token_create, automation_token_revoke, config_load, config_sync
+
+if TYPE_CHECKING:
+    from portal.accounts.models import User
 
 
 class _Dumper(yaml.SafeDumper):
@@ -32,7 +35,10 @@ def config_yaml(data: dict[str, Any]) -> str:
 
 
 class Command(BaseCommand):
-    help = "Dump the portal's APIs, versions, plans and overrides as YAML, diff a file against them, or sync it."
+    help = (
+        "Dump the portal's APIs, versions, plans and overrides as YAML, diff a file against them, or sync it; "
+        "manage the automation tokens CI uses for the REST API."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
@@ -48,6 +54,15 @@ class Command(BaseCommand):
         sync.add_argument("--dry-run", action="store_true", help="Show the changes; change nothing.")
         sync.add_argument("--prune", action="store_true", help="Remove what the file no longer names.")
         sync.add_argument("--force", action="store_true", help="Prune even plans in use and versions with traffic.")
+        token = sub.add_parser("token", help="Named automation tokens for /api/v1/config/* (CI).")
+        token_sub = token.add_subparsers(dest="token_action", required=True)
+        create = token_sub.add_parser("create", help="Create a token and print it, once.")
+        create.add_argument("name", help='e.g. "ci-deploy"; the audit log says automation:NAME.')
+        create.add_argument("--actor", required=True, help="Email of the operator creating it.")
+        revoke = token_sub.add_parser("revoke", help="Revoke a token at once.")
+        revoke.add_argument("name")
+        revoke.add_argument("--actor", required=True, help="Email of the operator revoking it.")
+        token_sub.add_parser("list", help="List the tokens (never their secrets).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -55,6 +70,8 @@ class Command(BaseCommand):
                 self.dump(options["output"])
             elif options["action"] == "diff":
                 self.diff(options["file"], prune=options["prune"], force=options["force"])
+            elif options["action"] == "token":
+                self.token(options)
             else:
                 self.sync(options)
         except ApplicationError as exc:
@@ -78,9 +95,7 @@ class Command(BaseCommand):
         self.stderr.write(f"{len(changes)} change(s).")
 
     def sync(self, options: dict[str, Any]) -> None:
-        actor = user_by_email(options["actor"])
-        if actor is None or not is_operator(actor) or not actor.is_active:
-            raise CommandError(f"{options['actor']} is not an operator (an active staff user).")
+        actor = _operator(options["actor"])
         result = config_sync(
             document=config_load(options["file"]),
             actor=actor,
@@ -92,3 +107,31 @@ class Command(BaseCommand):
             self.stdout.write(str(change))
         verb = "would change" if options["dry_run"] else "changed"
         self.stderr.write(f"{len(result.changes)} change(s) {verb}.")
+
+    def token(self, options: dict[str, Any]) -> None:
+        action = options["token_action"]
+        if action == "list":
+            for token in automation_token_list():
+                state = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "active"
+                used = f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "never"
+                creator = token.created_by.email if token.created_by else "-"
+                self.stdout.write(f"{token.name}\t{token.prefix}…\t{state}\tlast used {used}\tby {creator}")
+            return
+        actor = _operator(options["actor"])
+        if action == "create":
+            _, secret = automation_token_create(name=options["name"], actor=actor)
+            self.stdout.write(secret)
+            self.stderr.write("Store this token now (e.g. as a CI secret): it is not shown again.")
+            return
+        existing = automation_token_get(name=options["name"])
+        if existing is None:
+            raise CommandError(f"No automation token named {options['name']!r}.")
+        automation_token_revoke(token=existing, actor=actor)
+        self.stderr.write(f"Revoked {existing.name}.")
+
+
+def _operator(email: str) -> User:
+    actor = user_by_email(email)
+    if actor is None or not is_operator(actor) or not actor.is_active:
+        raise CommandError(f"{email} is not an operator (an active staff user).")
+    return actor
