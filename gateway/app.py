@@ -404,7 +404,7 @@ class Gateway:
             raise Reject(404, "unknown-api", "Unknown API", decision="not_found")
         ctx.route = route
         methods = edge.allowed_methods(route)
-        if not edge.method_allowed(method, methods) and not is_cors_preflight(request):
+        if not edge.method_allowed(method, methods) and not edge.is_cors_preflight(request):
             raise edge.method_not_allowed(methods)
         query = request.query if route.allow_query_key else None
         if edge.count_credentials(request.headers, self.credentials, query) > 1:
@@ -422,7 +422,7 @@ class Gateway:
 
     def reject_response(self, ctx: RequestContext, reject: Reject) -> web.Response:
         if isinstance(reject, Answer):
-            response = web.Response(status=reject.status)
+            response: web.Response = Response(status=reject.status)
         else:
             response = problem_response(
                 reject.status, reject.problem, reject.title, detail=reject.detail, request_id=ctx.request_id
@@ -439,12 +439,6 @@ class Gateway:
             response.force_close()
         ctx.status = reject.status
         return response
-
-
-def is_cors_preflight(request: BaseRequest) -> bool:
-    """A browser's CORS preflight: the cors policy answers it, whatever the method list says."""
-    headers = request.headers
-    return request.method == "OPTIONS" and "Origin" in headers and "Access-Control-Request-Method" in headers
 
 
 def ctx_elapsed(ctx: RequestContext) -> float:

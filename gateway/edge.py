@@ -30,6 +30,7 @@ from gateway.contract import DEFAULT_ALLOWED_METHODS, NEVER_ALLOWED_METHODS
 from gateway.exceptions import Reject
 
 if TYPE_CHECKING:
+    from aiohttp.web_request import BaseRequest
     from multidict import CIMultiDictProxy, MultiMapping
 
     from gateway.contract import RouteRecord
@@ -47,6 +48,15 @@ def allowed_methods(route: RouteRecord | None) -> tuple[str, ...]:
 def method_allowed(method: str, methods: tuple[str, ...]) -> bool:
     # NEVER_ALLOWED_METHODS again here: a hand-written record in Redis must not open them.
     return method in methods and method not in NEVER_ALLOWED_METHODS
+
+
+def is_cors_preflight(request: BaseRequest) -> bool:
+    """A browser's CORS preflight (OPTIONS with Origin and Access-Control-Request-Method):
+    the cors policy answers it, whatever the version's method list says."""
+    if request.method != "OPTIONS":
+        return False
+    headers = request.headers
+    return "Origin" in headers and "Access-Control-Request-Method" in headers
 
 
 def method_not_allowed(methods: tuple[str, ...]) -> Reject:

@@ -19,6 +19,7 @@ gateway owns these headers: the upstream's own Access-Control-* headers are drop
 
 from __future__ import annotations
 
+from gateway.edge import is_cors_preflight
 from gateway.exceptions import Answer, Reject
 from gateway.pipeline import Policy, PolicyDeps
 from gateway.policies.cors.schema import CorsSettings
@@ -57,12 +58,9 @@ class CorsPolicy(Policy):
     async def access(self, ctx: RequestContext) -> None:
         route = ctx.route
         request = ctx.request
-        if route is None or not route.cors.allowed_origins or request.method != "OPTIONS":
-            return
-        headers = request.headers
-        origin = headers.get("Origin")
-        if origin is None or "Access-Control-Request-Method" not in headers:
-            return  # a plain OPTIONS request, for the upstream like any other
+        if route is None or not route.cors.allowed_origins or not is_cors_preflight(request):
+            return  # a plain OPTIONS request goes to the upstream like any other
+        origin = request.headers["Origin"]
         cors = route.cors
         if not cors.allows_origin(origin):
             raise Reject(
