@@ -9,6 +9,7 @@ import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
+from portal.core.validators import origin_of
 from portal.env import env, env_bool, env_int, env_list, env_str
 
 # Lets classes that are generic only in django-stubs (ModelAdmin[Model], ...) be
@@ -160,8 +161,11 @@ GATEWAY_PUBLIC_URL = env_str("GATEWAY_PUBLIC_URL", f"http://127.0.0.1:{env_int('
 # the first CSRF_TRUSTED_ORIGINS entry, or in DEBUG to the address `make run` serves.
 _DEV_PORTAL_URL = f"http://127.0.0.1:{env_int('PORTAL_PORT', 8000)}" if DEBUG else ""
 PORTAL_PUBLIC_URL = env_str("PORTAL_PUBLIC_URL", CSRF_TRUSTED_ORIGINS[0] if CSRF_TRUSTED_ORIGINS else _DEV_PORTAL_URL)
-if PORTAL_PUBLIC_URL and not PORTAL_PUBLIC_URL.startswith(("http://", "https://")):
-    raise ImproperlyConfigured(f"PORTAL_PUBLIC_URL must be an http(s) URL, not {PORTAL_PUBLIC_URL!r}.")
+if PORTAL_PUBLIC_URL:
+    try:
+        origin_of(PORTAL_PUBLIC_URL)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"PORTAL_PUBLIC_URL must be an http(s) URL, not {PORTAL_PUBLIC_URL!r}.") from exc
 
 CACHES = {
     "default": {

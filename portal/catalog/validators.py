@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ValidationError
 
 from gateway import contract
+from portal.core.validators import origin_of
 
 # RFC 9110 §5.1 token: what a method or header field name may be made of.
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -44,17 +45,6 @@ def validate_header_names(value: object) -> None:
     for name in _strings(value, "header names"):
         if not _TOKEN.match(name) or name == "*":
             raise ValidationError(f"{name!r} is not a header name.")
-
-
-def origin_of(url: str) -> str:
-    """``scheme://host[:port]`` of a URL, lower-cased, as a browser sends it in Origin."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ValueError(f"{url!r} is not an http(s) URL")
-    default_port = {"http": 80, "https": 443}[parts.scheme]
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    port = f":{parts.port}" if parts.port and parts.port != default_port else ""
-    return f"{parts.scheme}://{host}{port}"
 
 
 def validate_origins(value: object) -> None:

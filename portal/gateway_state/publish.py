@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import redis
 from django.conf import settings
@@ -25,6 +24,7 @@ from django.utils import timezone
 
 from gateway import contract
 from portal.catalog.selectors import versions_for_routes
+from portal.core.validators import origin_of
 from portal.gateway_state.models import PublishOutbox
 from portal.gateway_state.tokens import token_record_for
 from portal.keys.selectors import api_key_find_by_hash, application_find
@@ -78,12 +78,10 @@ def route_record(version: ApiVersion) -> contract.RouteRecord:
 
 
 def portal_origin() -> str | None:
-    """The portal's own origin (PORTAL_PUBLIC_URL), always allowed so that try-it works."""
+    """The portal's own origin (PORTAL_PUBLIC_URL), always allowed so that try-it works:
+    as a browser sends it in Origin (lower case, no default port, no path)."""
     url = settings.PORTAL_PUBLIC_URL
-    if not url:
-        return None
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
+    return origin_of(url) if url else None
 
 
 def cors_policy(version: ApiVersion) -> contract.CorsPolicy:

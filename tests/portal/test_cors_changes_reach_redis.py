@@ -60,3 +60,16 @@ def test_a_new_version_gets_the_default_methods(olivia, echo_api, redis_client, 
     route = _route(redis_client, v3)
     assert route.allowed_methods == contract.DEFAULT_ALLOWED_METHODS
     assert "TRACE" not in route.allowed_methods
+
+
+@pytest.mark.django_db
+def test_the_portal_origin_is_published_as_a_browser_sends_it(
+    olivia, echo_api, redis_client, settings, django_capture_on_commit_callbacks
+):
+    # A browser never sends the default port, nor upper case: the published origin must match its Origin.
+    settings.PORTAL_PUBLIC_URL = "https://Portal.Example.com:443/"
+    v2 = echo_api.versions.get(label="v2")
+    with django_capture_on_commit_callbacks(execute=True):
+        catalog.version_update(version=v2, actor=olivia, cors_max_age_s=30)
+
+    assert _route(redis_client, v2).cors.allowed_origins[0] == "https://portal.example.com"
