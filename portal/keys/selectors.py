@@ -80,8 +80,6 @@ def applications_all() -> QuerySet[Application]:
 def active_keys_for(user: User | AnonymousUser) -> QuerySet[ApiKey]:
     """The caller's keys in the active state (rotating ones included: see ApiKey.effective_status)."""
     return keys_for(user).filter(status=KeyStatus.ACTIVE)
-    """Every application, unscoped: for rebuilding the gateway's state, never for a caller."""
-    return Application.objects.all()
 
 
 def application_find(*, application_id: int) -> Application | None:
