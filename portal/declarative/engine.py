@@ -234,7 +234,10 @@ class _Planner:
     def when(self, path: PathKey, value: object) -> dt.datetime | None:
         if value is None:
             return None
-        parsed = parse_datetime(str(value))
+        try:
+            parsed = parse_datetime(str(value))
+        except ValueError:  # well-formed but not on the calendar: 2027-02-30
+            parsed = None
         if parsed is None:
             self.error(path, f"not a date and time: {value!r} (use ISO 8601, e.g. 2027-01-31T00:00:00Z)")
             return None

@@ -86,20 +86,28 @@ def _plain(value: Any) -> Any:
 
 def config_parse(text: str, *, filename: str = "tollway.yaml", base_dir: Path | None = None) -> Document:
     """Parse and schema-check a configuration; ConfigError names the file and line of each problem."""
+    loader = yaml.SafeLoader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = _plain(yaml.safe_load(text))
+        # One parse: the node tree gives the lines, the same tree gives the data.
+        node = loader.get_single_node()
+        data = _plain(loader.construct_document(node)) if node is not None else None
+    except ValueError as exc:  # an unquoted date YAML reads but the calendar refuses (2027-02-30)
+        raise ConfigError([f"{filename}:1: not a valid date or value: {exc}"]) from exc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
         raise ConfigError([f"{filename}:{line}: not valid YAML: {exc.problem or exc}"]) from exc
     except yaml.YAMLError as exc:
         raise ConfigError([f"{filename}:1: not valid YAML: {exc}"]) from exc
+    finally:
+        loader.dispose()
     if not isinstance(data, dict) or node is None:
         raise ConfigError([f"{filename}:1: the file must be a mapping with format_version, apis, plans, overrides"])
     document = Document(data=data, filename=filename, base_dir=base_dir)
     _record_lines(node, (), document.lines)
-    validator = jsonschema.Draft202012Validator(config_json_schema())
+    validator = jsonschema.Draft202012Validator(
+        config_json_schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
     errors = sorted(validator.iter_errors(data), key=lambda e: (document.line(tuple(e.absolute_path)), e.message))
     if errors:
         raise ConfigError([document.error(tuple(e.absolute_path), _short(e)) for e in errors])

@@ -52,10 +52,12 @@ class Drift:
 
 
 def config_drift() -> Drift:
-    live = canonical_sha256(dump())
+    # The dump is the costly part (every API, version and OpenAPI document): skip it
+    # until something has been synced, since there is nothing to compare it with.
     last = AppliedConfig.objects.order_by("-applied_at", "-id").first()
     if last is None:
-        return Drift(synced=False, drifted=False, live_sha256=live)
+        return Drift(synced=False, drifted=False, live_sha256="")
+    live = canonical_sha256(dump())
     return Drift(
         synced=True,
         drifted=live != last.sha256,

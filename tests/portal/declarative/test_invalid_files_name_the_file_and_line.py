@@ -107,3 +107,17 @@ def test_the_command_says_it_without_a_traceback(olivia, echo_api, dumped):
 def test_the_command_refuses_an_actor_who_is_not_an_operator(alice, echo_api, dumped):
     with pytest.raises(CommandError, match=r"alice@acme\.test is not an operator"):
         call_command("config", "sync", str(dumped()), "--actor", alice.email)
+
+
+@pytest.mark.django_db
+def test_a_date_that_is_not_on_the_calendar(olivia, echo_api, written):
+    # Quoted, the schema's date-time format refuses it at its line; unquoted, YAML itself
+    # cannot build it. Neither may become a 500.
+    quoted = written(
+        "format_version: 1\napis:\n  - slug: echo\n    name: Echo\n    versions:\n      - label: v1\n"
+        "        upstreams: [{url: 'http://127.0.0.1:9/'}]\n        sunset_at: '2027-02-30T00:00:00Z'\n"
+    )
+    assert _refused(quoted, olivia).startswith(f"{quoted}:8: apis[0].versions[0].sunset_at:")
+
+    unquoted = written(quoted.read_text().replace("'2027-02-30T00:00:00Z'", "2027-02-30T00:00:00Z"))
+    assert _refused(unquoted, olivia).startswith(f"{unquoted}:1: not a valid date")
