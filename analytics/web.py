@@ -16,7 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from analytics.billing.rules import month_start
+from analytics.billing.rules import month_start, next_month
 from portal.accounts.selectors import is_finance, is_operator
 
 _P = ParamSpec("_P")
@@ -62,6 +62,8 @@ def month_param(request: HttpRequest) -> date:
     """?month=YYYY-MM, or the current UTC month; 404 for anything else."""
     raw = request.GET.get("month", "")
     try:
-        return datetime.strptime(raw, "%Y-%m").replace(tzinfo=UTC).date() if raw else month_start(timezone.now())
+        month = datetime.strptime(raw, "%Y-%m").replace(tzinfo=UTC).date() if raw else month_start(timezone.now())
+        next_month(month)  # December 9999 has no end: refuse it here, not as a 500 later
     except ValueError as exc:
         raise Http404("Bad month") from exc
+    return month
