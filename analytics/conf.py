@@ -6,16 +6,12 @@ from __future__ import annotations
 
 import redis
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 
 from portal.env import env_int
 
 
 def _positive(name: str, default: int) -> int:
-    value = env_int(name, default)
-    if value <= 0:
-        raise ImproperlyConfigured(f"{name}={value} must be a positive integer")
-    return value
+    return env_int(name, default, minimum=1)
 
 
 # Stream entries read per XREADGROUP / XAUTOCLAIM call, i.e. per database transaction.
