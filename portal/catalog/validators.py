@@ -25,12 +25,12 @@ def _strings(value: object, what: str) -> list[str]:
 
 def validate_methods(value: object) -> None:
     """Upper-case HTTP method tokens; never TRACE or CONNECT (the gateway refuses them anyway)."""
-    for method in _strings(value, "methods"):
+    methods = _strings(value, "methods")
+    for method in methods:
         if not _TOKEN.match(method) or method != method.upper():
             raise ValidationError(f"{method!r} is not an HTTP method: use upper-case names such as GET.")
         if method in contract.NEVER_ALLOWED_METHODS:
             raise ValidationError(f"{method} is never allowed: the gateway refuses TRACE and CONNECT.")
-    methods = _strings(value, "methods")
     if len(set(methods)) != len(methods):
         raise ValidationError("A method is listed twice.")
 
