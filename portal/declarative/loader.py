@@ -86,9 +86,11 @@ def _plain(value: Any) -> Any:
 
 def config_parse(text: str, *, filename: str = "tollway.yaml", base_dir: Path | None = None) -> Document:
     """Parse and schema-check a configuration; ConfigError names the file and line of each problem."""
-    loader = yaml.SafeLoader(text)
+    loader: yaml.SafeLoader | None = None
     try:
-        # One parse: the node tree gives the lines, the same tree gives the data.
+        # One parse: the node tree gives the lines, the same tree gives the data. The
+        # loader is made inside the try: its reader refuses unprintable characters at once.
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
         data = _plain(loader.construct_document(node)) if node is not None else None
     except ValueError as exc:  # an unquoted date YAML reads but the calendar refuses (2027-02-30)
@@ -100,7 +102,8 @@ def config_parse(text: str, *, filename: str = "tollway.yaml", base_dir: Path | 
     except yaml.YAMLError as exc:
         raise ConfigError([f"{filename}:1: not valid YAML: {exc}"]) from exc
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if not isinstance(data, dict) or node is None:
         raise ConfigError([f"{filename}:1: the file must be a mapping with format_version, apis, plans, overrides"])
     document = Document(data=data, filename=filename, base_dir=base_dir)

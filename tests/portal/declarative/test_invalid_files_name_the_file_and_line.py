@@ -121,3 +121,10 @@ def test_a_date_that_is_not_on_the_calendar(olivia, echo_api, written):
 
     unquoted = written(quoted.read_text().replace("'2027-02-30T00:00:00Z'", "2027-02-30T00:00:00Z"))
     assert _refused(unquoted, olivia).startswith(f"{unquoted}:1: not a valid date")
+
+
+@pytest.mark.django_db
+def test_unprintable_characters(olivia, echo_api, written):
+    path = written("format_version: 1\napis: []\n# \u0083\n")
+
+    assert _refused(path, olivia).startswith(f"{path}:")
