@@ -13,7 +13,9 @@ Redis layout (``v`` = CONTRACT_VERSION)::
     tollway:v{v}:token:{token_hash}      STR   TokenRecord JSON (hash = SHA-256 of the token), EX = its lifetime
     tollway:v{v}:generation              STR   integer, INCR on every publish
     tollway:v{v}:invalidate              PUBSUB channel, Invalidation JSON
-    tollway:v{v}:metering                STREAM one entry per proxied request, fields = MeteringEvent
+    tollway:v{v}:metering                STREAM legacy (before batches): one entry per request, fields = METERING_FIELDS
+    tollway:v{v}:metering:{m<p>}         STREAM partition p of METERING_PARTITIONS: one entry per batch,
+                                         field "b" = MeteringBatch as MessagePack (encode_batch/decode_batch)
 
 Rate-limit and quota counters belong to the gateway alone; they share the hash
 tag ``{s:<subscription_id>}`` so that one Lua script can touch all of them on a
@@ -29,15 +31,23 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
+import msgspec
+
 CONTRACT_VERSION = 1
 PREFIX = f"tollway:v{CONTRACT_VERSION}"
 
 ROUTES_KEY = f"{PREFIX}:routes"
 GENERATION_KEY = f"{PREFIX}:generation"
 INVALIDATION_CHANNEL = f"{PREFIX}:invalidate"
+# Legacy: one entry per request, written by gateways from before metering batches.
+# Analytics drains it (each entry as a one-event batch) so a rolling upgrade loses nothing.
 METERING_STREAM = f"{PREFIX}:metering"
-# Consumer group that analytics uses on METERING_STREAM.
+# Consumer group that analytics uses on every metering stream.
 METERING_GROUP = "analytics"
+# How many metering partitions the fleet writes and analytics reads. Part of the
+# contract: every gateway and every analytics worker must agree (env METERING_PARTITIONS).
+DEFAULT_METERING_PARTITIONS = 4
+METERING_BATCH_FIELD = "b"
 
 LifecycleState = Literal["draft", "published", "deprecated", "retired"]
 RedisFailureMode = Literal["fail_closed", "fail_open"]
@@ -397,3 +407,118 @@ def _known_fields(cls: type[Any], data: dict[str, Any]) -> dict[str, Any]:
 
 def _dumps(obj: Any) -> str:
     return json.dumps(asdict(obj), separators=(",", ":"), sort_keys=True)
+
+
+# --- Metering batches -----------------------------------------------------------------
+#
+# A gateway worker sends its requests as batches: one stream entry per batch, in the
+# partition of the subscription (so one analytics consumer owns every rollup row of a
+# subscription). Structs are encoded as MessagePack arrays: compact, and lenient across
+# a rolling upgrade, since msgspec ignores trailing fields it does not know and gives
+# missing trailing fields their defaults. So: only ever APPEND fields, with defaults.
+
+METERING_BATCH_VERSION = 1
+OUTCOME_UNKNOWN = "unknown"  # admitted, then the worker died before the response was known
+
+
+class MeteredRequest(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """One request as metering sees it. 0 / "" mean "none" (no route, no application...)."""
+
+    ts: int  # request start, Unix epoch milliseconds
+    api_id: int
+    api: str  # slug
+    version: str  # label
+    application_id: int
+    key_prefix: str
+    subscription_id: int
+    plan_id: int
+    method: str
+    status: int  # HTTP status sent; 0 when the outcome is unknown
+    decision: str  # allowed, unauthenticated, forbidden, rate_limited, quota_exceeded, not_found, gone,
+    # redis_unavailable, bad_request, upstream_error or preflight (a CORS preflight the gateway answered)
+    latency_ms: float
+    bytes_in: int
+    bytes_out: int
+    endpoint: str = ""  # bounded label of the path within the version (see the gateway's metering policy)
+    outcome: str = ""  # "" = known; OUTCOME_UNKNOWN = admitted but the worker died mid-request
+
+
+class MeteringBatch(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    v: int  # METERING_BATCH_VERSION
+    id: str  # unique across the fleet and stable across replays: "<node>:<worker>:<boot ms>:<seq>"
+    requests: list[MeteredRequest]
+
+
+class MeteringDecodeError(ValueError):
+    """A batch that cannot be read: bad encoding, unknown version or impossible values."""
+
+
+_batch_encoder = msgspec.msgpack.Encoder()
+_batch_decoder = msgspec.msgpack.Decoder(MeteringBatch)
+MAX_BATCH_ID_CHARS = 120
+
+
+def metering_partition(subscription_id: int, partitions: int) -> int:
+    """Partition of a request: by subscription, so one consumer writes each subscription's rows."""
+    return subscription_id % partitions if partitions > 1 else 0
+
+
+def metering_stream(partition: int) -> str:
+    # Its own hash tag per partition, so partitions spread over a Redis Cluster.
+    return f"{PREFIX}:metering:{{m{partition}}}"
+
+
+def encode_batch(batch: MeteringBatch) -> bytes:
+    return _batch_encoder.encode(batch)
+
+
+def decode_batch(raw: bytes) -> MeteringBatch:
+    """Decode and check a batch; raise MeteringDecodeError when it is unusable."""
+    try:
+        batch = _batch_decoder.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise MeteringDecodeError(f"bad encoding: {exc}") from exc
+    if batch.v != METERING_BATCH_VERSION:
+        raise MeteringDecodeError(f"unknown batch version {batch.v}")
+    if not batch.id or len(batch.id) > MAX_BATCH_ID_CHARS:
+        raise MeteringDecodeError("batch id missing or too long")
+    for index, r in enumerate(batch.requests):
+        problem = _impossible(r)
+        if problem:
+            raise MeteringDecodeError(f"request {index}: {problem}")
+    return batch
+
+
+def _impossible(r: MeteredRequest) -> str:
+    if r.ts <= 0 or r.ts > 10**13:
+        return f"ts {r.ts} out of range"
+    if min(r.api_id, r.application_id, r.subscription_id, r.plan_id) < 0:
+        return "negative id"
+    if not (r.status == 0 or 100 <= r.status <= 599):
+        return f"status {r.status} out of range"
+    if r.status == 0 and r.outcome != OUTCOME_UNKNOWN:
+        return "status 0 without an unknown outcome"
+    # An unknown decision is not impossible (a newer gateway may add one); it is not "allowed", so not billed.
+    if not r.decision or len(r.decision) > 40:
+        return "decision missing or too long"
+    if r.latency_ms < 0 or r.bytes_in < 0 or r.bytes_out < 0:
+        return "negative latency or size"
+    return ""
+
+
+def legacy_batch(stream_id: str, event: MeteringEvent) -> MeteringBatch:
+    """An entry of the legacy per-request stream as a one-request batch, deduplicated by
+    the event's own id (so a legacy entry read twice still counts once)."""
+    return MeteringBatch(
+        v=METERING_BATCH_VERSION,
+        id=f"legacy:{event.id}",
+        requests=[
+            MeteredRequest(
+                ts=event.ts, api_id=event.api_id or 0, api=event.api, version=event.version,
+                application_id=event.application_id or 0, key_prefix=event.key_prefix,
+                subscription_id=event.subscription_id or 0, plan_id=event.plan_id or 0,
+                method=event.method, status=event.status, decision=event.decision,
+                latency_ms=event.latency_ms, bytes_in=event.bytes_in, bytes_out=event.bytes_out,
+            )
+        ],
+    )
