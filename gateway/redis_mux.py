@@ -28,6 +28,7 @@ import collections
 import contextlib
 import hashlib
 import socket
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -250,6 +251,21 @@ class MuxRedis:
         if self.protocol is None:
             await self._ensure()
         return list(await asyncio.gather(*self._send_raw(data, replies)))
+
+    # --- the topology-neutral interface ---------------------------------------------------
+    # Policies use these three (with execute/get/hgetall): they name their keys, so a
+    # cluster-aware client can route each command to the node that owns its slot.
+
+    async def evalsha(self, script: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        """EVALSHA of ``script`` with every key it touches in ``keys`` (cluster rule)."""
+        command = encode_command(("EVALSHA", self.script_sha(script), len(keys), *keys, *args))
+        return await self.evalsha_encoded(script, command)
+
+    async def pipeline(self, commands: Sequence[tuple[Arg, ...]]) -> list[Any]:
+        """Send several commands at once and return their replies in order."""
+        if not commands:
+            return []
+        return await self.pipeline_raw(b"".join(encode_command(c) for c in commands), len(commands))
 
     async def close(self) -> None:
         protocol, self.protocol = self.protocol, None
