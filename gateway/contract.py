@@ -5,6 +5,12 @@ analytics imports it to read the metering stream. Bump ``CONTRACT_VERSION`` for
 any change that an older reader could misread; every key embeds it, so two
 versions can run side by side during a rolling upgrade.
 
+Every JSON record is read with ``decode_record`` (msgspec, typed): fields the
+reader does not know are ignored, missing fields take their defaults, and a value
+of the wrong type raises ``ContractDecodeError`` (a ValueError) naming the field.
+So a change that only ADDS a field with a default needs no version bump: readers
+at vN ignore it, and vN+1 readers of vN records get the default.
+
 Redis layout (``v`` = CONTRACT_VERSION)::
 
     tollway:v{v}:routes                  HASH  "{api_slug}/{version}" -> RouteRecord JSON

@@ -13,8 +13,12 @@
   (a key known to be revoked stays revoked) and a miss raises StateUnavailable,
   which the version's failure mode turns into a 503 or a local decision.
 * The route table and the records in cache are written to a last-known-good
-  snapshot on disk, with a checksum. At start-up with Redis down the snapshot is
-  loaded; a corrupt one is refused and the worker stays not ready.
+  snapshot on disk, with a checksum, one file per worker. At start-up with Redis
+  down the workers' files are merged; a corrupt file is refused, and with no usable
+  file the worker stays not ready.
+* The listener, the poller and the snapshot writer run under gateway/tasks.py's
+  supervisor. A malformed message or generation value is reported there (counted,
+  logged once with its text) and skipped; a loop that dies anyway is restarted.
 """
 
 from __future__ import annotations
