@@ -44,9 +44,10 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
 
-from gateway import edge, metrics
+from gateway import edge, metrics, tasks
 from gateway.config import GatewayConfig
 from gateway.exceptions import PROBLEM_BASE, Answer, Reject
+from gateway.fleet import Fleet
 from gateway.pipeline import PolicyDeps
 from gateway.policies import registry
 from gateway.proxy import BodyTooSlow, Proxy
@@ -239,22 +240,27 @@ class Gateway:
         # must not flip the request path into its Redis-down mode.
         self.metering_redis = new_redis(config, timeout=METERING_REDIS_TIMEOUT_S)
         self.state = State(config, self.redis, self.health)
-        self.state.snapshot_writer = worker_index == 0
+        self.state.worker_index = worker_index  # each worker snapshots its own cache
         self.credentials = registry.credentials(config)
         self.public_hosts = edge.public_hosts(config.public_hosts)
         self.proxy = Proxy(config, self.credentials)
-        deps = PolicyDeps(config, self.state, self.redis, self.health, self.metering_redis, worker_index)
+        self.fleet = Fleet(config, self.metering_redis)
+        deps = PolicyDeps(
+            config, self.state, self.redis, self.health, self.metering_redis, worker_index, fleet=self.fleet
+        )
         self.pipeline = registry.build_pipeline(deps)
 
     async def start(self) -> None:
         await self.proxy.start()
         await self.state.start()
+        self.fleet.start()
         for policy in self.pipeline.policies:
             await policy.start()
 
     async def stop(self) -> None:
         for policy in self.pipeline.policies:
             await policy.stop()
+        await self.fleet.stop()
         await self.state.stop()
         await self.proxy.stop()
         await self.redis.close()
@@ -295,9 +301,16 @@ class Gateway:
         if path == "/_tollway/health":
             return Response(body=b'{"status":"ok"}', content_type="application/json")
         if path == "/_tollway/ready":
-            if self.state.ready:
+            task, down_s = tasks.longest_down()
+            if self.state.ready and down_s <= tasks.READY_DOWN_S:
                 return Response(body=b'{"status":"ready"}', content_type="application/json")
-            response = problem_response(503, "not-ready", "Configuration not loaded yet")
+            if self.state.ready:
+                response = problem_response(
+                    503, "not-ready", "A background task is down",
+                    detail=f"{task} has been down for {down_s:.0f} s; it is being restarted.",
+                )
+            else:
+                response = problem_response(503, "not-ready", "Configuration not loaded yet")
             response.headers["Retry-After"] = "1"
             return response
         if path == "/_tollway/metrics":

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -62,6 +64,16 @@ DEFAULT_GENERATION_POLL_S = 0.5
 DEFAULT_RETRIES = 1
 DEFAULT_BREAKER_FAILURES = 5
 DEFAULT_BREAKER_COOLDOWN_S = 10.0
+# Upstream connection pool, per worker and per upstream (host, port, scheme): at most this
+# many connections; a request beyond it waits for a free one (within the version's
+# connect timeout). An idle pooled connection is closed after DEFAULT_UPSTREAM_IDLE_S.
+DEFAULT_UPSTREAM_MAX_CONNECTIONS = 100
+DEFAULT_UPSTREAM_IDLE_S = 15.0
+# The fleet roll call (gateway/fleet.py): every node announces itself this often, and is
+# forgotten when it has not for DEFAULT_NODE_TTL_S.
+DEFAULT_NODE_ANNOUNCE_S = 2.0
+DEFAULT_NODE_TTL_S = 10.0
+NODE_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _DEV_KEY_HASH_SECRET = "insecure-dev-only-" + "x" * 40  # mirrors portal/settings.py, DEBUG only
 
 
@@ -97,6 +109,12 @@ class GatewayConfig:
     breaker_failures: int = DEFAULT_BREAKER_FAILURES
     breaker_cooldown_s: float = DEFAULT_BREAKER_COOLDOWN_S
     metrics_dir: str = ""
+    # This node's name in the fleet (GATEWAY_NODE_ID, default the host name).
+    node_id: str = "gateway"
+    node_announce_s: float = DEFAULT_NODE_ANNOUNCE_S
+    node_ttl_s: float = DEFAULT_NODE_TTL_S
+    upstream_max_connections: int = DEFAULT_UPSTREAM_MAX_CONNECTIONS
+    upstream_idle_s: float = DEFAULT_UPSTREAM_IDLE_S
     # Every registered policy's settings, by policy name (gateway/policies/registry.py).
     policy_settings: Mapping[str, PolicySettings] = field(default_factory=dict, hash=False)
 
@@ -112,6 +130,14 @@ def _key_hash_secret(env: Mapping[str, str]) -> bytes:
         "GATEWAY_KEY_HASH_SECRET is not set (nor TOLLWAY_KEY_HASH_SECRET or SECRET_KEY, or their _FILE forms); "
         "it must equal the portal's key hash secret"
     )
+
+
+def _node_id(env: Mapping[str, str]) -> str:
+    default = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:64] or "gateway"
+    value = read_str("GATEWAY_NODE_ID", default, env)
+    if not NODE_ID_RE.fullmatch(value):
+        raise ConfigError(f"GATEWAY_NODE_ID={value!r}: use 1 to 64 letters, digits, '.', '_' or '-'")
+    return value
 
 
 def _policies(env: Mapping[str, str], known: tuple[str, ...]) -> frozenset[str]:
@@ -185,6 +211,12 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
                 f"GATEWAY_MAX_URI_BYTES ({max_uri_bytes}) must be less than "
                 f"GATEWAY_MAX_HEADER_BYTES ({max_header_bytes})"
             )
+        node_announce_s = read_float("GATEWAY_NODE_ANNOUNCE_S", DEFAULT_NODE_ANNOUNCE_S, env, minimum=0.1)
+        node_ttl_s = read_float("GATEWAY_NODE_TTL_S", max(DEFAULT_NODE_TTL_S, 3 * node_announce_s), env, minimum=0.5)
+        if node_ttl_s <= node_announce_s:
+            raise ConfigError(
+                f"GATEWAY_NODE_TTL_S ({node_ttl_s}) must be more than GATEWAY_NODE_ANNOUNCE_S ({node_announce_s})"
+            )
         config = GatewayConfig(
             host=host,
             port=port,
@@ -220,6 +252,13 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
                 "GATEWAY_BREAKER_COOLDOWN_S", DEFAULT_BREAKER_COOLDOWN_S, env, minimum=0.1
             ),
             metrics_dir=read_str("GATEWAY_METRICS_DIR", "", env),
+            node_id=_node_id(env),
+            node_announce_s=node_announce_s,
+            node_ttl_s=node_ttl_s,
+            upstream_max_connections=read_int(
+                "GATEWAY_UPSTREAM_MAX_CONNECTIONS", DEFAULT_UPSTREAM_MAX_CONNECTIONS, env, minimum=1
+            ),
+            upstream_idle_s=read_float("GATEWAY_UPSTREAM_IDLE_S", DEFAULT_UPSTREAM_IDLE_S, env, minimum=0.1),
         )
         return replace(config, policy_settings=registry.load_settings(env, config))
     except EnvError as exc:

@@ -5,6 +5,12 @@ analytics imports it to read the metering stream. Bump ``CONTRACT_VERSION`` for
 any change that an older reader could misread; every key embeds it, so two
 versions can run side by side during a rolling upgrade.
 
+Every JSON record is read with ``decode_record`` (msgspec, typed): fields the
+reader does not know are ignored, missing fields take their defaults, and a value
+of the wrong type raises ``ContractDecodeError`` (a ValueError) naming the field.
+So a change that only ADDS a field with a default needs no version bump: readers
+at vN ignore it, and vN+1 readers of vN records get the default.
+
 Redis layout (``v`` = CONTRACT_VERSION)::
 
     tollway:v{v}:routes                  HASH  "{api_slug}/{version}" -> RouteRecord JSON
@@ -12,6 +18,8 @@ Redis layout (``v`` = CONTRACT_VERSION)::
     tollway:v{v}:key:{key_hash}          STR   KeyRecord JSON (hash = HMAC-SHA256 of the full key)
     tollway:v{v}:token:{token_hash}      STR   TokenRecord JSON (hash = SHA-256 of the token), EX = its lifetime
     tollway:v{v}:generation              STR   integer, INCR on every publish
+    tollway:v{v}:{fleet}:nodes           ZSET  gateway node id -> expiry (gateway only, see gateway/fleet.py)
+    tollway:v{v}:{fleet}:workers         HASH  gateway node id -> its worker count
     tollway:v{v}:invalidate              PUBSUB channel, Invalidation JSON
     tollway:v{v}:metering                STREAM legacy (before batches): one entry per request, fields = METERING_FIELDS
     tollway:v{v}:metering:{m<p>}         STREAM partition p of METERING_PARTITIONS: one entry per batch,
@@ -28,8 +36,8 @@ import hashlib
 import hmac
 import json
 import re
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, TypeVar, cast
 
 import msgspec
 
@@ -48,6 +56,9 @@ METERING_GROUP = "analytics"
 # contract: every gateway and every analytics worker must agree (env METERING_PARTITIONS).
 DEFAULT_METERING_PARTITIONS = 4
 METERING_BATCH_FIELD = "b"
+# The gateway fleet's roll call (gateway/fleet.py), one hash tag so one script touches both.
+FLEET_NODES_KEY = f"{PREFIX}:{{fleet}}:nodes"  # ZSET node id -> expiry, ms on Redis's clock
+FLEET_WORKERS_KEY = f"{PREFIX}:{{fleet}}:workers"  # HASH node id -> worker count
 
 LifecycleState = Literal["draft", "published", "deprecated", "retired"]
 RedisFailureMode = Literal["fail_closed", "fail_open"]
@@ -187,14 +198,6 @@ class CorsPolicy:
             return True
         return "*" in self.allowed_origins and not self.allow_credentials
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CorsPolicy:
-        known = _known_fields(cls, data)
-        for name in ("allowed_origins", "allowed_methods", "allowed_headers", "exposed_headers"):
-            if name in known:
-                known[name] = tuple(known[name])
-        return cls(**known)
-
 
 @dataclass(frozen=True)
 class RouteRecord:
@@ -223,15 +226,7 @@ class RouteRecord:
     def from_json(cls, raw: str | bytes) -> RouteRecord:
         # Lenient across a rolling upgrade: unknown fields are ignored, missing ones
         # (a record written by an older portal) take their defaults.
-        data = _known_fields(cls, json.loads(raw))
-        data["upstreams"] = tuple(Upstream(**_known_fields(Upstream, u)) for u in data["upstreams"])
-        if "allowed_methods" in data:
-            data["allowed_methods"] = tuple(data["allowed_methods"])
-        if isinstance(data.get("cors"), dict):
-            data["cors"] = CorsPolicy.from_dict(data["cors"])
-        else:
-            data.pop("cors", None)
-        return cls(**data)
+        return decode_record(cls, raw)
 
 
 @dataclass(frozen=True)
@@ -270,15 +265,7 @@ class ApplicationRecord:
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> ApplicationRecord:
-        data = json.loads(raw)
-        subs = {}
-        for api_id, s in data["subscriptions"].items():
-            s["limits"] = Limits(**s["limits"])
-            if s.get("override_limits") is not None:
-                s["override_limits"] = Limits(**s["override_limits"])
-            subs[api_id] = SubscriptionGrant(**s)
-        data["subscriptions"] = subs
-        return cls(**data)
+        return decode_record(cls, raw)
 
 
 @dataclass(frozen=True)
@@ -295,7 +282,7 @@ class KeyRecord:
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> KeyRecord:
-        return cls(**json.loads(raw))
+        return decode_record(cls, raw)
 
 
 @dataclass(frozen=True)
@@ -311,7 +298,7 @@ class TokenRecord:
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> TokenRecord:
-        return cls(**json.loads(raw))
+        return decode_record(cls, raw)
 
 
 @dataclass(frozen=True)
@@ -325,7 +312,17 @@ class Invalidation:
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Invalidation:
-        return cls(**json.loads(raw))
+        # The kind is read as any string: one this gateway does not know (from a newer
+        # portal) is applied as "all" (gateway/state.py), never refused.
+        wire = decode_record(_InvalidationWire, raw)
+        return cls(kind=cast(InvalidationKind, wire.kind), id=wire.id, generation=wire.generation)
+
+
+@dataclass(frozen=True)
+class _InvalidationWire:
+    kind: str
+    id: str = ""
+    generation: int = 0
 
 
 # Metering: one stream entry per request. Every value is a string in the
@@ -400,9 +397,27 @@ class MeteringEvent:
         )
 
 
-def _known_fields(cls: type[Any], data: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in fields(cls)}
-    return {k: v for k, v in data.items() if k in names}
+class ContractDecodeError(ValueError):
+    """A record or message that cannot be read: not JSON, a required field missing, or a
+    field of the wrong type. The message names the record type and the field."""
+
+
+_T = TypeVar("_T")
+_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+
+
+def decode_record(cls: type[_T], raw: str | bytes) -> _T:
+    """Decode one JSON record of the contract, the way every reader does it (the rolling-
+    upgrade rule): fields this version does not know are ignored, fields missing from
+    an older writer take their defaults, and a value of the wrong type (a string where
+    an integer belongs, say) raises ContractDecodeError instead of slipping through."""
+    decoder = _decoders.get(cls)
+    if decoder is None:
+        decoder = _decoders[cls] = msgspec.json.Decoder(cls)
+    try:
+        return cast(_T, decoder.decode(raw))
+    except msgspec.DecodeError as exc:  # ValidationError included
+        raise ContractDecodeError(f"{cls.__name__.lstrip('_')}: {exc}") from exc
 
 
 def _dumps(obj: Any) -> str:

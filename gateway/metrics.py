@@ -43,6 +43,28 @@ METERING_SPILL_PENDING = Gauge(
     "Events in spill files awaiting replay.",
     multiprocess_mode="livesum",
 )
+TASK_RESTARTS = Counter(
+    "tollway_gateway_task_restarts_total", "Background tasks that died and were restarted, by task.", ["task"]
+)
+TASK_LAST_ALIVE = Gauge(
+    "tollway_gateway_task_last_alive_seconds",
+    "Unix time a background task last went round its loop (the oldest over the live workers).",
+    ["task"],
+    multiprocess_mode="livemin",
+)
+BAD_MESSAGES = Counter(
+    "tollway_gateway_bad_messages_total",
+    "Malformed messages or values on internal channels, ignored, by source.",
+    ["source"],
+)
+FLEET_WORKERS = Gauge(
+    "tollway_gateway_fleet_workers",
+    "Workers of every live gateway node, as last read from Redis (fail_open divides the plan's rate by it).",
+    multiprocess_mode="livemax",
+)
+FLEET_NODES = Gauge(
+    "tollway_gateway_fleet_nodes", "Live gateway nodes, as last read from Redis.", multiprocess_mode="livemax"
+)
 
 POLICY_ENABLED = Gauge(
     "tollway_gateway_policy_enabled",

@@ -30,6 +30,7 @@ from gateway.types import RequestContext
 
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
+    from gateway.fleet import Fleet
     from gateway.redis_mux import MuxRedis
     from gateway.state import RedisHealth, State
 
@@ -56,6 +57,7 @@ class PolicyDeps:
     health: RedisHealth
     metering_redis: MuxRedis  # a separate connection with a longer timeout, for metering writes
     worker_index: int
+    fleet: Fleet | None = None  # the live gateway nodes and their workers (gateway/fleet.py)
 
 
 @dataclass(frozen=True, slots=True)

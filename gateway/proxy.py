@@ -172,7 +172,15 @@ class Proxy:
         self.trusted = config.trusted_proxies
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, ttl_dns_cache=60)
+        # Bounded per upstream (aiohttp keys the pool by host, port and TLS): a burst of
+        # clients queues for a pooled connection instead of opening one upstream
+        # connection each, and idle ones are closed after GATEWAY_UPSTREAM_IDLE_S.
+        connector = aiohttp.TCPConnector(
+            limit=0,
+            limit_per_host=self.config.upstream_max_connections,
+            keepalive_timeout=self.config.upstream_idle_s,
+            ttl_dns_cache=60,
+        )
         self.session = aiohttp.ClientSession(
             connector=connector,
             auto_decompress=False,

@@ -13,8 +13,12 @@
   (a key known to be revoked stays revoked) and a miss raises StateUnavailable,
   which the version's failure mode turns into a 503 or a local decision.
 * The route table and the records in cache are written to a last-known-good
-  snapshot on disk, with a checksum. At start-up with Redis down the snapshot is
-  loaded; a corrupt one is refused and the worker stays not ready.
+  snapshot on disk, with a checksum, one file per worker. At start-up with Redis
+  down the workers' files are merged; a corrupt file is refused, and with no usable
+  file the worker stays not ready.
+* The listener, the poller and the snapshot writer run under gateway/tasks.py's
+  supervisor. A malformed message or generation value is reported there (counted,
+  logged once with its text) and skipped; a loop that dies anyway is restarted.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from gateway import contract, metrics
+from gateway import contract, metrics, tasks
 from gateway.config import GatewayConfig
 from gateway.exceptions import SnapshotError, StateUnavailable
 from gateway.redis_mux import MuxRedis
@@ -64,6 +68,10 @@ class RedisHealth:
 
     def __init__(self) -> None:
         self.down_until = 0.0
+        # From the first failure until the next success, whoever saw them (the generation
+        # poller asks every GATEWAY_GENERATION_POLL_S): what a request that needs no Redis
+        # call of its own (an unlimited plan) goes by.
+        self.outage = False
 
     def available(self) -> bool:
         return time.monotonic() >= self.down_until
@@ -72,10 +80,12 @@ class RedisHealth:
         if self.available():
             log.warning("Redis unavailable: %s", exc)
         self.down_until = time.monotonic() + REDIS_BACKOFF_S
+        self.outage = True
         metrics.REDIS_ERRORS.inc()
 
     def ok(self) -> None:
         self.down_until = 0.0
+        self.outage = False
 
 
 class Cache(Generic[T]):
@@ -124,6 +134,8 @@ class State:
         self._generation_behind_since: float | None = None
         self._dirty = False
         self._tasks: list[asyncio.Task[None]] = []
+        # Every worker writes its own snapshot file (snapshot_file); the loader merges them.
+        self.worker_index = 0
         self.snapshot_writer = True
         self._snapshot_complained = False
 
@@ -134,19 +146,18 @@ class State:
             await self.load_routes()
         except StateUnavailable:
             self.load_snapshot_quietly()
+        # Supervised (gateway/tasks.py): a loop that dies anyway is logged, counted and
+        # restarted, and /ready turns 503 while it stays down.
         self._tasks = [
-            asyncio.create_task(self._listen_invalidations(), name="state-invalidations"),
-            asyncio.create_task(self._poll_generation(), name="state-generation"),
+            tasks.spawn("invalidations", self._listen_invalidations),
+            tasks.spawn("generation", self._poll_generation),
         ]
         if self.snapshot_writer:
-            self._tasks.append(asyncio.create_task(self._snapshot_loop(), name="state-snapshot"))
+            self._tasks.append(tasks.spawn("snapshot", self._snapshot_loop))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task, name in zip(self._tasks, ("invalidations", "generation", "snapshot"), strict=False):
+            await tasks.stop(task, name)
 
     def load_snapshot_quietly(self) -> None:
         if self.ready:
@@ -166,7 +177,7 @@ class State:
     async def load_routes(self) -> None:
         try:
             raw = await self.redis.hgetall(contract.ROUTES_KEY)
-            generation = int(await self.redis.get(contract.GENERATION_KEY) or 0)
+            generation = self.parse_generation(await self.redis.get(contract.GENERATION_KEY))
         except (RedisError, OSError) as exc:
             self.health.failed(exc)
             raise StateUnavailable(str(exc)) from exc
@@ -174,8 +185,8 @@ class State:
         for field_name, value in raw.items():
             try:
                 record = contract.RouteRecord.from_json(value)
-            except (ValueError, TypeError, KeyError) as exc:
-                log.error("ignoring malformed route %r: %s", field_name, exc)
+            except ValueError as exc:
+                tasks.bad_input("route", value, f"{field_name!r}: {exc}")
                 continue
             routes[contract.route_field(record.api_slug, record.version)] = record
         self.routes = routes
@@ -183,6 +194,22 @@ class State:
         self.generation_seen = max(self.generation_seen, generation)
         self.ready = True
         self._dirty = True
+
+    @staticmethod
+    def parse_generation(raw: bytes | str | None) -> int:
+        """The generation counter, or 0 ("unknown": never moves generation_seen) when it is
+        not a non-negative integer; a bad value is counted and logged, never fatal."""
+        if raw is None:
+            return 0
+        try:
+            generation = int(raw)
+        except ValueError as exc:
+            tasks.bad_input("generation", raw, exc)
+            return 0
+        if generation < 0:
+            tasks.bad_input("generation", raw, "negative")
+            return 0
+        return generation
 
     def route(self, api_slug: str, version: str) -> contract.RouteRecord | None:
         return self.routes.get(f"{api_slug}/{version}")
@@ -222,8 +249,8 @@ class State:
         text = "" if raw is None else raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
         try:
             loaded = parse(raw) if raw is not None else None
-        except (ValueError, TypeError, KeyError) as exc:
-            log.error("malformed record at %s: %s", redis_key, exc)
+        except ValueError as exc:
+            tasks.bad_input("record", raw, f"{redis_key}: {exc}")
             loaded, text = None, ""
         # An invalidation that arrived while we were reading may describe a newer
         # value than the one we got: keep it, but as already stale.
@@ -285,43 +312,46 @@ class State:
             socket_connect_timeout=self.config.redis_timeout_s * 10,
             retry=Retry(NoBackoff(), 0),
         )
-        while True:
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(contract.INVALIDATION_CHANNEL)
-                # Anything published while we were not subscribed is lost: start clean.
-                self.clear_caches()
-                await self.load_routes()
-                while True:
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is None or message.get("type") != "message":
-                        continue
-                    try:
-                        inv = contract.Invalidation.from_json(message["data"])
-                    except (ValueError, TypeError) as exc:
-                        log.error("malformed invalidation %r: %s", message.get("data"), exc)
-                        continue
-                    await self.apply_invalidation(inv)
-            except asyncio.CancelledError:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+        try:
+            while True:
+                tasks.beat("invalidations")
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                try:
+                    await pubsub.subscribe(contract.INVALIDATION_CHANNEL)
+                    # Anything published while we were not subscribed is lost: start clean.
+                    self.clear_caches()
+                    await self.load_routes()
+                    while True:
+                        tasks.beat("invalidations")
+                        message = await pubsub.get_message(timeout=1.0)
+                        if message is None or message.get("type") != "message":
+                            continue
+                        try:
+                            inv = contract.Invalidation.from_json(message["data"])
+                        except ValueError as exc:  # not JSON, or a field of the wrong type
+                            tasks.bad_input("invalidation", message.get("data"), exc)
+                            continue
+                        await self.apply_invalidation(inv)
+                except (RedisError, OSError, StateUnavailable) as exc:
+                    log.debug("invalidation listener lost Redis: %s", exc)
+                    self.load_snapshot_quietly()
+                    await asyncio.sleep(0.2)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        finally:
+            with contextlib.suppress(Exception):
                 await client.aclose()
-                raise
-            except (RedisError, OSError, StateUnavailable) as exc:
-                log.debug("invalidation listener lost Redis: %s", exc)
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-                self.load_snapshot_quietly()
-                await asyncio.sleep(0.2)
 
     async def _poll_generation(self) -> None:
         """Belt and braces for pub/sub: a generation that moved without its message
         (a dropped connection, a slow consumer) flushes the caches."""
         interval = self.config.generation_poll_s
         while True:
+            tasks.beat("generation")
             await asyncio.sleep(interval)
             try:
-                generation = int(await self.redis.get(contract.GENERATION_KEY) or 0)
+                generation = self.parse_generation(await self.redis.get(contract.GENERATION_KEY))
             except (RedisError, OSError) as exc:
                 self.health.failed(exc)
                 self.load_snapshot_quietly()
@@ -372,19 +402,30 @@ class State:
             "body": body,
         }
 
+    def snapshot_file(self, worker_index: int) -> Path:
+        """Worker 0's file is GATEWAY_SNAPSHOT_PATH itself; worker i writes a sibling,
+        ``<name>.worker<i><suffix>`` (snapshot.worker1.json), so that every worker's
+        cache is kept, not worker 0's alone."""
+        path = Path(self.config.snapshot_path)
+        if worker_index == 0:
+            return path
+        return path.with_name(f"{path.stem}.worker{worker_index}{path.suffix}")
+
     def write_snapshot(self, payload: dict[str, Any] | None = None) -> None:
         if payload is None:
             if not self.ready:
                 return  # never overwrite a good snapshot with an empty table
             payload = self.snapshot_payload()
-        path = Path(self.config.snapshot_path)
+        path = self.snapshot_file(self.worker_index)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(payload, separators=(",", ":")))
         os.replace(tmp, path)  # atomic: a reader sees the old file or the new one, never half
 
-    def load_snapshot(self) -> None:
-        path = Path(self.config.snapshot_path)
+    @staticmethod
+    def read_snapshot_file(path: Path) -> tuple[dict[str, Any], dict[str, contract.RouteRecord],
+                                               dict[str, contract.ApplicationRecord], dict[str, contract.KeyRecord]]:
+        """One file, checked: (payload, routes, apps, keys); SnapshotError if it is not usable."""
         raw = path.read_bytes()
         try:
             payload = json.loads(raw)
@@ -401,20 +442,53 @@ class State:
             raise
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise SnapshotError(f"{path}: unreadable ({exc.__class__.__name__}: {exc})") from exc
-        # Loaded entries count as stale (loaded_at 0): refreshed from Redis as soon as it answers.
-        for k, app in apps.items():
-            self.apps.put(k, app, 0.0, body["apps"][k])
-        for k, key in keys.items():
-            self.keys.put(k, key, 0.0, body["keys"][k])
+        return payload, routes, apps, keys
+
+    def load_snapshot(self) -> None:
+        """Merge the snapshot files of every worker slot (0 .. GATEWAY_WORKERS-1). The
+        route table comes from the newest readable file; records from all of them, a
+        newer file's copy winning. A corrupt file is refused and skipped; with no usable
+        file at all the worker stays not ready (SnapshotError, or FileNotFoundError when
+        there is none)."""
+        usable = []
+        refused: list[SnapshotError] = []
+        for index in range(self.config.workers):
+            path = self.snapshot_file(index)
+            try:
+                usable.append((path, *self.read_snapshot_file(path)))
+            except FileNotFoundError:
+                continue
+            except SnapshotError as exc:
+                refused.append(exc)
+        if not usable:
+            if refused:
+                raise refused[0]
+            raise FileNotFoundError(self.config.snapshot_path)
+        for problem in refused:
+            if not self._snapshot_complained:
+                log.error("snapshot refused, merging the other workers' files only: %s", problem)
+        usable.sort(key=lambda u: (int(u[1].get("generation") or 0), float(u[1].get("written_at") or 0)))
+        for _, payload, _, apps, keys in usable:  # oldest first: a newer file's copy wins
+            body = payload["body"]
+            # Loaded entries count as stale (loaded_at 0): refreshed from Redis as soon as it answers.
+            for k, app in apps.items():
+                self.apps.put(k, app, 0.0, body["apps"][k])
+            for k, key in keys.items():
+                self.keys.put(k, key, 0.0, body["keys"][k])
+        newest_path, newest, routes = usable[-1][0], usable[-1][1], usable[-1][2]
         self.routes = routes
         self.api_slugs = frozenset(r.api_slug for r in routes.values())
-        self.generation_seen = int(payload.get("generation") or 0)
+        self.generation_seen = int(newest.get("generation") or 0)
         self.ready = True
         metrics.SNAPSHOT_LOADS.inc()
-        log.warning("loaded last-known-good snapshot %s (%d routes, %d keys)", path, len(routes), len(keys))
+        log.warning(
+            "loaded last-known-good snapshot %s and %d other worker file(s) (%d routes, %d keys)",
+            newest_path, len(usable) - 1, len(routes), len(self.keys.entries),
+        )
 
     async def _snapshot_loop(self) -> None:
         while True:
+            tasks.beat("snapshot")
             if self._dirty and self.ready and self.health.available():
                 # Built here, on the loop, where nothing mutates the caches under us;
                 # only the file write goes to a thread.
@@ -423,5 +497,5 @@ class State:
                 try:
                     await asyncio.get_running_loop().run_in_executor(None, self.write_snapshot, payload)
                 except OSError as exc:
-                    log.error("cannot write snapshot %s: %s", self.config.snapshot_path, exc)
+                    log.error("cannot write snapshot %s: %s", self.snapshot_file(self.worker_index), exc)
             await asyncio.sleep(self.config.snapshot_interval_s if self.ready else 1.0)

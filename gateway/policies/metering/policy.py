@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 from redis.exceptions import RedisError
 
-from gateway import contract, metrics
+from gateway import contract, metrics, tasks
 from gateway.pipeline import Policy, PolicyDeps
 from gateway.policies.metering.schema import MeteringSettings
 from gateway.redis_mux import MuxRedis
@@ -148,17 +148,16 @@ class Meter:
     # --- background ----------------------------------------------------------------------
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="metering-flush")
+        # Supervised (gateway/tasks.py): should the loop die anyway, it is restarted.
+        self._task = tasks.spawn("metering-flush", self._run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await tasks.stop(self._task, "metering-flush")
         await self.flush()
 
     async def _run(self) -> None:
         while True:
+            tasks.beat("metering-flush")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.settings.flush_s)
             self._wake.clear()

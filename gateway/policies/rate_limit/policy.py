@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from gateway import contract, metrics
 from gateway.exceptions import Reject
+from gateway.fleet import Fleet
 from gateway.pipeline import Policy, PolicyDeps
 from gateway.policies.rate_limit.schema import RateLimitSettings
 from gateway.redis_mux import MuxRedis, encode_command
@@ -68,16 +69,19 @@ class RateLimitPolicy(Policy):
     NAME = "rate_limit"
     PRIORITY = 900
 
-    def __init__(self, redis: MuxRedis, health: RedisHealth, settings: RateLimitSettings) -> None:
+    def __init__(
+        self, redis: MuxRedis, health: RedisHealth, settings: RateLimitSettings, fleet: Fleet | None = None
+    ) -> None:
         self.redis = redis
         self.health = health
         self.settings = settings
-        self.local = LocalLimiter(settings.local_share)
+        self.fleet = fleet
+        self.local = LocalLimiter(settings.local_share or 1)
         self._encoded: dict[tuple[int, contract.Limits], tuple[bytes, bytes]] = {}
 
     @classmethod
     def create(cls, settings: RateLimitSettings, deps: PolicyDeps) -> RateLimitPolicy:
-        return cls(deps.redis, deps.health, settings)
+        return cls(deps.redis, deps.health, settings, deps.fleet)
 
     def _command(self, subscription_id: int, limits: contract.Limits, member: str) -> bytes:
         """The EVALSHA, RESP-encoded. Everything but the member is the same for every
@@ -107,6 +111,10 @@ class RateLimitPolicy(Policy):
         if grant is None or limits is None:
             return
         if not (limits.rate_per_second or limits.rate_per_minute or limits.quota_per_day or limits.quota_per_month):
+            # Unlimited: no limiter call, but fail_closed still means "nothing while Redis is
+            # away", known from the last Redis call anyone in this worker made.
+            if self.health.outage and (ctx.route is None or ctx.route.redis_failure_mode != "fail_open"):
+                self._redis_down(ctx, grant, limits)
             return
         if not self.health.available():
             self._redis_down(ctx, grant, limits)
@@ -168,6 +176,9 @@ class RateLimitPolicy(Policy):
                 detail="This API fails closed while its rate limiter cannot be reached.",
                 headers={"Retry-After": str(self.settings.retry_after_redis_down_s)},
             )
+        # This worker's share: the plan's rate over every worker of the live fleet (last
+        # known), so N nodes together stay at the plan's rate.
+        self.local.share = self.settings.local_share or (self.fleet.total_workers if self.fleet else 1)
         admitted, retry_after = self.local.admit(grant.subscription_id, limits)
         ctx.limit_state = LimitState(local=True)
         if admitted:
