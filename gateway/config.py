@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from gateway import contract
 from gateway.exceptions import ConfigError
 from tollway.env import EnvError, read, read_bool, read_float, read_int, read_list, read_str
 
@@ -62,6 +65,9 @@ DEFAULT_GENERATION_POLL_S = 0.5
 DEFAULT_RETRIES = 1
 DEFAULT_BREAKER_FAILURES = 5
 DEFAULT_BREAKER_COOLDOWN_S = 10.0
+# A node id names this gateway in metering batch ids ("<node>:<worker>:<boot ms>:<seq>"),
+# which must be unique across the fleet: so it is short and has no ":".
+NODE_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _DEV_KEY_HASH_SECRET = "insecure-dev-only-" + "x" * 40  # mirrors portal/settings.py, DEBUG only
 
 
@@ -97,6 +103,11 @@ class GatewayConfig:
     breaker_failures: int = DEFAULT_BREAKER_FAILURES
     breaker_cooldown_s: float = DEFAULT_BREAKER_COOLDOWN_S
     metrics_dir: str = ""
+    # This gateway's name in metering batch ids (GATEWAY_NODE_ID, default the host name).
+    node_id: str = "gateway"
+    # How many metering streams (partitions by subscription) the fleet writes: a contract
+    # setting every gateway and analytics worker must agree on (METERING_PARTITIONS).
+    metering_partitions: int = contract.DEFAULT_METERING_PARTITIONS
     # Every registered policy's settings, by policy name (gateway/policies/registry.py).
     policy_settings: Mapping[str, PolicySettings] = field(default_factory=dict, hash=False)
 
@@ -156,6 +167,17 @@ def _server_header(env: Mapping[str, str]) -> str:
         return ""
     if not all(" " <= c <= "~" for c in value):
         raise ConfigError("GATEWAY_SERVER_HEADER must be printable ASCII")
+    return value
+
+
+def _node_id(env: Mapping[str, str]) -> str:
+    value = read("GATEWAY_NODE_ID", env)
+    if value is None:
+        # The host name, made to fit: two hosts whose names differ only in what this
+        # replaces should set GATEWAY_NODE_ID.
+        return re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:64] or "gateway"
+    if not NODE_ID_RE.fullmatch(value):
+        raise ConfigError("GATEWAY_NODE_ID must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-'")
     return value
 
 
@@ -220,6 +242,10 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
                 "GATEWAY_BREAKER_COOLDOWN_S", DEFAULT_BREAKER_COOLDOWN_S, env, minimum=0.1
             ),
             metrics_dir=read_str("GATEWAY_METRICS_DIR", "", env),
+            node_id=_node_id(env),
+            metering_partitions=read_int(
+                "METERING_PARTITIONS", contract.DEFAULT_METERING_PARTITIONS, env, minimum=1
+            ),
         )
         return replace(config, policy_settings=registry.load_settings(env, config))
     except EnvError as exc:
