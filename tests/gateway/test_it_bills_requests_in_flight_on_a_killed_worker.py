@@ -108,7 +108,8 @@ def test_requests_in_flight_on_a_killed_worker_are_billed_once(start_gateway, wo
     # the batches it sealed itself before the kill.
     leftovers = {tuple(b.id.split(":")[1:3]) for b in batches if b.id.split(":")[3].startswith("u")}
     sealed = {tuple(b.id.split(":")[1:3]) for b in batches if b.id.split(":")[3].isdigit()}
-    assert len(leftovers) == 1 and leftovers <= sealed, (leftovers, sealed)
+    assert len(leftovers) == 1, leftovers
+    assert leftovers <= sealed, (leftovers, sealed)
     # Partitioned by subscription: alice (1001), bob (1002) and the unattributed refusals (0).
     for e in entries:
         assert {contract.metering_partition(r.subscription_id, 4) for r in e.batch.requests} == {e.partition}
