@@ -26,11 +26,13 @@ SIGKILL (they are in the page cache; a lost machine is another matter):
 
 The journal is rewritten to what is still open (the header, A/R lines of requests not in
 a sealed batch, B lines not yet sent) when it grows past JOURNAL_COMPACT_BYTES, and
-emptied when nothing is open. The worker that takes over a slot adopts its predecessor's
-journal into its spill file before it serves: sealed batches keep their ids (they may have
-reached Redis: analytics drops the copy), admitted requests that no batch covers are
-billed with ``outcome=OUTCOME_UNKNOWN``, status 0, decision "allowed" (in flight, or
-answered but not yet sealed), refusals with their complete record. Hence the promise:
+emptied when nothing is open (an empty journal: nothing to adopt).
+
+The worker that takes over a slot adopts its predecessor's journal into its spill file
+before it serves: sealed batches keep their ids (they may have reached Redis: analytics
+drops the copy), admitted requests that no batch covers are billed with
+``outcome=OUTCOME_UNKNOWN``, status 0, decision "allowed" (in flight, or answered but not
+yet sealed), refusals with their complete record. Hence the promise:
 billed = admitted at the gateway, exactly; a SIGKILL costs at most the status, latency and
 sizes of the requests it interrupted, never the request.
 
@@ -90,6 +92,7 @@ class Meter:
         self.partitions = max(1, partitions)
         self.header = journal.Header(node=node_id, worker=worker_index, boot_ms=int(time.time() * 1000))
         self.batch_prefix = self.header.batch_prefix
+        self._header_line = journal.line(self.header)
         self.seq = 0
         # Per partition: the records waiting to be sealed and their journal numbers (0: none).
         self.buffers: list[list[contract.MeteredRequest]] = [[] for _ in range(self.partitions)]
@@ -133,11 +136,8 @@ class Meter:
         try:
             self.spill_dir.mkdir(parents=True, exist_ok=True)
             self._adopt(self.journal_path, self.spill_path)
-            fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o600)
-            head = journal.line(self.header)
-            os.write(fd, head)
-            self.journal_bytes = len(head)
-            return fd
+            # Empty while nothing is open: the header goes in front of the first line.
+            return os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o600)
         except OSError as exc:
             log.error("metering journal %s unavailable, a killed worker will lose what it admitted: %s",
                       self.journal_path, exc)
@@ -147,6 +147,8 @@ class Meter:
         fd = self._journal_fd
         if fd is None:
             return False
+        if not self.journal_bytes:
+            data = self._header_line + data  # still one write
         try:
             os.write(fd, data)
         except OSError:
@@ -161,19 +163,17 @@ class Meter:
         fd = self._journal_fd
         if fd is None:
             return
-        head = journal.line(self.header)
         if not self.open_requests and not self.open_batches:
-            if self.journal_bytes > len(head):
+            if self.journal_bytes:
                 try:
                     os.ftruncate(fd, 0)
-                    os.write(fd, head)
-                    self.journal_bytes = len(head)
+                    self.journal_bytes = 0
                 except OSError as exc:
                     log.error("metering journal %s truncate failed: %s", self.journal_path, exc)
             return
         if self.journal_bytes <= JOURNAL_COMPACT_BYTES:
             return
-        data = b"".join([head, *self.open_batches.values(), *self.open_requests.values()])
+        data = b"".join([self._header_line, *self.open_batches.values(), *self.open_requests.values()])
         tmp = self.journal_path.with_name(self.journal_path.name + ".tmp")
         try:
             tmp.write_bytes(data)
