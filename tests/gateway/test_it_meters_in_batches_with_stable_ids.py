@@ -4,6 +4,9 @@ same batches (so a crash during adoption bills nothing twice); endpoint labels b
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
+
 import httpx
 import pytest
 
@@ -11,9 +14,14 @@ from gateway import contract
 from gateway.config import load_config
 from gateway.exceptions import ConfigError
 from gateway.policies.metering import journal
+from gateway.policies.metering import policy as metering_policy
 from gateway.policies.metering.endpoint import MAX_LABEL_CHARS, OTHER, EndpointLabels, first_segment
+from gateway.policies.metering.schema import MeteringSettings
+from gateway.redis_mux import MuxRedis
+from gateway.state import RedisHealth
+from gateway.types import RequestContext
 from tests.gateway.conftest import ECHO_API_ID, grant
-from tests.gateway.metering import stream_entries, wait_for_requests
+from tests.gateway.metering import stream_entries, unique_batches, wait_for_requests
 
 
 def request(n: int, *, subscription_id: int = 7, status: int = 200, outcome: str = "") -> contract.MeteredRequest:
@@ -117,3 +125,48 @@ def test_endpoint_labels_are_bounded_per_version():
     assert labels.label(1, "/users", 201) == "/users"
     assert labels.label(1, "/orders", 200) == OTHER  # past the cap
     assert labels.label(2, "/orders", 200) == "/orders"  # another version has its own
+
+
+def fake_context(n: int, *, subscription_id: int = 7001) -> RequestContext:
+    """A request as the pipeline hands it to metering: admitted on echo v1 by alice."""
+    ctx = RequestContext(request=SimpleNamespace(method="GET"), request_id=f"r{n}", event_id=f"e{n}")  # type: ignore[arg-type]
+    ctx.route = contract.RouteRecord(api_id=1, api_slug="echo", version="v1", version_id=101, state="published",
+                                     upstreams=(contract.Upstream(url="http://127.0.0.1:9"),))
+    ctx.api_slug, ctx.version, ctx.upstream_path = "echo", "v1", f"/items/{n}"
+    ctx.grant = grant(subscription_id)
+    return ctx
+
+
+def test_a_compacted_journal_holds_exactly_what_is_open(gw_redis, redis_client, tmp_path, monkeypatch):
+    # Compact at every flush, then "kill" the worker (drop the Meter without stopping it)
+    # and adopt its journal: what comes back is the requests still in flight, nothing sent.
+    monkeypatch.setattr(metering_policy, "JOURNAL_COMPACT_BYTES", 1)
+    settings = MeteringSettings(spill_dir=str(tmp_path), batch=4)
+
+    async def run() -> None:
+        redis = MuxRedis(gw_redis.url, timeout=1.0)
+        meter = metering_policy.Meter(redis, RedisHealth(), settings, worker_index=0, workers=1, node_id="n1")
+        contexts = [fake_context(i, subscription_id=7001 + i % 3) for i in range(10)]
+        for i, ctx in enumerate(contexts):
+            meter.admit(ctx)
+            if i == 0:  # the first answer teaches the label "/items"; later admissions use it
+                ctx.status = 200
+                meter.record(ctx)
+        for ctx in contexts[1:7]:  # answered; 7..9 still in flight
+            ctx.status = 200
+            meter.record(ctx)
+        await meter.flush()
+        assert meter.open_requests.keys() == {8, 9, 10}
+        assert not meter.open_batches
+        await redis.close()
+
+    asyncio.run(run())
+    sent = unique_batches(stream_entries(redis_client))
+    assert sum(len(b.requests) for b in sent) == 7
+    counts = journal.journal_adopt(tmp_path / "journal-0.jsonl", tmp_path / "spill-0.jsonl",
+                                   journal.Header("n1", 0, 0))
+    assert counts == {"sealed": 0, "unknown": 3, "refused": 0, "bad": 0}
+    adopted = [journal.spill_decode(raw) for raw in (tmp_path / "spill-0.jsonl").read_bytes().splitlines()]
+    assert sorted(r.endpoint for b in adopted if b for r in b.requests) == ["/items"] * 3
+    assert all(r.outcome == contract.OUTCOME_UNKNOWN for b in adopted if b for r in b.requests)
+    assert not {b.id for b in adopted if b} & {b.id for b in sent}
