@@ -170,3 +170,16 @@ def test_a_compacted_journal_holds_exactly_what_is_open(gw_redis, redis_client, 
     assert sorted(r.endpoint for b in adopted if b for r in b.requests) == ["/items"] * 3
     assert all(r.outcome == contract.OUTCOME_UNKNOWN for b in adopted if b for r in b.requests)
     assert not {b.id for b in adopted if b} & {b.id for b in sent}
+
+
+def test_a_status_outside_http_is_metered_as_502(tmp_path):
+    # An upstream may send 600-999 (aiohttp relays it); analytics would refuse the whole batch.
+    meter = metering_policy.Meter(MuxRedis("redis://127.0.0.1:1", timeout=0.1), RedisHealth(),
+                                  MeteringSettings(spill_dir=str(tmp_path)), worker_index=0, workers=1)
+    ctx = fake_context(1)
+    ctx.status = 777
+    meter.record(ctx)
+    [recorded] = meter.buffers[contract.metering_partition(7001, meter.partitions)]
+    assert recorded.status == 502
+    batch = contract.MeteringBatch(v=1, id="n:0:1:1", requests=[recorded])
+    assert contract.decode_batch(contract.encode_batch(batch)) == batch
