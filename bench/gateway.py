@@ -256,6 +256,18 @@ class Gateway:
             self.proc.kill()
 
 
+def metering_summary(client: redis.Redis) -> dict[str, float]:
+    """What the full gateway metered: stream entries (batches) and the requests in them."""
+    time.sleep(0.5)  # one flush interval and more: the last requests reach the streams
+    entries = requests = 0
+    for p in range(contract.DEFAULT_METERING_PARTITIONS):
+        for _, fields in client.xrange(contract.metering_stream(p)):
+            entries += 1
+            requests += len(contract.decode_batch(fields[contract.METERING_BATCH_FIELD.encode()]).requests)
+    return {"entries": entries, "requests": requests,
+            "requests_per_entry": round(requests / entries, 1) if entries else 0.0}
+
+
 def machine() -> dict[str, str]:
     cpu = ""
     try:
@@ -332,6 +344,7 @@ def main() -> int:
         plain.wait(timeout=10)
         paced_upstream = hey_paced(f"http://127.0.0.1:{upstream_port}/bench/v1/", s, rate, {})
         paced_full = hey_paced(f"http://127.0.0.1:{full.port}/bench/v1/", s, rate, auth)
+        metering = metering_summary(client)
         extra: dict[str, object] = {
             "machine": machine(),
             # Other work on the box skews everything; the 1-minute load average says how much.
@@ -341,6 +354,8 @@ def main() -> int:
             "workers": args.workers,
             "raw": results,
             "gateway_full_metrics": full_statuses,
+            # Every request of the full gateway (warm-up, wrk, paced) is metered, in batches.
+            "gateway_full_metering": metering,
             "reference_plain_aiohttp_proxy_1_process": plain_result,
             "paced": {"upstream": paced_upstream, "gateway_full": paced_full,
                       "added_p99_ms": round(paced_full["p99_ms"] - paced_upstream["p99_ms"], 3)},
@@ -384,6 +399,8 @@ def main() -> int:
     paced = extra["paced"]
     print(f"paced at {paced_full['rate']} req/s: upstream p99 {paced_upstream['p99_ms']:.2f} ms, "
           f"gateway_full p99 {paced_full['p99_ms']:.2f} ms, added {paced['added_p99_ms']:.2f} ms (goal <= 2)")  # type: ignore[index]
+    print(f"metering: {metering['requests']:.0f} requests in {metering['entries']:.0f} stream entries "
+          f"({metering['requests_per_entry']} per batch)")
     if "flatness" in extra:
         f = extra["flatness"]
         print(f"flatness: {f['keys']} keys / {f['apis']} APIs {f['large']['rps']:.0f} req/s vs one key "  # type: ignore[index]

@@ -9,7 +9,8 @@ Request order: 505 (HTTP version) -> built-ins -> readiness -> 431 (header size)
 405 (CONNECT) -> request target (absolute-form, dot segments: 400, gateway/edge.py) ->
 route (404/410 via lifecycle) -> 405 (method not in the version's list; CORS
 preflights excepted) -> 400 (ambiguous credentials) -> 413
-(declared body size) -> access phase -> response phase -> proxy -> log phase.
+(declared body size) -> access phase -> admit phase (metering journals the admission)
+-> response phase -> proxy -> log phase.
 Everything up to 413 is decided before any upstream connection.
 
 Parser-level refusals (both Content-Length and Transfer-Encoding, duplicate
@@ -328,6 +329,7 @@ class Gateway:
             try:
                 self.admit(ctx, raw_path)
                 await self.pipeline.access(ctx)
+                self.pipeline.admit(ctx)
                 if request.headers.get("Expect", "").lower() == "100-continue" and request.body_exists:
                     # Only now, with the caller admitted, invite the body (RFC 9110 §10.1.1);
                     # a refused client never sends it.

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from gateway import contract
 from gateway.exceptions import ConfigError
 from tollway.env import EnvError, read, read_bool, read_float, read_int, read_list, read_str
 
@@ -73,6 +74,8 @@ DEFAULT_UPSTREAM_IDLE_S = 15.0
 # forgotten when it has not for DEFAULT_NODE_TTL_S.
 DEFAULT_NODE_ANNOUNCE_S = 2.0
 DEFAULT_NODE_TTL_S = 10.0
+# A node id names this gateway in metering batch ids ("<node>:<worker>:<boot ms>:<seq>"),
+# which must be unique across the fleet: so it is short and has no ":".
 NODE_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _DEV_KEY_HASH_SECRET = "insecure-dev-only-" + "x" * 40  # mirrors portal/settings.py, DEBUG only
 
@@ -109,12 +112,15 @@ class GatewayConfig:
     breaker_failures: int = DEFAULT_BREAKER_FAILURES
     breaker_cooldown_s: float = DEFAULT_BREAKER_COOLDOWN_S
     metrics_dir: str = ""
-    # This node's name in the fleet (GATEWAY_NODE_ID, default the host name).
+    # This node's name in the fleet and in metering batch ids (GATEWAY_NODE_ID, default the host name).
     node_id: str = "gateway"
     node_announce_s: float = DEFAULT_NODE_ANNOUNCE_S
     node_ttl_s: float = DEFAULT_NODE_TTL_S
     upstream_max_connections: int = DEFAULT_UPSTREAM_MAX_CONNECTIONS
     upstream_idle_s: float = DEFAULT_UPSTREAM_IDLE_S
+    # How many metering streams (partitions by subscription) the fleet writes: a contract
+    # setting every gateway and analytics worker must agree on (METERING_PARTITIONS).
+    metering_partitions: int = contract.DEFAULT_METERING_PARTITIONS
     # Every registered policy's settings, by policy name (gateway/policies/registry.py).
     policy_settings: Mapping[str, PolicySettings] = field(default_factory=dict, hash=False)
 
@@ -130,14 +136,6 @@ def _key_hash_secret(env: Mapping[str, str]) -> bytes:
         "GATEWAY_KEY_HASH_SECRET is not set (nor TOLLWAY_KEY_HASH_SECRET or SECRET_KEY, or their _FILE forms); "
         "it must equal the portal's key hash secret"
     )
-
-
-def _node_id(env: Mapping[str, str]) -> str:
-    default = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:64] or "gateway"
-    value = read_str("GATEWAY_NODE_ID", default, env)
-    if not NODE_ID_RE.fullmatch(value):
-        raise ConfigError(f"GATEWAY_NODE_ID={value!r}: use 1 to 64 letters, digits, '.', '_' or '-'")
-    return value
 
 
 def _policies(env: Mapping[str, str], known: tuple[str, ...]) -> frozenset[str]:
@@ -182,6 +180,17 @@ def _server_header(env: Mapping[str, str]) -> str:
         return ""
     if not all(" " <= c <= "~" for c in value):
         raise ConfigError("GATEWAY_SERVER_HEADER must be printable ASCII")
+    return value
+
+
+def _node_id(env: Mapping[str, str]) -> str:
+    value = read("GATEWAY_NODE_ID", env)
+    if value is None:
+        # The host name, made to fit: two hosts whose names differ only in what this
+        # replaces should set GATEWAY_NODE_ID.
+        return re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:64] or "gateway"
+    if not NODE_ID_RE.fullmatch(value):
+        raise ConfigError("GATEWAY_NODE_ID must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-'")
     return value
 
 
@@ -259,6 +268,9 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
                 "GATEWAY_UPSTREAM_MAX_CONNECTIONS", DEFAULT_UPSTREAM_MAX_CONNECTIONS, env, minimum=1
             ),
             upstream_idle_s=read_float("GATEWAY_UPSTREAM_IDLE_S", DEFAULT_UPSTREAM_IDLE_S, env, minimum=0.1),
+            metering_partitions=read_int(
+                "METERING_PARTITIONS", contract.DEFAULT_METERING_PARTITIONS, env, minimum=1
+            ),
         )
         return replace(config, policy_settings=registry.load_settings(env, config))
     except EnvError as exc:

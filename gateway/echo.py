@@ -5,7 +5,8 @@
 Used by the demo "Echo" API, by the tests and by the benchmarks. It counts the
 requests it served so that tests can check exact admission from the upstream's
 own point of view: ``GET /_echo/stats`` returns ``{"served": N}`` (not counted),
-``POST /_echo/reset`` sets it back to zero.
+``POST /_echo/reset`` sets it back to zero. ``?delay_ms=N`` (at most 10,000) makes it a
+slow upstream: the request is counted as served when it arrives, then answered N ms later.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aiohttp import web
 
 STATS_PATH = "/_echo/stats"
 RESET_PATH = "/_echo/reset"
+MAX_DELAY_MS = 10_000
 SERVED: web.AppKey[list[int]] = web.AppKey("served", list)
 
 
@@ -30,6 +32,9 @@ async def echo(request: web.Request) -> web.StreamResponse:
     async for chunk in request.content.iter_any():
         size += len(chunk)
     request.app[SERVED][0] += 1
+    delay = request.query.get("delay_ms", "")
+    if delay.isdigit():
+        await asyncio.sleep(min(int(delay), MAX_DELAY_MS) / 1000)
     return web.json_response(
         {
             "method": request.method,

@@ -32,11 +32,19 @@ UPSTREAM_ERRORS = Counter("tollway_gateway_upstream_errors_total", "Upstream fai
 METERING_BUFFER = Gauge(
     "tollway_gateway_metering_buffer_events", "Metering events waiting in memory.", multiprocess_mode="livesum"
 )
-METERING_WRITTEN = Counter("tollway_gateway_metering_written_total", "Metering events written to the stream.")
+METERING_WRITTEN = Counter(
+    "tollway_gateway_metering_written_total", "Metering events (requests) written to the streams, in batches."
+)
 METERING_SPILLED = Counter("tollway_gateway_metering_spilled_total", "Metering events spilled to the local file.")
 METERING_REPLAYED = Counter("tollway_gateway_metering_replayed_total", "Spilled events replayed into the stream.")
 METERING_DROPPED = Counter(
     "tollway_gateway_metering_dropped_total", "Metering events dropped because the spill file was full."
+)
+METERING_RECOVERED = Counter(
+    "tollway_gateway_metering_recovered_total",
+    "Requests recovered from a dead worker's journal: in a sealed batch, admitted with outcome unknown, "
+    "or refused (complete).",
+    ["kind"],
 )
 METERING_SPILL_PENDING = Gauge(
     "tollway_gateway_metering_spill_pending_events",

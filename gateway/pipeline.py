@@ -7,6 +7,8 @@ subclass with a ``PRIORITY``, any of the phase methods and a ``create`` factory)
 for every request:
 
     access    async, may raise Reject; higher PRIORITY runs first
+    admit     once access has let the request through, just before it goes upstream;
+              must not block (metering journals the admission here)
     (proxy)   the request goes upstream, unless access rejected it
     response  adds headers to whatever is sent back, proxied or rejected
     log       after the response is written, even after a reject; must not block
@@ -102,6 +104,9 @@ class Policy:
     async def access(self, ctx: RequestContext) -> None:
         raise NotImplementedError
 
+    def admit(self, ctx: RequestContext) -> None:
+        raise NotImplementedError
+
     def response(self, ctx: RequestContext) -> None:
         raise NotImplementedError
 
@@ -117,12 +122,17 @@ class Pipeline:
     def __init__(self, policies: list[Policy]) -> None:
         self.policies = tuple(sorted(policies, key=lambda p: -p.PRIORITY))
         self.access_phase = tuple(p for p in self.policies if _overrides(p, "access"))
+        self.admit_phase = tuple(p for p in self.policies if _overrides(p, "admit"))
         self.response_phase = tuple(p for p in self.policies if _overrides(p, "response"))
         self.log_phase = tuple(p for p in self.policies if _overrides(p, "log"))
 
     async def access(self, ctx: RequestContext) -> None:
         for policy in self.access_phase:
             await policy.access(ctx)
+
+    def admit(self, ctx: RequestContext) -> None:
+        for policy in self.admit_phase:
+            policy.admit(ctx)
 
     def response(self, ctx: RequestContext) -> None:
         for policy in self.response_phase:

@@ -1,21 +1,47 @@
-"""Metering: one event per request, rejected ones included, written after the response.
+"""Metering: every request becomes a contract.MeteredRequest, refusals included, and
+leaves the worker in batches; what the gateway admitted is billed, exactly, through
+crashes and replays.
 
-The log phase only appends a tuple to an in-memory buffer. A background task
-flushes the buffer every flush interval (or sooner when a batch is full) with one
-pipelined round of XADDs to contract.METERING_STREAM.
+Batches. The log phase appends the request's record to an in-memory buffer, one per
+metering partition (``contract.metering_partition(subscription_id, METERING_PARTITIONS)``).
+A background task seals the buffers every ``GATEWAY_METERING_FLUSH_MS`` (sooner when one
+holds ``GATEWAY_METERING_BATCH`` requests) into batches and sends each as ONE stream entry,
+``XADD metering_stream(p) [MAXLEN ~ n] * b <encode_batch(batch)>``, all of a round in one
+pipeline. A batch id is ``<GATEWAY_NODE_ID>:<worker>:<boot ms>:<seq>``: unique across the
+fleet, and it stays with the batch through the journal, the spill file and every replay,
+so analytics deduplicates by batch id.
 
-Every recorded event is also appended, with one unbuffered write, to this worker's
-journal file, which is emptied whenever the buffer has been written or spilled. A
-worker killed with SIGKILL loses its memory but not the page cache: its successor
-in the same slot moves the journal into the spill file and replays it, so the
-requests it answered are still metered (at-least-once; see below).
+Journal at admission (gateway/policies/metering/journal.py has the line formats). Each
+worker appends to ``journal-<worker>.jsonl`` with unbuffered writes, which survive a
+SIGKILL (they are in the page cache; a lost machine is another matter):
 
-When Redis does not take the batch, it is appended to this worker's spill file
-(JSON lines) and replayed, oldest first, once Redis answers again. The spill
-file holds at most ``spill_max_events``; beyond that events are dropped and
-counted (tollway_gateway_metering_dropped_total), never silently. Replay is
-at-least-once: a crash mid-replay can send an event twice, and analytics
-deduplicates on the event id.
+* when the access phase has admitted a request, before it goes upstream: one "A" line,
+  the record as known then (status 0, outcome unknown). After the response the complete
+  record lives in memory only, so an admitted request costs one write;
+* when a request is answered without being admitted (401, 403, 404, 429, a preflight...):
+  one "R" line with its complete record, in the log phase. Also one write; nothing is
+  written twice for any request;
+* when a batch is sealed: one "B" line with the batch, its id and the numbers of the
+  requests it covers, before the batch is sent (or spilled).
+
+The journal is rewritten to what is still open (the header, A/R lines of requests not in
+a sealed batch, B lines not yet sent) when it grows past JOURNAL_COMPACT_BYTES, and
+emptied when nothing is open (an empty journal: nothing to adopt).
+
+The worker that takes over a slot adopts its predecessor's journal into its spill file
+before it serves: sealed batches keep their ids (they may have reached Redis: analytics
+drops the copy), admitted requests that no batch covers are billed with
+``outcome=OUTCOME_UNKNOWN``, status 0, decision "allowed" (in flight, or answered but not
+yet sealed), refusals with their complete record. Hence the promise:
+billed = admitted at the gateway, exactly; a SIGKILL costs at most the status, latency and
+sizes of the requests it interrupted, never the request.
+
+Redis down. A batch Redis does not take goes to ``spill-<worker>.jsonl``, one batch per
+line with its id, and is replayed oldest first once Redis answers. The spill file holds
+at most ``GATEWAY_SPILL_MAX_EVENTS`` requests; a batch that does not fit is dropped whole
+and counted (tollway_gateway_metering_dropped_total), never silently. Worker 0 also
+adopts and replays the journals and spill files of slots that no longer exist
+(GATEWAY_WORKERS lowered).
 """
 
 from __future__ import annotations
@@ -23,49 +49,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
 
-import orjson
 from redis.exceptions import RedisError
 
 from gateway import contract, metrics, tasks
 from gateway.pipeline import Policy, PolicyDeps
+from gateway.policies.metering import journal
+from gateway.policies.metering.endpoint import EndpointLabels
 from gateway.policies.metering.schema import MeteringSettings
-from gateway.redis_mux import MuxRedis
+from gateway.redis_mux import Arg, MuxRedis
 from gateway.state import RedisHealth
 from gateway.types import RequestContext
 
 log = logging.getLogger("gateway.metering")
 
-# One event as it sits in the buffer: values in contract.METERING_FIELDS order.
-Event = tuple[str, int, int | None, str, str, int | None, str, int | None, int | None, str, int, str, float, int, int]
-REPLAY_CHUNK = 2_000
-
-
-def _bulk(value: str) -> bytes:
-    data = value.encode()
-    return b"$%d\r\n%s\r\n" % (len(data), data)
-
-
-_FIELD_NAMES = [_bulk(name) for name in contract.METERING_FIELDS]
-
-
-def xadd_command(event: Event | list[Any], maxlen: int) -> bytes:
-    """RESP for XADD METERING_STREAM [MAXLEN ~ n] * field value ..., built straight from
-    the event tuple: this runs once per request, so it skips every intermediate dict."""
-    trim = [_bulk("MAXLEN"), _bulk("~"), _bulk(str(maxlen))] if maxlen else []
-    parts = [b"*%d\r\n" % (3 + len(trim) + 2 * len(_FIELD_NAMES)), _bulk("XADD"), _bulk(contract.METERING_STREAM)]
-    parts += trim
-    parts.append(_bulk("*"))
-    for name, value in zip(_FIELD_NAMES, event, strict=True):
-        data = b"" if value is None else str(value).encode()
-        parts += (name, b"$%d\r\n" % len(data), data, b"\r\n")
-    return b"".join(parts)
+REPLAY_CHUNK = 100  # spill lines (batches) per pipelined round
+JOURNAL_COMPACT_BYTES = 4 * 1024 * 1024
+STOP_ROUNDS = 5
 
 
 class Meter:
@@ -77,73 +81,211 @@ class Meter:
         *,
         worker_index: int,
         workers: int,
+        node_id: str = "gateway",
+        partitions: int = contract.DEFAULT_METERING_PARTITIONS,
     ) -> None:
         self.redis = redis
         self.health = health
         self.settings = settings
-        self.buffer: list[Event] = []
+        self.worker_index = worker_index
+        self.workers = workers
+        self.partitions = max(1, partitions)
+        self.header = journal.Header(node=node_id, worker=worker_index, boot_ms=int(time.time() * 1000))
+        self.batch_prefix = self.header.batch_prefix
+        self._header_line = journal.line(self.header)
+        self.seq = 0
+        # Per partition: the records waiting to be sealed and their journal numbers (0: none).
+        self.buffers: list[list[contract.MeteredRequest]] = [[] for _ in range(self.partitions)]
+        self.numbers: list[list[int]] = [[] for _ in range(self.partitions)]
+        self.buffered = 0
+        self.labels = EndpointLabels()
+        # Journal bookkeeping: request numbers, the admitted requests in flight (by event
+        # id), and the lines still open (A/R lines not in a sealed batch, B lines not sent).
+        self.next_number = 0
+        self.in_flight: dict[str, int] = {}
+        self.open_requests: dict[int, bytes] = {}
+        self.open_batches: dict[str, bytes] = {}
+        self.journal_bytes = 0
         self.spill_dir = Path(settings.spill_dir)
         self.spill_path = self.spill_dir / f"spill-{worker_index}.jsonl"
         self.journal_path = self.spill_dir / f"journal-{worker_index}.jsonl"
-        self.worker_index = worker_index
-        self.workers = workers
         self._journal_fd = self._journal_open()
-        self.spill_pending = self._count_lines(self.spill_path)
+        self.spill_pending = journal.spill_count(self.spill_path)
         metrics.METERING_SPILL_PENDING.set(self.spill_pending)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
-    @staticmethod
-    def _count_lines(path: Path) -> int:
-        try:
-            with path.open("rb") as fh:
-                return sum(1 for _ in fh)
-        except FileNotFoundError:
-            return 0
+    # --- journal -------------------------------------------------------------------------
+
+    def _fallback_header(self, path: Path) -> journal.Header:
+        # A journal without its header line (it could not be written): the file's age
+        # stands in for the boot time, stable across re-adoptions.
+        with contextlib.suppress(OSError):
+            return journal.Header(self.header.node, self.worker_index, path.stat().st_mtime_ns // 1_000_000)
+        return journal.Header(self.header.node, self.worker_index, 0)
+
+    def _adopt(self, journal_path: Path, spill_path: Path) -> None:
+        counts = journal.journal_adopt(journal_path, spill_path, self._fallback_header(journal_path))
+        for kind in ("sealed", "unknown", "refused"):
+            if counts.get(kind):
+                metrics.METERING_RECOVERED.labels(kind).inc(counts[kind])
 
     def _journal_open(self) -> int | None:
-        """Adopt what a predecessor in this slot left in its journal (it died before its
-        buffer was written), then open a fresh journal for this worker."""
+        """Adopt what a predecessor in this slot left in its journal, then start a fresh one."""
         try:
             self.spill_dir.mkdir(parents=True, exist_ok=True)
-            if self.journal_path.exists():
-                with self.journal_path.open("rb") as src, self.spill_path.open("ab") as dst:
-                    dst.write(src.read())
-                self.journal_path.unlink()
-            return os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._adopt(self.journal_path, self.spill_path)
+            # Empty while nothing is open: the header goes in front of the first line.
+            return os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o600)
         except OSError as exc:
-            log.error("metering journal %s unavailable, a killed worker will lose its buffer: %s",
+            log.error("metering journal %s unavailable, a killed worker will lose what it admitted: %s",
                       self.journal_path, exc)
             return None
 
-    def _journal_clear(self) -> None:
-        # Called only when the buffer is empty and nothing was awaited since: every
-        # journaled event is now in Redis or in the spill file.
-        if self._journal_fd is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._journal_fd, 0)
+    def _journal_write(self, data: bytes) -> bool:
+        fd = self._journal_fd
+        if fd is None:
+            return False
+        if not self.journal_bytes:
+            data = self._header_line + data  # still one write
+        try:
+            os.write(fd, data)
+        except OSError:
+            self._journal_fd = None
+            log.error("metering journal %s write failed; journaling off in this worker", self.journal_path)
+            return False
+        self.journal_bytes += len(data)
+        return True
+
+    def _journal_compact(self) -> None:
+        """Drop what is closed. No await in here: the open lines are exactly what is on disk."""
+        fd = self._journal_fd
+        if fd is None:
+            return
+        if not self.open_requests and not self.open_batches:
+            if self.journal_bytes:
+                try:
+                    os.ftruncate(fd, 0)
+                    self.journal_bytes = 0
+                except OSError as exc:
+                    log.error("metering journal %s truncate failed: %s", self.journal_path, exc)
+            return
+        if self.journal_bytes <= JOURNAL_COMPACT_BYTES:
+            return
+        data = b"".join([self._header_line, *self.open_batches.values(), *self.open_requests.values()])
+        tmp = self.journal_path.with_name(self.journal_path.name + ".tmp")
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, self.journal_path)
+            new_fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND)
+        except OSError as exc:
+            log.error("metering journal %s compaction failed (it keeps growing): %s", self.journal_path, exc)
+            return
+        os.close(fd)
+        self._journal_fd = new_fd
+        self.journal_bytes = len(data)
 
     # --- request path ------------------------------------------------------------------
 
-    def record(self, event: Event) -> None:
-        if self._journal_fd is not None:
-            try:
-                os.write(self._journal_fd, orjson.dumps(event) + b"\n")
-            except OSError:
-                self._journal_fd = None
-                log.error("metering journal %s write failed; journaling off in this worker", self.journal_path)
-        buffer = self.buffer
-        buffer.append(event)
+    def admit(self, ctx: RequestContext) -> None:
+        """The access phase let the request through: journal it before it goes upstream."""
+        if self._journal_fd is None:
+            return
+        self.next_number += 1
+        n = self.next_number
+        data = journal.line(journal.Admitted(n, self._record(ctx, admitted=True)))
+        if self._journal_write(data):
+            self.open_requests[n] = data
+            self.in_flight[ctx.event_id] = n
+
+    def record(self, ctx: RequestContext) -> None:
+        """After the response. An admitted request's record stays in memory (its admission
+        is journalled); a refused one is journalled now, complete."""
+        request = self._record(ctx)
+        n = self.in_flight.pop(ctx.event_id, 0)
+        if not n and self._journal_fd is not None:
+            self.next_number += 1
+            data = journal.line(journal.Refused(self.next_number, request))
+            if self._journal_write(data):
+                n = self.next_number
+                self.open_requests[n] = data
+        p = contract.metering_partition(request.subscription_id, self.partitions)
+        buffer = self.buffers[p]
+        buffer.append(request)
+        self.numbers[p].append(n)
+        self.buffered += 1
         if len(buffer) >= self.settings.batch:
             self._wake.set()
-        if len(buffer) > self.settings.buffer_max:
-            # Redis has been away long enough to fill memory: move the oldest to disk now.
-            overflow = buffer[: len(buffer) - self.settings.buffer_max]
-            del buffer[: len(overflow)]
-            self._spill(overflow)
-        # The buffer-size gauge is set by the flush task, not here: once per batch is
-        # plenty for a gauge, and a multiprocess metric write per request is not free.
+        if self.buffered > self.settings.buffer_max:
+            # Redis has been slow long enough to fill memory: seal this partition and
+            # move it to disk now. The buffer-size gauge is set by the flush task: a
+            # multiprocess metric write per request is not free.
+            self._spill(self._seal(p))
+
+    def _record(self, ctx: RequestContext, *, admitted: bool = False) -> contract.MeteredRequest:
+        route, app, grant = ctx.route, ctx.application, ctx.grant
+        if admitted:  # as billed if the worker dies before the response
+            status, decision, outcome = 0, "allowed", contract.OUTCOME_UNKNOWN
+            latency, bytes_in, bytes_out = 0.0, 0, 0
+        else:
+            status, decision, outcome = ctx.status, ctx.decision, ""
+            if not 100 <= status <= 599:
+                # RFC 9110 has no such status; an upstream sent one (aiohttp relays 600-999).
+                # Analytics refuses a batch holding one, so it is metered as the 502 it is.
+                status = 502
+            latency = round((time.perf_counter() - ctx.started) * 1000, 3)
+            bytes_in, bytes_out = ctx.bytes_in, ctx.bytes_out
+        return contract.MeteredRequest(
+            ts=ctx.ts_ms,
+            api_id=route.api_id if route else 0,
+            api=ctx.api_slug if route else "",
+            version=ctx.version if route else "",
+            application_id=app.application_id if app else 0,
+            key_prefix=ctx.key_prefix,
+            subscription_id=grant.subscription_id if grant else 0,
+            plan_id=grant.plan_id if grant else 0,
+            method=ctx.request.method,
+            status=status,
+            decision=decision,
+            latency_ms=latency,
+            bytes_in=bytes_in,
+            bytes_out=bytes_out,
+            endpoint=self.labels.label(route.version_id, ctx.upstream_path, status) if route else "",
+            outcome=outcome,
+        )
+
+    # --- batches -----------------------------------------------------------------------
+
+    def _seal(self, p: int) -> list[contract.MeteringBatch]:
+        """Cut partition p's buffer into batches, each journalled (B line) before it leaves."""
+        requests, numbers = self.buffers[p], self.numbers[p]
+        if not requests:
+            return []
+        self.buffers[p], self.numbers[p] = [], []
+        self.buffered -= len(requests)
+        size = self.settings.batch
+        batches = []
+        for start in range(0, len(requests), size):
+            self.seq += 1
+            batch = contract.MeteringBatch(
+                v=contract.METERING_BATCH_VERSION, id=f"{self.batch_prefix}{self.seq}",
+                requests=requests[start : start + size],
+            )
+            covered = [n for n in numbers[start : start + size] if n]
+            if self._journal_fd is not None:
+                data = journal.line(journal.Sealed(covered, batch))
+                if self._journal_write(data):
+                    self.open_batches[batch.id] = data
+            for n in covered:
+                self.open_requests.pop(n, None)
+            batches.append(batch)
+        return batches
+
+    def _delivered(self, batches: list[contract.MeteringBatch]) -> None:
+        """In Redis or in the spill file: the B lines may go at the next compaction."""
+        for batch in batches:
+            self.open_batches.pop(batch.id, None)
 
     # --- background ----------------------------------------------------------------------
 
@@ -153,7 +295,10 @@ class Meter:
 
     async def stop(self) -> None:
         await tasks.stop(self._task, "metering-flush")
-        await self.flush()
+        for _ in range(STOP_ROUNDS):  # the server has stopped: nothing new arrives for long
+            await self.flush()
+            if not self.buffered:
+                break
 
     async def _run(self) -> None:
         while True:
@@ -167,63 +312,80 @@ class Meter:
                 log.exception("metering flush failed")
 
     async def flush(self) -> None:
-        metrics.METERING_BUFFER.set(len(self.buffer))
+        """One round: seal every partition's buffer, send the batches in one pipeline (or
+        spill them), tidy the journal, then replay what waits on disk. Requests that
+        arrive meanwhile wait for the next round (a full buffer wakes it at once)."""
         async with self._lock:
-            while self.buffer:
-                batch = self.buffer[: self.settings.batch]
-                del self.buffer[: len(batch)]
-                metrics.METERING_BUFFER.set(len(self.buffer))
-                if not await self._write(batch):
-                    self._spill(batch + self.buffer)
-                    self.buffer.clear()
-                    self._journal_clear()
-                    metrics.METERING_BUFFER.set(0)
-                    return
-                metrics.METERING_WRITTEN.inc(len(batch))
-            self._journal_clear()
+            batches = [b for p in range(self.partitions) for b in self._seal(p)]
+            metrics.METERING_BUFFER.set(self.buffered)
+            if batches:
+                if await self._write(batches):
+                    metrics.METERING_WRITTEN.inc(sum(len(b.requests) for b in batches))
+                    self._delivered(batches)
+                else:
+                    self._spill(batches)
+            self._journal_compact()
             if self.spill_pending and self.health.available():
                 await self._replay(self.spill_path)
             if self.worker_index == 0 and self.health.available():
                 await self._replay_orphans()
 
-    async def _write(self, events: list[Event] | list[list[Any]]) -> bool:
+    def _xadd(self, batch: contract.MeteringBatch) -> tuple[Arg, ...]:
+        p = contract.metering_partition(batch.requests[0].subscription_id, self.partitions)
+        maxlen = self.settings.stream_maxlen
+        trim: tuple[Arg, ...] = ("MAXLEN", "~", maxlen) if maxlen else ()
+        return ("XADD", contract.metering_stream(p), *trim, "*", contract.METERING_BATCH_FIELD,
+                contract.encode_batch(batch))
+
+    async def _write(self, batches: list[contract.MeteringBatch]) -> bool:
+        if not batches:
+            return True
         if not self.health.available():
             return False
-        maxlen = self.settings.stream_maxlen
         try:
-            await self.redis.pipeline_raw(b"".join(xadd_command(e, maxlen) for e in events), len(events))
+            await self.redis.pipeline([self._xadd(b) for b in batches])
         except (RedisError, OSError) as exc:
             self.health.failed(exc)
             return False
         self.health.ok()
         return True
 
-    def _spill(self, events: list[Event]) -> None:
-        room = max(0, self.settings.spill_max_events - self.spill_pending)
-        kept, dropped = events[:room], len(events) - min(room, len(events))
+    def _spill(self, batches: list[contract.MeteringBatch]) -> None:
+        kept: list[contract.MeteringBatch] = []
+        dropped = 0
+        room = self.settings.spill_max_events - self.spill_pending
+        for batch in batches:
+            if len(batch.requests) <= room:
+                kept.append(batch)
+                room -= len(batch.requests)
+            else:
+                dropped += len(batch.requests)
+        events = sum(len(b.requests) for b in kept)
         if kept:
             try:
                 self.spill_dir.mkdir(parents=True, exist_ok=True)
-                with self.spill_path.open("a", encoding="utf-8") as fh:
-                    fh.write("".join(json.dumps(list(e), separators=(",", ":")) + "\n" for e in kept))
-                self.spill_pending += len(kept)
-                metrics.METERING_SPILLED.inc(len(kept))
+                with self.spill_path.open("ab") as fh:
+                    fh.write(b"".join(journal.line(b) for b in kept))
+                self.spill_pending += events
+                metrics.METERING_SPILLED.inc(events)
                 metrics.METERING_SPILL_PENDING.set(self.spill_pending)
             except OSError as exc:
-                log.error("cannot spill %d metering events to %s: %s", len(kept), self.spill_path, exc)
-                dropped += len(kept)
+                log.error("cannot spill %d metering events to %s: %s", events, self.spill_path, exc)
+                dropped += events
         if dropped:
             log.error("metering spill full (%d events): dropped %d", self.settings.spill_max_events, dropped)
             metrics.METERING_DROPPED.inc(dropped)
+        # Spilled, or dropped and counted: either way the journal need not keep them.
+        self._delivered(batches)
 
     async def _replay(self, path: Path) -> None:
-        """Send the spill file to the stream chunk by chunk, never holding it all in
-        memory; whatever did not go stays on disk, in order."""
+        """Send a spill file to the streams chunk by chunk, never holding it all in
+        memory; whatever did not go stays on disk, in order, each batch with its id."""
         try:
             fh = path.open("rb")
         except FileNotFoundError:
             return
-        sent_bytes = sent_lines = 0
+        sent_bytes = sent_events = 0
         complete = True
         with fh:
             while True:
@@ -231,47 +393,54 @@ class Meter:
                 chunk = list(itertools.islice(fh, REPLAY_CHUNK))
                 if not chunk:
                     break
-                events: list[list[Any]] = []
-                for line in chunk:
-                    with contextlib.suppress(ValueError):
-                        event = json.loads(line)
-                        if isinstance(event, list) and len(event) == len(contract.METERING_FIELDS):
-                            events.append(event)
-                for start in range(0, len(events), self.settings.batch):
-                    if not await self._write(events[start : start + self.settings.batch]):
-                        complete = False
-                        break
-                if not complete:
-                    break  # the whole chunk stays: at-least-once, analytics dedupes on id
-                sent_bytes += sum(len(line) for line in chunk)
-                sent_lines += len(chunk)
-                metrics.METERING_REPLAYED.inc(len(events))
+                batches = []
+                for raw in chunk:
+                    batch = journal.spill_decode(raw)
+                    if batch is None or not batch.requests:
+                        if raw.strip():
+                            log.error("unreadable metering spill line in %s, dropped: %r", path, raw[:200])
+                            metrics.METERING_DROPPED.inc()
+                        continue
+                    batches.append(batch)
+                if not await self._write(batches):
+                    complete = False
+                    break  # the whole chunk stays: at-least-once, analytics dedupes by batch id
+                events = sum(len(b.requests) for b in batches)
+                sent_bytes += sum(len(raw) for raw in chunk)
+                sent_events += events
+                metrics.METERING_REPLAYED.inc(events)
             # No await from here on, so nothing can be appended before the file is rewritten.
-            remaining = 0
             if complete:
                 path.unlink(missing_ok=True)
             else:
                 fh.seek(sent_bytes)
                 tail = fh.read()
-                remaining = tail.count(b"\n")
                 tmp = path.with_name(path.name + ".tmp")
                 tmp.write_bytes(tail)
                 os.replace(tmp, path)
         if path == self.spill_path:
-            self.spill_pending = remaining
+            self.spill_pending = 0 if complete else max(0, self.spill_pending - sent_events)
             metrics.METERING_SPILL_PENDING.set(self.spill_pending)
-        if sent_lines:
-            log.warning("replayed %d spilled metering events from %s", sent_lines, path)
+        if sent_events:
+            log.warning("replayed %d spilled metering events from %s", sent_events, path)
 
     async def _replay_orphans(self) -> None:
-        # Spill files of worker slots that no longer exist (GATEWAY_WORKERS was lowered).
-        for path in [*self.spill_dir.glob("spill-*.jsonl"), *self.spill_dir.glob("journal-*.jsonl")]:
-            try:
-                index = int(path.stem.split("-", 1)[1])
-            except ValueError:
-                continue
-            if index >= self.workers:
+        # Journals and spill files of worker slots that no longer exist (GATEWAY_WORKERS was lowered).
+        for path in sorted(self.spill_dir.glob("journal-*.jsonl")):
+            index = _slot(path)
+            if index is not None and index >= self.workers:
+                self._adopt(path, path.with_name(f"spill-{index}.jsonl"))
+        for path in sorted(self.spill_dir.glob("spill-*.jsonl")):
+            index = _slot(path)
+            if index is not None and index >= self.workers:
                 await self._replay(path)
+
+
+def _slot(path: Path) -> int | None:
+    try:
+        return int(path.stem.split("-", 1)[1])
+    except ValueError:
+        return None
 
 
 class MeteringPolicy(Policy):
@@ -291,6 +460,8 @@ class MeteringPolicy(Policy):
             settings,
             worker_index=deps.worker_index,
             workers=deps.config.workers,
+            node_id=deps.config.node_id,
+            partitions=deps.config.metering_partitions,
         )
         return cls(meter)
 
@@ -300,24 +471,9 @@ class MeteringPolicy(Policy):
     async def stop(self) -> None:
         await self.meter.stop()
 
+    def admit(self, ctx: RequestContext) -> None:
+        self.meter.admit(ctx)
+
     def log(self, ctx: RequestContext) -> None:
-        route, app, grant = ctx.route, ctx.application, ctx.grant
-        self.meter.record(
-            (
-                ctx.event_id,
-                ctx.ts_ms,
-                route.api_id if route else None,
-                ctx.api_slug if route else "",
-                ctx.version if route else "",
-                app.application_id if app else None,
-                ctx.key_prefix,
-                grant.subscription_id if grant else None,
-                grant.plan_id if grant else None,
-                ctx.request.method,
-                ctx.status,
-                ctx.decision,
-                round((time.perf_counter() - ctx.started) * 1000, 3),
-                ctx.bytes_in,
-                ctx.bytes_out,
-            )
-        )
+        self.meter.record(ctx)
+

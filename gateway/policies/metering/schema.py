@@ -1,7 +1,9 @@
 """Settings of the metering policy (environment: GATEWAY_METERING_* and GATEWAY_SPILL_*).
+The partition count and the node id in batch ids are gateway-wide (gateway/config.py:
+METERING_PARTITIONS, GATEWAY_NODE_ID).
 
-Redis down: events go to a per-worker spill file and are replayed when Redis is
-back; past ``spill_max_events`` they are dropped and counted in
+Redis down: batches go to a per-worker spill file, each with its id, and are replayed
+when Redis is back; past ``spill_max_events`` whole batches are dropped and counted in
 tollway_gateway_metering_dropped_total.
 """
 
@@ -21,18 +23,25 @@ DEFAULT_FLUSH_MS = 200
 class MeteringSettings(PolicySettings):
     flush_s: float = setting(
         DEFAULT_FLUSH_MS / 1000,
-        "Longest time an event waits in memory before it is written (GATEWAY_METERING_FLUSH_MS).",
+        "Longest time a record waits in memory before its batch is sealed and sent (GATEWAY_METERING_FLUSH_MS).",
     )
-    batch: int = setting(500, "Events per pipelined XADD round; a full batch flushes at once (GATEWAY_METERING_BATCH).")
+    batch: int = setting(
+        500, "Most requests in one batch, one stream entry; a full buffer is sent at once (GATEWAY_METERING_BATCH)."
+    )
     buffer_max: int = setting(
-        20_000, "Events held in memory; beyond this the oldest go to the spill file (GATEWAY_METERING_BUFFER_MAX)."
+        20_000,
+        "Requests held in memory; beyond this a partition is sealed and spilled at once (GATEWAY_METERING_BUFFER_MAX).",
     )
-    spill_dir: str = setting("var/gateway/spill", "Directory of the per-worker spill files (GATEWAY_SPILL_DIR).")
+    spill_dir: str = setting(
+        "var/gateway/spill", "Directory of the per-worker journals and spill files (GATEWAY_SPILL_DIR)."
+    )
     spill_max_events: int = setting(
-        1_000_000, "Events a spill file may hold; beyond this they are dropped and counted (GATEWAY_SPILL_MAX_EVENTS)."
+        1_000_000,
+        "Requests a spill file may hold; a batch beyond this is dropped and counted (GATEWAY_SPILL_MAX_EVENTS).",
     )
     stream_maxlen: int = setting(
-        0, "Approximate MAXLEN for the stream; 0 keeps everything for analytics to trim (GATEWAY_METERING_MAXLEN)."
+        0, "Approximate MAXLEN per partition stream, in entries (batches); 0 leaves trimming to analytics, "
+        "which trims only what it acknowledged (GATEWAY_METERING_MAXLEN).",
     )
 
     @classmethod
