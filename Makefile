@@ -13,7 +13,7 @@ help:
 	@echo "make run    start Redis, portal, Celery worker and beat, gateway and demo upstream (Ctrl-C stops)"
 	@echo "make dev    the same, with DEBUG on and Django's autoreloading development server for the portal"
 	@echo "make test   lint, then the whole suite on PostgreSQL, then the portal suite on SQLite"
-	@echo "make bench  side-by-side benchmarks; results in bench/results/ and docs/performance.md"
+	@echo "make bench  side-by-side benchmarks (gateway, analytics, portal server); results in bench/results/"
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "python3 is required (Debian package: python3 python3-venv)"; exit 1; }
@@ -109,6 +109,7 @@ bench: venv
 	@bin/ensure-debs redis-server:redis-server nginx:nginx-light wrk:wrk hey:hey
 	$(PY) bench/gateway.py
 	$(PY) bench/analytics.py
+	$(PY) bench/portal_server.py
 
 clean:
 	rm -rf var bench/results .pytest_cache

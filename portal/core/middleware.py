@@ -11,6 +11,7 @@ still gets Django's traceback page: that one is the point of DEBUG, and `make ru
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
@@ -41,6 +42,6 @@ class StyledNotFoundMiddleware:
     @staticmethod
     def _not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
         # The site's handler404 (Django's page_not_found: templates/404.html), as with DEBUG off.
-        view = get_resolver().resolve_error_handler(404)
-        response: HttpResponse = view(request, exception)
-        return response
+        # django-stubs types the handler as taking the request alone; Django calls it with the exception too.
+        view = cast(Callable[[HttpRequest, Exception], HttpResponse], get_resolver().resolve_error_handler(404))
+        return view(request, exception)
