@@ -144,6 +144,8 @@ def main() -> int:
         env = prepare(tmp, redis_server.url)
         ports = {}
         names = [n for n in candidates(0, args.cores) if importlib.util.find_spec("gunicorn") or "gunicorn" not in n]
+        if len(names) < len(candidates(0, args.cores)):
+            print("gunicorn is not installed: its candidates are skipped (pip install gunicorn==27.0.1 to compare)")
         for name in args.only or names:
             port = free_port()
             ports[name] = port
