@@ -7,12 +7,13 @@ PORTAL_PORT ?= 8000
 GATEWAY_PORT ?= 8080
 export PORTAL_PORT GATEWAY_PORT
 
-.PHONY: help venv run test test-postgres test-sqlite lint bench seed clean screenshots
+.PHONY: help venv run dev run-env test test-postgres test-sqlite lint bench seed clean screenshots
 
 help:
 	@echo "make run    start Redis, portal, Celery worker and beat, gateway and demo upstream (Ctrl-C stops)"
+	@echo "make dev    the same, with DEBUG on and Django's autoreloading development server for the portal"
 	@echo "make test   lint, then the whole suite on PostgreSQL, then the portal suite on SQLite"
-	@echo "make bench  side-by-side benchmarks; results in bench/results/ and docs/performance.md"
+	@echo "make bench  side-by-side benchmarks (gateway, analytics, portal server); results in bench/results/"
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "python3 is required (Debian package: python3 python3-venv)"; exit 1; }
@@ -42,9 +43,19 @@ var/secret_key:
 	@$(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > $@
 	@chmod 600 $@
 
-# The embedded defaults: SQLite in var/, a local Redis unless REDIS_URL is set,
-# DEBUG on, a secret generated once into var/secret_key.
-RUN_ENV = DEBUG=$${DEBUG:-1} SECRET_KEY_FILE=$${SECRET_KEY_FILE:-var/secret_key}
+# The embedded defaults: SQLite in var/, a local Redis unless REDIS_URL is set, a secret
+# generated once into var/secret_key, and DEBUG off: the portal behind its production
+# server (granian, see portal/serve.py), its static files collected into var/staticfiles
+# and served by whitenoise. Plain http on 127.0.0.1, so the cookies are not Secure-only
+# and nothing redirects to https (production keeps those on: docs/operations.md).
+# Every value can be overridden from the environment.
+RUN_ENV = DEBUG=$${DEBUG:-0} SECRET_KEY_FILE=$${SECRET_KEY_FILE:-var/secret_key} \
+  ALLOWED_HOSTS=$${ALLOWED_HOSTS:-127.0.0.1,localhost} \
+  SESSION_COOKIE_SECURE=$${SESSION_COOKIE_SECURE:-0} CSRF_COOKIE_SECURE=$${CSRF_COOKIE_SECURE:-0} \
+  SECURE_SSL_REDIRECT=$${SECURE_SSL_REDIRECT:-0} \
+  PORTAL_PUBLIC_URL=$${PORTAL_PUBLIC_URL:-http://127.0.0.1:$(PORTAL_PORT)}
+# `make dev`: DEBUG on, and Django's development server (autoreload) for the portal.
+DEV_ENV = DEBUG=$${DEBUG:-1} PORTAL_SERVER=$${PORTAL_SERVER:-runserver}
 RUN_PROCS = portal worker beat upstream gateway
 
 run: venv var/secret_key
@@ -52,8 +63,17 @@ run: venv var/secret_key
 	@mkdir -p var/redis
 	$(RUN_ENV) $(PY) manage.py migrate --noinput
 	$(RUN_ENV) $(PY) manage.py seed_demo
+	@# DEBUG off: whitenoise serves the collected (hashed, compressed) files; unchanged files are not copied again.
+	@$(RUN_ENV) bash -c 'case "$${DEBUG,,}" in 1|true|yes|on) ;; *) $(PY) manage.py collectstatic --noinput -v 0;; esac'
 	@if [ -z "$$REDIS_URL" ]; then procs="redis $(RUN_PROCS)"; else procs="$(RUN_PROCS)"; fi; \
 	  $(RUN_ENV) PATH=$(VENV)/bin:$$PATH $(VENV)/bin/honcho -f Procfile start $$procs
+
+dev:
+	@$(DEV_ENV) $(MAKE) --no-print-directory run
+
+# The environment `make run` gives its processes, as JSON (tests/e2e start the portal with it).
+run-env:
+	@$(RUN_ENV) $(PYTHON) -c 'import json, os; print(json.dumps(dict(os.environ)))'
 
 seed: venv var/secret_key
 	$(RUN_ENV) $(PY) manage.py seed_demo
@@ -89,6 +109,7 @@ bench: venv
 	@bin/ensure-debs redis-server:redis-server nginx:nginx-light wrk:wrk hey:hey
 	$(PY) bench/gateway.py
 	$(PY) bench/analytics.py
+	$(PY) bench/portal_server.py
 
 clean:
 	rm -rf var bench/results .pytest_cache

@@ -4,7 +4,7 @@ up by itself: from Redis while Redis is up, and from its on-disk snapshot when R
 is gone too. When everything is back, every served request is billed.
 
 Bounds: 40 good and 10 revoked-key calls as a baseline; then the portal
-(``manage.py runserver``, as in the Procfile) is SIGKILLed and PostgreSQL is stopped
+(``manage.py runserver``: one process, so one SIGKILL takes it all) is SIGKILLed and PostgreSQL is stopped
 for the rest of the outage (about 15-25 s here): 40 + 10 calls, a gateway restart
 and 20 + 10 calls; then Redis is SIGKILLed as well, the gateway restarted again
 (from its snapshot) and 20 + 10 calls. "No added errors" means the outage answers

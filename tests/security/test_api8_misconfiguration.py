@@ -57,6 +57,26 @@ def test_not_found_shows_no_url_list_with_debug_off(path):
         assert mark not in body, f"{mark!r} in the 404 page of {path}"
 
 
+@pytest.mark.parametrize("path", ["/apis/echo/v9/", "/no-such-page/", "/apis/no-such-api/", "/api/v1/no-such-thing/"])
+def test_not_found_shows_no_url_list_with_debug_on_either(path, echo_api, client, alice):
+    """`make dev` runs with DEBUG on: a mistyped address still gets the portal's own 404
+    page (a view's Http404 and an address no pattern matches alike), never Django's
+    technical page with the site's URL list."""
+    client.force_login(alice)
+    with override_settings(DEBUG=True):
+        response = client.get(path)
+
+    assert response.status_code == 404
+    body = response.content.decode()
+    for mark in LEAK_MARKS:
+        assert mark not in body, f"{mark!r} in the DEBUG 404 page of {path}"
+    assert "admin/" not in body  # no pattern of the URLconf
+    if not path.startswith("/api/"):  # the REST API answers its own JSON 404
+        assert "Page not found" in body
+        assert 'class="site-header"' in body  # the portal's look: its header, signed-in navigation included
+        assert "/dashboard/" in body
+
+
 def test_error_pages_carry_the_csp_and_security_headers():
     with override_settings(DEBUG=False, ROOT_URLCONF="tests.security.boom_urls"):
         client = _production_client()
