@@ -19,6 +19,17 @@ redis-py remains the client for pub/sub only (state.py), which blocks on purpose
 Metering writes go through a MuxRedis too, but a second one with a 1 s timeout
 (app.py): a batch of XADDs never queues in front of a limiter call, and a slow
 write cannot trip the request path's timeout.
+
+Topologies (tollway/redis_url.py parses REDIS_URL / GATEWAY_REDIS_URL): MuxRedis speaks
+to one endpoint: TCP (``redis://``), TLS (``rediss://``, an ssl context with the
+configured CA and hostname verification), a unix socket, or the master that Sentinel
+names, asked again on every reconnection (a failover closes our connection; a READONLY
+reply, from a master demoted under us, drops it too). AUTH [user] password and SELECT
+are sent first on every connection. A Redis Cluster gets ``ClusterRedis`` instead:
+redis-py's asyncio RedisCluster behind the same methods, which routes by slot and
+follows MOVED and ASK. Why the split is in docs/performance.md (bench/redis_clients.py):
+on one endpoint MuxRedis did about 3x the requests of the best library client, so it
+stays there; on a cluster the library's routing is what we use. ``new_handle`` picks.
 """
 
 from __future__ import annotations
@@ -28,14 +39,16 @@ import collections
 import contextlib
 import hashlib
 import socket
+import ssl
 from collections.abc import Sequence
-from typing import Any
-from urllib.parse import unquote, urlparse
+from typing import Any, Protocol
 
 import hiredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from tollway.redis_url import RedisTarget, parse_redis_url, sentinel_master, ssl_context
 
 Arg = bytes | str | int | float
 
@@ -88,6 +101,11 @@ class _Protocol(asyncio.Protocol):
                 future.set_exception(
                     NoScriptError(message) if message.startswith("NOSCRIPT") else ResponseError(message)
                 )
+                if message.startswith("READONLY"):
+                    # We are talking to a replica: a master demoted by a failover. Drop the
+                    # connection so that the next command asks Sentinel where the master is.
+                    self.owner.drop(RedisConnectionError(f"Redis answered {message!r}: reconnecting"))
+                    return
             else:
                 future.set_result(reply)
 
@@ -96,15 +114,19 @@ class _Protocol(asyncio.Protocol):
 
 
 class MuxRedis:
-    def __init__(self, url: str, *, timeout: float) -> None:
-        parsed = urlparse(url)
-        if parsed.scheme not in ("redis", ""):
-            raise ValueError(f"only redis:// URLs are supported here, not {url!r}")
-        self.host = parsed.hostname or "127.0.0.1"
-        self.port = parsed.port or 6379
-        self.db = int((parsed.path or "/0").lstrip("/") or 0)
-        self.username = unquote(parsed.username) if parsed.username else None
-        self.password = unquote(parsed.password) if parsed.password else None
+    def __init__(self, target: RedisTarget | str, *, timeout: float) -> None:
+        if isinstance(target, str):
+            target = parse_redis_url(target)
+        if target.kind == "cluster":
+            raise ValueError("MuxRedis speaks to one endpoint; use ClusterRedis (new_handle) for a cluster")
+        self.target = target
+        self.host = target.host if target.hosts else ""
+        self.port = target.port if target.hosts else 0
+        self.db = target.db
+        self.username = target.username
+        self.password = target.password
+        # Built once, so that an unreadable CA fails at start-up (EnvError naming the variable).
+        self.ssl: ssl.SSLContext | None = ssl_context(target) if target.tls else None
         self.timeout = timeout
         self.pending: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
         self.protocol: _Protocol | None = None
@@ -117,14 +139,32 @@ class MuxRedis:
 
     # --- connection ---------------------------------------------------------------------
 
-    async def _connect(self) -> None:
+    async def _open(self) -> _Protocol:
         loop = asyncio.get_running_loop()
+        target = self.target
+        if target.kind == "unix":
+            _, protocol = await loop.create_unix_connection(lambda: _Protocol(self), target.path)
+            return protocol
+        if target.kind == "sentinel":
+            # Asked on every connection: after a failover the master is elsewhere.
+            self.host, self.port = await sentinel_master(target, timeout=self.timeout)
+        _, protocol = await loop.create_connection(
+            lambda: _Protocol(self),
+            self.host,
+            self.port,
+            ssl=self.ssl,
+            server_hostname=self.host if self.ssl is not None else None,
+        )
+        return protocol
+
+    def where(self) -> str:
+        return self.target.path if self.target.kind == "unix" else f"{self.host}:{self.port}"
+
+    async def _connect(self) -> None:
         try:
-            _, protocol = await asyncio.wait_for(
-                loop.create_connection(lambda: _Protocol(self), self.host, self.port), self.timeout
-            )
+            protocol = await asyncio.wait_for(self._open(), self.timeout)
         except (TimeoutError, OSError) as exc:
-            raise RedisConnectionError(f"cannot connect to Redis at {self.host}:{self.port}: {exc}") from exc
+            raise RedisConnectionError(f"cannot connect to Redis at {self.where()}: {exc}") from exc
         self.protocol = protocol
         if self.password:
             auth: tuple[Arg, ...] = ("AUTH", self.username, self.password) if self.username else ("AUTH", self.password)
@@ -274,3 +314,131 @@ class MuxRedis:
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
+
+
+class RedisHandle(Protocol):
+    """What the gateway's request path may ask of Redis, on every topology."""
+
+    async def execute(self, *args: Arg) -> Any: ...
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def hgetall(self, key: str) -> dict[bytes, bytes]: ...
+
+    async def evalsha(self, script: str, keys: Sequence[str], args: Sequence[Arg]) -> Any: ...
+
+    async def pipeline(self, commands: Sequence[tuple[Arg, ...]]) -> list[Any]: ...
+
+    # Pre-encoded forms for the hottest paths (MuxRedis sends the bytes as they are).
+    def script_sha(self, script: str) -> bytes: ...
+
+    async def evalsha_encoded(self, script: str, command: bytes) -> Any: ...
+
+    async def pipeline_raw(self, data: bytes, replies: int) -> list[Any]: ...
+
+    async def close(self) -> None: ...
+
+
+def _decode_commands(data: bytes, count: int) -> list[tuple[Arg, ...]]:
+    """RESP-encoded commands back into argument tuples (a request is a RESP array of bulk strings)."""
+    reader = hiredis.Reader()
+    reader.feed(data)
+    commands: list[tuple[Arg, ...]] = []
+    for _ in range(count):
+        command = reader.gets()
+        if command is False or not isinstance(command, list):
+            raise ValueError("truncated or malformed RESP command")
+        commands.append(tuple(command))
+    return commands
+
+
+class ClusterRedis:
+    """The handle on a Redis Cluster: redis-py's asyncio RedisCluster, which keeps the
+    slot map, sends each command to the node that owns its key's slot, groups a
+    pipeline's commands by node, and follows MOVED (refreshing the map) and ASK.
+    A connection error refreshes the map on the next call (a failover); it is raised
+    at once, within ``timeout``, so the failure modes still take effect in time."""
+
+    def __init__(self, target: RedisTarget | str, *, timeout: float) -> None:
+        from redis.asyncio.cluster import ClusterNode, RedisCluster
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        if isinstance(target, str):
+            target = parse_redis_url(target)
+        self.target = target
+        tls: dict[str, Any] = {}
+        if target.tls:
+            ssl_context(target)  # an unreadable CA fails here, naming the variable
+            tls = {
+                "ssl": True,
+                "ssl_ca_certs": target.tls_ca_file,
+                "ssl_certfile": target.tls_cert_file,
+                "ssl_keyfile": target.tls_key_file,
+                "ssl_check_hostname": True,
+            }
+        self.client = RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in target.hosts],
+            username=target.username,
+            password=target.password,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+            **tls,
+        )
+        self._shas: dict[str, bytes] = {}
+
+    async def execute(self, *args: Arg) -> Any:
+        return await self.client.execute_command(*args)
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self.client.get(key)
+        assert value is None or isinstance(value, bytes)
+        return value
+
+    async def hgetall(self, key: str) -> dict[bytes, bytes]:
+        reply: dict[bytes, bytes] = await self.client.hgetall(key)  # type: ignore[assignment]  # bytes: decode off
+        return reply
+
+    def script_sha(self, script: str) -> bytes:
+        sha = self._shas.get(script)
+        if sha is None:
+            sha = self._shas[script] = hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest().encode()
+        return sha
+
+    async def evalsha(self, script: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        sha = self.script_sha(script)
+        try:
+            return await self.client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+        except NoScriptError:
+            # Loaded on the node that owns the keys' slot (EVAL does, and caches it there).
+            return await self.client.execute_command("EVAL", script, len(keys), *keys, *args)
+
+    async def evalsha_encoded(self, script: str, command: bytes) -> Any:
+        (decoded,) = _decode_commands(command, 1)
+        numkeys = int(decoded[2])
+        keys = [k.decode() if isinstance(k, bytes) else str(k) for k in decoded[3 : 3 + numkeys]]
+        return await self.evalsha(script, keys, decoded[3 + numkeys :])
+
+    async def pipeline(self, commands: Sequence[tuple[Arg, ...]]) -> list[Any]:
+        if not commands:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(await pipe.execute())
+
+    async def pipeline_raw(self, data: bytes, replies: int) -> list[Any]:
+        return await self.pipeline(_decode_commands(data, replies))
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def new_handle(target: RedisTarget | str, *, timeout: float) -> MuxRedis | ClusterRedis:
+    """The handle for ``target``'s topology: ClusterRedis on a cluster, MuxRedis elsewhere."""
+    if isinstance(target, str):
+        target = parse_redis_url(target)
+    if target.kind == "cluster":
+        return ClusterRedis(target, timeout=timeout)
+    return MuxRedis(target, timeout=timeout)

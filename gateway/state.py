@@ -30,7 +30,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -38,7 +37,8 @@ from redis.exceptions import RedisError
 from gateway import contract, metrics
 from gateway.config import GatewayConfig
 from gateway.exceptions import SnapshotError, StateUnavailable
-from gateway.redis_mux import MuxRedis
+from gateway.redis_mux import RedisHandle, new_handle
+from tollway.redis_url import async_client, sentinel_master
 
 log = logging.getLogger("gateway.state")
 
@@ -53,10 +53,11 @@ REDIS_BACKOFF_S = 0.1
 T = TypeVar("T")
 
 
-def new_redis(config: GatewayConfig, *, timeout: float | None = None) -> MuxRedis:
+def new_redis(config: GatewayConfig, *, timeout: float | None = None) -> RedisHandle:
     """A client whose every call gives up after the configured timeout, with no retries:
-    the failure mode must take effect within that time, never after a backoff loop."""
-    return MuxRedis(config.redis_url, timeout=config.redis_timeout_s if timeout is None else timeout)
+    the failure mode must take effect within that time, never after a backoff loop.
+    MuxRedis on one endpoint (TCP, TLS, unix, Sentinel's master), ClusterRedis on a cluster."""
+    return new_handle(config.redis, timeout=config.redis_timeout_s if timeout is None else timeout)
 
 
 class RedisHealth:
@@ -108,7 +109,7 @@ class Cache(Generic[T]):
 
 
 class State:
-    def __init__(self, config: GatewayConfig, redis: MuxRedis, health: RedisHealth) -> None:
+    def __init__(self, config: GatewayConfig, redis: RedisHandle, health: RedisHealth) -> None:
         self.config = config
         self.redis = redis
         self.health = health
@@ -278,22 +279,43 @@ class State:
                 await self.load_routes()
         metrics.INVALIDATIONS.labels(inv.kind).inc()
 
+    async def _pubsub_moved(self, subscribed_to: tuple[str, int] | None) -> bool:
+        """Sentinel only: has the master moved since we subscribed? Our subscription on a
+        demoted master would go on receiving what is replicated to it, but not for long if
+        that node goes away: move to the new master, as the request path does."""
+        if subscribed_to is None:
+            return False
+        try:
+            return await sentinel_master(self.config.redis, timeout=self.config.redis_timeout_s * 10) != subscribed_to
+        except (RedisError, OSError):
+            return False  # no sentinel answers: keep what we have
+
     async def _listen_invalidations(self) -> None:
-        # A dedicated connection without the short socket timeout: it blocks on purpose.
-        client = aioredis.Redis.from_url(
-            self.config.redis_url,
-            socket_connect_timeout=self.config.redis_timeout_s * 10,
-            retry=Retry(NoBackoff(), 0),
-        )
+        target = self.config.redis
+        attempt = 0
         while True:
+            # A dedicated connection without the short socket timeout: it blocks on purpose.
+            # On a cluster, classic PUBLISH reaches every node: listen on one seed node, the
+            # next one after a failure (async_client). With Sentinel, the current master.
+            client = async_client(target, socket_connect_timeout=self.config.redis_timeout_s * 10, node=attempt)
+            client.retry = Retry(NoBackoff(), 0)
+            attempt += 1
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
+                subscribed_to = (
+                    await sentinel_master(target, timeout=self.config.redis_timeout_s * 10)
+                    if target.kind == "sentinel"
+                    else None
+                )
                 await pubsub.subscribe(contract.INVALIDATION_CHANNEL)
                 # Anything published while we were not subscribed is lost: start clean.
                 self.clear_caches()
                 await self.load_routes()
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
+                    if message is None and await self._pubsub_moved(subscribed_to):
+                        log.warning("Sentinel moved the master away from %s; resubscribing", subscribed_to)
+                        raise StateUnavailable("master moved")
                     if message is None or message.get("type") != "message":
                         continue
                     try:
@@ -304,13 +326,15 @@ class State:
                     await self.apply_invalidation(inv)
             except asyncio.CancelledError:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
                 await client.aclose()
                 raise
             except (RedisError, OSError, StateUnavailable) as exc:
                 log.debug("invalidation listener lost Redis: %s", exc)
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
+                with contextlib.suppress(Exception):
+                    await client.aclose()
                 self.load_snapshot_quietly()
                 await asyncio.sleep(0.2)
 

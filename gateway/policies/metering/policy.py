@@ -36,7 +36,7 @@ from redis.exceptions import RedisError
 from gateway import contract, metrics
 from gateway.pipeline import Policy, PolicyDeps
 from gateway.policies.metering.schema import MeteringSettings
-from gateway.redis_mux import MuxRedis
+from gateway.redis_mux import RedisHandle
 from gateway.state import RedisHealth
 from gateway.types import RequestContext
 
@@ -71,7 +71,7 @@ def xadd_command(event: Event | list[Any], maxlen: int) -> bytes:
 class Meter:
     def __init__(
         self,
-        redis: MuxRedis,
+        redis: RedisHandle,
         health: RedisHealth,
         settings: MeteringSettings,
         *,

@@ -20,7 +20,7 @@ from gateway import contract, metrics
 from gateway.exceptions import Reject
 from gateway.pipeline import Policy, PolicyDeps
 from gateway.policies.rate_limit.schema import RateLimitSettings
-from gateway.redis_mux import MuxRedis, encode_command
+from gateway.redis_mux import RedisHandle, encode_command
 from gateway.state import RedisHealth
 from gateway.types import LimitState, RequestContext
 
@@ -68,7 +68,7 @@ class RateLimitPolicy(Policy):
     NAME = "rate_limit"
     PRIORITY = 900
 
-    def __init__(self, redis: MuxRedis, health: RedisHealth, settings: RateLimitSettings) -> None:
+    def __init__(self, redis: RedisHandle, health: RedisHealth, settings: RateLimitSettings) -> None:
         self.redis = redis
         self.health = health
         self.settings = settings
