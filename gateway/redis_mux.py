@@ -51,6 +51,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from tollway.redis_url import RedisTarget, parse_redis_url, sentinel_master, ssl_context
 
 Arg = bytes | str | int | float
+# With Sentinel: how often a connected MuxRedis asks where the master is (see _watch_sentinel).
+SENTINEL_CHECK_S = 0.5
 
 
 def encode_command(args: tuple[Arg, ...]) -> bytes:
@@ -136,6 +138,7 @@ class MuxRedis:
         self._watchdog: asyncio.TimerHandle | None = None
         self._scripts: dict[str, bytes] = {}
         self._grace_for: asyncio.Future[Any] | None = None
+        self._sentinel_watch: asyncio.Task[None] | None = None
 
     # --- connection ---------------------------------------------------------------------
 
@@ -157,6 +160,21 @@ class MuxRedis:
         )
         return protocol
 
+    async def _watch_sentinel(self) -> None:
+        """After a failover the old master accepts writes until Sentinel demotes it, seconds
+        later, and then drops them. So ask the sentinels every SENTINEL_CHECK_S while
+        connected, and move as soon as they name another master."""
+        while True:
+            await asyncio.sleep(SENTINEL_CHECK_S)
+            if self.protocol is None:
+                continue
+            try:
+                master = await sentinel_master(self.target, timeout=max(self.timeout, 0.5))
+            except (RedisConnectionError, OSError):
+                continue  # no sentinel answers: keep the master we have
+            if master != (self.host, self.port) and self.protocol is not None:
+                self.drop(RedisConnectionError(f"Sentinel moved the master to {master[0]}:{master[1]}"))
+
     def where(self) -> str:
         return self.target.path if self.target.kind == "unix" else f"{self.host}:{self.port}"
 
@@ -166,6 +184,8 @@ class MuxRedis:
         except (TimeoutError, OSError) as exc:
             raise RedisConnectionError(f"cannot connect to Redis at {self.where()}: {exc}") from exc
         self.protocol = protocol
+        if self.target.kind == "sentinel" and self._sentinel_watch is None:
+            self._sentinel_watch = asyncio.ensure_future(self._watch_sentinel())
         if self.password:
             auth: tuple[Arg, ...] = ("AUTH", self.username, self.password) if self.username else ("AUTH", self.password)
             await self._send(auth)
@@ -314,6 +334,11 @@ class MuxRedis:
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
+        if self._sentinel_watch is not None:
+            self._sentinel_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sentinel_watch
+            self._sentinel_watch = None
 
 
 class RedisHandle(Protocol):

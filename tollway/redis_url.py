@@ -278,6 +278,37 @@ def _sentinel_kwargs(target: RedisTarget, timeout: float | None) -> dict[str, An
     return kwargs
 
 
+SENTINEL_RECHECK_S = 0.5
+
+
+def _rechecking_pool_class() -> Any:
+    """A Sentinel pool that asks the sentinels where the master is at most every
+    SENTINEL_RECHECK_S when a connection is taken. redis-py asks only when it connects,
+    but after a failover the old master keeps accepting writes for seconds, until
+    Sentinel demotes it, and those writes are then lost: a revocation published there
+    would never arrive. On a change, idle connections are closed and busy ones are closed
+    when returned (the pool no longer owns them)."""
+    import time
+
+    import redis
+    from redis.sentinel import SentinelConnectionPool
+
+    class RecheckingSentinelConnectionPool(SentinelConnectionPool):
+        _checked_at = 0.0
+
+        def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+            now = time.monotonic()
+            if self.is_master and now - self._checked_at >= SENTINEL_RECHECK_S:
+                self._checked_at = now
+                try:
+                    self.get_master_address()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+                except redis.RedisError:
+                    pass  # no sentinel answers: keep the master we have
+            return super().get_connection(*args, **kwargs)
+
+    return RecheckingSentinelConnectionPool
+
+
 def sync_client(
     target: RedisTarget,
     *,
@@ -312,7 +343,9 @@ def sync_client(
             **common,
             **_tls_kwargs(target),
         )
-        return sentinel.master_for(target.service)  # type: ignore[no-untyped-call]  # as above
+        return sentinel.master_for(  # type: ignore[no-untyped-call]  # as above
+            target.service, connection_pool_class=_rechecking_pool_class()
+        )
     return RedisCluster(
         startup_nodes=[ClusterNode(h, p) for h, p in target.hosts],  # type: ignore[no-untyped-call]  # as above
         **common,

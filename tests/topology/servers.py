@@ -322,3 +322,35 @@ class TlsRedisServer:
     def cleanup(self) -> None:
         _stop(self.procs)
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@dataclass
+class UnixRedisServer:
+    """redis-server on a unix socket only, with a password (AUTH on connect)."""
+
+    password: str = "unix-socket-pass"  # a test secret, not a real one
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="tollway-unix-")))
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def path(self) -> Path:
+        return self.workdir / "redis.sock"
+
+    def url(self, db: int = 0) -> str:
+        return f"unix://:{self.password}@{self.path}?db={db}"
+
+    def start(self) -> UnixRedisServer:
+        self.procs.append(_spawn(
+            _redis_argv(0, self.workdir, "--unixsocket", str(self.path), "--unixsocketperm", "700",
+                        "--requirepass", self.password),
+            self.workdir / "redis.log",
+        ))
+        _wait(lambda: redis.Redis(unix_socket_path=str(self.path), password=self.password).ping(), 15, "unix Redis")
+        return self
+
+    def client(self, db: int = 0) -> redis.Redis:
+        return redis.Redis(unix_socket_path=str(self.path), password=self.password, db=db)
+
+    def cleanup(self) -> None:
+        _stop(self.procs)
+        shutil.rmtree(self.workdir, ignore_errors=True)
