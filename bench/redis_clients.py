@@ -25,7 +25,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -304,7 +304,8 @@ def main() -> int:
     print("| topology | client | requests/s | p50 ms | p99 ms | errors |")
     print("|---|---|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['topology']} | {r['client']} | {r['requests_per_s']} | {r['p50_ms']} | {r['p99_ms']} | {r['errors']} |")
+        cells = [r["topology"], r["client"], r["requests_per_s"], r["p50_ms"], r["p99_ms"], r["errors"]]
+        print("| " + " | ".join(str(c) for c in cells) + " |")
     return 0
 
 

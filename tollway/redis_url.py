@@ -29,20 +29,22 @@ gateway's request path has its own handle built on the same ``RedisTarget``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote
 
 from tollway.env import EnvError, read
 
 Kind = Literal["tcp", "unix", "sentinel", "cluster"]
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
-TLS_VARIABLES = ("REDIS_TLS_CA_FILE", "REDIS_TLS_CERT_FILE", "REDIS_TLS_KEY_FILE")
+URL_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://", "redis+cluster://",
+               "rediss+cluster://")
 
 
 @dataclass(frozen=True)
@@ -300,10 +302,9 @@ def _rechecking_pool_class() -> Any:
             now = time.monotonic()
             if self.is_master and now - self._checked_at >= SENTINEL_RECHECK_S:
                 self._checked_at = now
-                try:
+                # No sentinel answers: keep the master we have.
+                with contextlib.suppress(redis.RedisError):
                     self.get_master_address()  # type: ignore[no-untyped-call]  # unannotated in redis-py
-                except redis.RedisError:
-                    pass  # no sentinel answers: keep the master we have
             return super().get_connection(*args, **kwargs)
 
     return RecheckingSentinelConnectionPool

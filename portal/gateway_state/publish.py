@@ -30,6 +30,7 @@ from portal.gateway_state.tokens import token_record_for
 from portal.keys.selectors import api_key_find_by_hash, application_find
 from portal.plans.limits import LIMIT_FIELDS
 from portal.plans.selectors import application_ids_subscribed_to, live_subscriptions_of_application
+from tollway.redis_url import parse_redis_url, sync_client
 
 if TYPE_CHECKING:
     from portal.catalog.models import ApiVersion
@@ -43,8 +44,12 @@ OUTBOX_BATCH = 500
 
 @lru_cache(maxsize=1)
 def redis_client() -> redis.Redis:
+    """The client for REDIS_URL's topology (tollway/redis_url.py): on a cluster a
+    RedisCluster, whose non-transactional pipelines group the writes by slot (one round
+    trip per node) and follow MOVED/ASK; with Sentinel, the current master."""
     # Short timeouts: a Redis outage must not hang a portal request; the outbox retries.
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    client: redis.Redis = sync_client(parse_redis_url(settings.REDIS_URL), socket_timeout=2, socket_connect_timeout=2)
+    return client
 
 
 def _iso(value: dt.datetime | None) -> str | None:

@@ -54,7 +54,9 @@ def gateways(tmp_path: Path) -> Iterator[Any]:
     metrics folders (a node of the fleet), the portal's key hash secret."""
     started: list[GatewayProcess] = []
 
-    def start(redis_url: str, name: str = "node", *, workers: int = 2, wait: str = "ready", **env: str) -> GatewayProcess:
+    def start(
+        redis_url: str, name: str = "node", *, workers: int = 2, wait: str = "ready", **env: str
+    ) -> GatewayProcess:
         node_dir = tmp_path / f"{name}-{len(started)}"
         node_dir.mkdir()
         settings = {

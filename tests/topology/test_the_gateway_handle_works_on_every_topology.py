@@ -37,7 +37,8 @@ async def exercise(handle: Any) -> None:
     assert await handle.evalsha(SCRIPT, keys, [1]) == 12
     streams = [contract.metering_stream(p) for p in range(4)]
     replies = await handle.pipeline([("XADD", s, "*", contract.METERING_BATCH_FIELD, b"x") for s in streams])
-    assert len(replies) == 4 and all(replies)
+    assert len(replies) == 4
+    assert all(replies)
     lengths = await handle.pipeline([("XLEN", s) for s in streams])
     assert all(n >= 1 for n in lengths)
 
@@ -77,7 +78,7 @@ def test_tls_with_a_wrong_ca_is_a_certificate_error(tls_redis: TlsRedisServer) -
     handle = new_handle(parse_redis_url(tls_redis.url, env=env), timeout=2.0)
 
     async def run() -> None:
-        with pytest.raises(RedisConnectionError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+        with pytest.raises(RedisConnectionError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
             await handle.get("x")
         await handle.close()
 
