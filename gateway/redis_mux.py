@@ -25,11 +25,12 @@ to one endpoint: TCP (``redis://``), TLS (``rediss://``, an ssl context with the
 configured CA and hostname verification), a unix socket, or the master that Sentinel
 names, asked again on every reconnection (a failover closes our connection; a READONLY
 reply, from a master demoted under us, drops it too). AUTH [user] password and SELECT
-are sent first on every connection. A Redis Cluster gets ``ClusterRedis`` instead:
-redis-py's asyncio RedisCluster behind the same methods, which routes by slot and
-follows MOVED and ASK. Why the split is in docs/performance.md (bench/redis_clients.py):
-on one endpoint MuxRedis did about 3x the requests of the best library client, so it
-stays there; on a cluster the library's routing is what we use. ``new_handle`` picks.
+are sent first on every connection. A Redis Cluster gets ``ClusterMux``: one MuxRedis
+per master and a slot map, following MOVED and ASK. Why MuxRedis and not a library
+client is measured in docs/performance.md (bench/redis_clients.py): on the gateway's
+workload it did about 3x the requests of the best library client (valkey-glide), and
+redis-py's RedisCluster opened a connection per in-flight command, which under load
+missed the 50 ms timeout. ``new_handle`` picks the handle for the URL's topology.
 """
 
 from __future__ import annotations
@@ -41,9 +42,11 @@ import hashlib
 import socket
 import ssl
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 import hiredis
+from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -120,7 +123,7 @@ class MuxRedis:
         if isinstance(target, str):
             target = parse_redis_url(target)
         if target.kind == "cluster":
-            raise ValueError("MuxRedis speaks to one endpoint; use ClusterRedis (new_handle) for a cluster")
+            raise ValueError("MuxRedis speaks to one endpoint; use ClusterMux (new_handle) for a cluster")
         self.target = target
         self.host = target.host if target.hosts else ""
         self.port = target.port if target.hosts else 0
@@ -327,6 +330,18 @@ class MuxRedis:
             return []
         return await self.pipeline_raw(b"".join(encode_command(c) for c in commands), len(commands))
 
+    async def pipeline_settled(self, commands: Sequence[tuple[Arg, ...]]) -> list[Any]:
+        """As pipeline, but a command's error reply is returned in its place, not raised
+        (the cluster handle redirects those one by one). A lost connection still raises."""
+        if self.protocol is None:
+            await self._ensure()
+        futures = self._send_raw(b"".join(encode_command(c) for c in commands), len(commands))
+        results = list(await asyncio.gather(*futures, return_exceptions=True))
+        for result in results:
+            if isinstance(result, (RedisConnectionError, RedisTimeoutError)):
+                raise result
+        return results
+
     async def close(self) -> None:
         protocol, self.protocol = self.protocol, None
         if protocol is not None and protocol.transport is not None:
@@ -373,71 +388,157 @@ def _decode_commands(data: bytes, count: int) -> list[tuple[Arg, ...]]:
         command = reader.gets()
         if command is False or not isinstance(command, list):
             raise ValueError("truncated or malformed RESP command")
-        commands.append(tuple(command))
+        name = command[0]
+        commands.append((name.decode() if isinstance(name, bytes) else name, *command[1:]))
     return commands
 
 
-class ClusterRedis:
-    """The handle on a Redis Cluster: redis-py's asyncio RedisCluster, which keeps the
-    slot map, sends each command to the node that owns its key's slot, groups a
-    pipeline's commands by node, and follows MOVED (refreshing the map) and ASK.
-    A connection error refreshes the map on the next call (a failover); it is raised
-    at once, within ``timeout``, so the failure modes still take effect in time."""
+def _slot(key: Arg) -> int:
+    return int(key_slot(key if isinstance(key, bytes) else str(key).encode()))
+
+
+def _redirect(exc: BaseException) -> tuple[str, int, tuple[str, int]] | None:
+    """("MOVED"|"ASK", slot, (host, port)) for a redirection reply, else None."""
+    if not isinstance(exc, ResponseError):
+        return None
+    parts = str(exc).split()
+    if len(parts) != 3 or parts[0] not in ("MOVED", "ASK"):
+        return None
+    host, _, port = parts[2].rpartition(":")
+    return parts[0], int(parts[1]), (host, int(port))
+
+
+MAX_REDIRECTS = 5
+
+
+class ClusterMux:
+    """The handle on a Redis Cluster: one MuxRedis per master (so one connection per
+    node, with the same pipelining and timeouts), a slot map read with CLUSTER SLOTS,
+    and each command sent to the node that owns its key's slot. MOVED updates the map
+    (and refreshes it in the background) and the command is sent again; ASK sends ASKING
+    and the command together to the node named, without touching the map. A connection
+    error is raised at once (the failure mode applies) and the map is read again before
+    the next command, which is how a failover is followed."""
 
     def __init__(self, target: RedisTarget | str, *, timeout: float) -> None:
-        from redis.asyncio.cluster import ClusterNode, RedisCluster
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-
         if isinstance(target, str):
             target = parse_redis_url(target)
-        self.target = target
-        tls: dict[str, Any] = {}
         if target.tls:
             ssl_context(target)  # an unreadable CA fails here, naming the variable
-            tls = {
-                "ssl": True,
-                "ssl_ca_certs": target.tls_ca_file,
-                "ssl_certfile": target.tls_cert_file,
-                "ssl_keyfile": target.tls_key_file,
-                "ssl_check_hostname": True,
-            }
-        self.client = RedisCluster(
-            startup_nodes=[ClusterNode(host, port) for host, port in target.hosts],
-            username=target.username,
-            password=target.password,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-            **tls,
-        )
-        self._shas: dict[str, bytes] = {}
+        self.target = target
+        self.timeout = timeout
+        self.nodes: dict[tuple[str, int], MuxRedis] = {}
+        self.slots: list[tuple[str, int] | None] = [None] * 16384
+        self._stale = True
+        self._refreshing: asyncio.Future[None] | None = None
+        self._scripts: dict[str, bytes] = {}
+
+    def _node(self, address: tuple[str, int]) -> MuxRedis:
+        node = self.nodes.get(address)
+        if node is None:
+            node_target = replace(self.target, kind="tcp", hosts=(address,), db=0)
+            node = self.nodes[address] = MuxRedis(node_target, timeout=self.timeout)
+        return node
+
+    async def _read_slots(self) -> None:
+        errors: list[str] = []
+        candidates = list(dict.fromkeys([*self.nodes, *self.target.hosts]))
+        for address in candidates:
+            try:
+                reply = await self._node(address).execute("CLUSTER", "SLOTS")
+            except (RedisConnectionError, RedisTimeoutError, ResponseError) as exc:
+                errors.append(f"{address[0]}:{address[1]}: {exc}")
+                continue
+            slots: list[tuple[str, int] | None] = [None] * 16384
+            for start, end, master, *_ in reply:
+                host = master[0].decode() if isinstance(master[0], bytes) else str(master[0])
+                owner = (host or address[0], int(master[1]))
+                for slot in range(int(start), int(end) + 1):
+                    slots[slot] = owner
+            self.slots = slots
+            self._stale = False
+            # Nodes that own nothing any more (failed over, removed) are closed.
+            owners = set(slots)
+            for gone in [a for a in self.nodes if a not in owners and a not in self.target.hosts]:
+                await self.nodes.pop(gone).close()
+            return
+        raise RedisConnectionError(f"no node of the Redis Cluster answered CLUSTER SLOTS: {'; '.join(errors)}")
+
+    async def _refresh(self) -> None:
+        """Read the slot map once, however many callers ask at the same time."""
+        if self._refreshing is None:
+            self._refreshing = asyncio.ensure_future(self._read_slots())
+        refreshing = self._refreshing
+        try:
+            await asyncio.shield(refreshing)
+        finally:
+            if refreshing.done() and self._refreshing is refreshing:
+                self._refreshing = None
+
+    def _refresh_later(self) -> None:
+        self._stale = True
+
+    async def _owner(self, slot: int) -> MuxRedis:
+        if self._stale:
+            await self._refresh()
+        address = self.slots[slot]
+        if address is None:
+            await self._refresh()
+            address = self.slots[slot]
+            if address is None:
+                raise RedisConnectionError(f"no node of the Redis Cluster serves slot {slot}")
+        return self._node(address)
+
+    async def _run(self, slot: int | None, args: tuple[Arg, ...]) -> Any:
+        node = await self._owner(slot if slot is not None else 0)
+        for _ in range(MAX_REDIRECTS):
+            try:
+                return await node.execute(*args)
+            except (RedisConnectionError, RedisTimeoutError):
+                self._refresh_later()
+                raise
+            except ResponseError as exc:
+                redirect = _redirect(exc)
+                if redirect is None:
+                    raise
+                kind, moved_slot, address = redirect
+                if kind == "ASK":
+                    _, reply = await self._node(address).pipeline_settled([("ASKING",), args])
+                    if isinstance(reply, BaseException):
+                        raise reply from exc
+                    return reply
+                self.slots[moved_slot] = address
+                self._refresh_later()
+                node = self._node(address)
+        raise RedisConnectionError(f"too many redirections for {args[0]!r}")
 
     async def execute(self, *args: Arg) -> Any:
-        return await self.client.execute_command(*args)
+        return await self._run(_slot(args[1]) if len(args) > 1 else None, args)
 
     async def get(self, key: str) -> bytes | None:
-        value = await self.client.get(key)
+        value = await self.execute("GET", key)
         assert value is None or isinstance(value, bytes)
         return value
 
     async def hgetall(self, key: str) -> dict[bytes, bytes]:
-        reply: dict[bytes, bytes] = await self.client.hgetall(key)  # type: ignore[assignment]  # bytes: decode off
-        return reply
+        flat = await self.execute("HGETALL", key)
+        return dict(zip(flat[::2], flat[1::2], strict=True))
 
     def script_sha(self, script: str) -> bytes:
-        sha = self._shas.get(script)
+        sha = self._scripts.get(script)
         if sha is None:
-            sha = self._shas[script] = hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest().encode()
+            sha = self._scripts[script] = hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest().encode()
         return sha
 
     async def evalsha(self, script: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
-        sha = self.script_sha(script)
+        """Every key in ``keys`` must share one slot (one hash tag): the script runs there."""
+        slot = _slot(keys[0]) if keys else None
+        command = ("EVALSHA", self.script_sha(script), len(keys), *keys, *args)
         try:
-            return await self.client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+            return await self._run(slot, command)
         except NoScriptError:
-            # Loaded on the node that owns the keys' slot (EVAL does, and caches it there).
-            return await self.client.execute_command("EVAL", script, len(keys), *keys, *args)
+            # EVAL runs it and caches it on that node: the next EVALSHA finds it.
+            return await self._run(slot, ("EVAL", script, len(keys), *keys, *args))
 
     async def evalsha_encoded(self, script: str, command: bytes) -> Any:
         (decoded,) = _decode_commands(command, 1)
@@ -446,24 +547,60 @@ class ClusterRedis:
         return await self.evalsha(script, keys, decoded[3 + numkeys :])
 
     async def pipeline(self, commands: Sequence[tuple[Arg, ...]]) -> list[Any]:
+        """One pipeline per node, sent concurrently; a command redirected (MOVED, ASK) is
+        sent again alone, the others are not repeated. The first other error is raised."""
         if not commands:
             return []
-        pipe = self.client.pipeline(transaction=False)
-        for command in commands:
-            pipe.execute_command(*command)
-        return list(await pipe.execute())
+        if self._stale:
+            await self._refresh()
+        by_node: dict[tuple[str, int], list[int]] = {}
+        for index, command in enumerate(commands):
+            address = self.slots[_slot(command[1])] if len(command) > 1 else self.slots[0]
+            if address is None:
+                await self._refresh()
+                address = self.slots[_slot(command[1])] if len(command) > 1 else self.slots[0]
+                if address is None:
+                    raise RedisConnectionError("the Redis Cluster does not cover every slot")
+            by_node.setdefault(address, []).append(index)
+
+        async def send(address: tuple[str, int], indexes: list[int]) -> list[Any]:
+            try:
+                return await self._node(address).pipeline_settled([commands[i] for i in indexes])
+            except (RedisConnectionError, RedisTimeoutError):
+                self._refresh_later()
+                raise
+
+        groups = list(by_node.items())
+        settled = await asyncio.gather(*(send(address, indexes) for address, indexes in groups))
+        replies: list[Any] = [None] * len(commands)
+        for (_, indexes), results in zip(groups, settled, strict=True):
+            for index, result in zip(indexes, results, strict=True):
+                replies[index] = result
+        redo = [i for i, r in enumerate(replies) if isinstance(r, BaseException) and _redirect(r) is not None]
+        if redo:
+            again = await asyncio.gather(*(self.execute(*commands[i]) for i in redo), return_exceptions=True)
+            for index, result in zip(redo, again, strict=True):
+                replies[index] = result
+        for result in replies:
+            if isinstance(result, BaseException):
+                if isinstance(result, (RedisConnectionError, RedisTimeoutError)):
+                    self._refresh_later()
+                raise result
+        return replies
 
     async def pipeline_raw(self, data: bytes, replies: int) -> list[Any]:
         return await self.pipeline(_decode_commands(data, replies))
 
     async def close(self) -> None:
-        await self.client.aclose()
+        nodes, self.nodes = list(self.nodes.values()), {}
+        for node in nodes:
+            await node.close()
 
 
-def new_handle(target: RedisTarget | str, *, timeout: float) -> MuxRedis | ClusterRedis:
-    """The handle for ``target``'s topology: ClusterRedis on a cluster, MuxRedis elsewhere."""
+def new_handle(target: RedisTarget | str, *, timeout: float) -> MuxRedis | ClusterMux:
+    """The handle for ``target``'s topology: ClusterMux on a cluster, MuxRedis elsewhere."""
     if isinstance(target, str):
         target = parse_redis_url(target)
     if target.kind == "cluster":
-        return ClusterRedis(target, timeout=timeout)
+        return ClusterMux(target, timeout=timeout)
     return MuxRedis(target, timeout=timeout)

@@ -56,7 +56,7 @@ T = TypeVar("T")
 def new_redis(config: GatewayConfig, *, timeout: float | None = None) -> RedisHandle:
     """A client whose every call gives up after the configured timeout, with no retries:
     the failure mode must take effect within that time, never after a backoff loop.
-    MuxRedis on one endpoint (TCP, TLS, unix, Sentinel's master), ClusterRedis on a cluster."""
+    MuxRedis on one endpoint (TCP, TLS, unix, Sentinel's master), ClusterMux on a cluster."""
     return new_handle(config.redis, timeout=config.redis_timeout_s if timeout is None else timeout)
 
 

@@ -247,6 +247,16 @@ def _write(pipe: redis.client.Pipeline, kind: str, ref: str) -> contract.Invalid
     raise ValueError(f"unknown outbox kind {kind!r}")
 
 
+def _publish_pipeline(client: redis.Redis) -> redis.client.Pipeline:
+    """A pipeline for the PUBLISHes. A cluster's pipelines refuse PUBLISH (it names no
+    key), and it needs none: any node broadcasts a message to the whole cluster, so the
+    messages go down one pipeline to one node."""
+    if isinstance(client, redis.RedisCluster):
+        node_client: redis.Redis = client.get_redis_connection(client.get_default_node())
+        return node_client.pipeline(transaction=False)
+    return client.pipeline(transaction=False)
+
+
 def outbox_flush(batch: int = OUTBOX_BATCH) -> int:
     """Publish pending outbox rows; returns how many were published. Raises on Redis errors
     (the rows then stay for the next attempt). Idempotent: publishing twice is harmless."""
@@ -267,7 +277,7 @@ def outbox_flush(batch: int = OUTBOX_BATCH) -> int:
         pipe.incr(contract.GENERATION_KEY)
         pipe.execute()
         generation = int(client.get(contract.GENERATION_KEY) or 0)
-        pipe = client.pipeline(transaction=False)
+        pipe = _publish_pipeline(client)
         for inv in invalidations:
             pipe.publish(
                 contract.INVALIDATION_CHANNEL,

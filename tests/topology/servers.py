@@ -92,17 +92,21 @@ class RedisClusterServers:
             node_dir = self.workdir / str(port)
             node_dir.mkdir()
             self.procs.append(_spawn(
+                # The bus port is set: the default, port + 10000, may be past 65535 or taken.
                 _redis_argv(port, node_dir, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                            "--cluster-node-timeout", "2000"),
+                            "--cluster-node-timeout", "2000", "--cluster-port", str(free_port())),
                 node_dir / "redis.log",
             ))
         for port in self.ports:
             wait_for_port(port)
-        subprocess.run(
+        created = subprocess.run(
             [_require("redis-cli", "redis-server"), "--cluster", "create",
              *(f"127.0.0.1:{p}" for p in self.ports), "--cluster-yes"],
-            check=True, capture_output=True, timeout=30,
+            capture_output=True, timeout=30, check=False,
         )
+        if created.returncode:
+            output = created.stdout.decode() + created.stderr.decode()
+            raise RuntimeError(f"redis-cli --cluster create failed: {output}")
 
         def ok() -> bool:
             for port in self.ports:

@@ -14,7 +14,7 @@ import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway import contract
-from gateway.redis_mux import ClusterRedis, MuxRedis, new_handle
+from gateway.redis_mux import ClusterMux, MuxRedis, new_handle
 from tests.topology.servers import RedisClusterServers, SentinelServers, TlsRedisServer, UnixRedisServer
 from tollway.redis_url import parse_redis_url
 
@@ -126,7 +126,7 @@ def _owner(cluster: RedisClusterServers, slot: int) -> int:
 
 def test_cluster_follows_ask_and_moved(cluster: RedisClusterServers) -> None:
     handle = new_handle(parse_redis_url(cluster.url, env={}), timeout=2.0)
-    assert isinstance(handle, ClusterRedis)
+    assert isinstance(handle, ClusterMux)
     key = "{migrating}:key"
     slot = int(redis.Redis(port=cluster.ports[0]).execute_command("CLUSTER", "KEYSLOT", key))
     source = _owner(cluster, slot)
