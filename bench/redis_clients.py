@@ -7,8 +7,9 @@ policy does. Each candidate runs the same loop for ``--seconds`` against the sam
 redis-server (and, with ``--cluster``, against a 3-master Redis Cluster the script starts);
 we report requests per second and the p50/p99 of one request's EVALSHA.
 
-Candidates: MuxRedis (gateway/redis_mux.py, today's), redis-py's asyncio Redis and
-RedisCluster, coredis, valkey-glide. The last two are not dependencies of the project:
+Candidates: MuxRedis (gateway/redis_mux.py; on a cluster its ClusterMux), redis-py's
+asyncio Redis and RedisCluster, coredis (Redis, RedisCluster), valkey-glide (standalone,
+cluster). The last two are not dependencies of the project:
 install them somewhere for the measurement (e.g. ``pip install --target /tmp/b coredis
 valkey-glide`` and ``PYTHONPATH=/tmp/b``); a candidate that is not importable is skipped
 and said so. The machine's load average is printed with the figures: compare rows of one
@@ -77,9 +78,10 @@ class Mux(Candidate):
     name = "MuxRedis"
 
     async def open(self, url: str, cluster: bool) -> None:
-        from gateway.redis_mux import MuxRedis
+        from gateway.redis_mux import new_handle
 
-        self.client = MuxRedis(url, timeout=1.0)
+        self.client = new_handle(url, timeout=1.0)
+        self.name = "ClusterMux (MuxRedis per node)" if cluster else "MuxRedis"
 
     async def evalsha(self) -> Any:
         return await self.client.evalsha(LUA, KEYS, ARGS)
@@ -101,7 +103,8 @@ class RedisPy(Candidate):
         from redis.asyncio.cluster import RedisCluster
 
         self.client: Any = (
-            RedisCluster.from_url(url.replace("redis+cluster://", "redis://"))
+            RedisCluster(host=url.split("//")[1].split(",")[0].split(":")[0],
+                         port=int(url.split("//")[1].split(",")[0].split(":")[1]))
             if cluster
             else aioredis.Redis.from_url(url, max_connections=CONCURRENCY + 2)
         )
@@ -281,10 +284,6 @@ def main() -> int:
         try:
             print(f"3-master cluster at {cluster.url}")
             for factory in factories:
-                if factory is Mux:
-                    # MuxRedis speaks to one endpoint; on a cluster the gateway's handle is
-                    # redis-py's RedisCluster (see tollway/redis_url.py).
-                    continue
                 row = run_one(factory, cluster.url, True, args.seconds)
                 if row:
                     row["topology"] = "cluster"
