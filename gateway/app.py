@@ -295,6 +295,13 @@ class Gateway:
         if path == "/_tollway/health":
             return Response(body=b'{"status":"ok"}', content_type="application/json")
         if path == "/_tollway/ready":
+            if self.state.unreadable is not None:
+                response = problem_response(
+                    503, "state-unreadable", "Redis answers but the gateway cannot read its state",
+                    detail=self.state.unreadable,
+                )
+                response.headers["Retry-After"] = "1"
+                return response
             if self.state.ready:
                 return Response(body=b'{"status":"ready"}', content_type="application/json")
             response = problem_response(503, "not-ready", "Configuration not loaded yet")

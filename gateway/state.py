@@ -32,7 +32,7 @@ from typing import Any, Generic, TypeVar
 
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from gateway import contract, metrics
 from gateway.config import GatewayConfig
@@ -116,6 +116,9 @@ class State:
         self.routes: dict[str, contract.RouteRecord] = {}
         self.api_slugs: frozenset[str] = frozenset()  # tells "unknown API" from "unknown version"
         self.ready = False
+        # Set while Redis answers but our reads of the state fail (NOPERM, MOVED not followed,
+        # WRONGTYPE...): a socket that is up is not a state we can read. /ready says so.
+        self.unreadable: str | None = None
         self.apps: Cache[contract.ApplicationRecord] = Cache(config.cache_max_entries)
         self.keys: Cache[contract.KeyRecord] = Cache(config.cache_max_entries)
         self.tokens: Cache[contract.TokenRecord] = Cache(config.cache_max_entries)
@@ -169,8 +172,9 @@ class State:
             raw = await self.redis.hgetall(contract.ROUTES_KEY)
             generation = int(await self.redis.get(contract.GENERATION_KEY) or 0)
         except (RedisError, OSError) as exc:
-            self.health.failed(exc)
+            self.read_failed(exc)
             raise StateUnavailable(str(exc)) from exc
+        self.unreadable = None
         routes: dict[str, contract.RouteRecord] = {}
         for field_name, value in raw.items():
             try:
@@ -184,6 +188,13 @@ class State:
         self.generation_seen = max(self.generation_seen, generation)
         self.ready = True
         self._dirty = True
+
+    def read_failed(self, exc: BaseException) -> None:
+        self.health.failed(exc)
+        if isinstance(exc, ResponseError):
+            if self.unreadable is None:
+                log.error("Redis answers but the state cannot be read: %s", exc)
+            self.unreadable = str(exc)
 
     def route(self, api_slug: str, version: str) -> contract.RouteRecord | None:
         return self.routes.get(f"{api_slug}/{version}")
@@ -215,7 +226,7 @@ class State:
         try:
             raw = await self.redis.get(redis_key)
         except (RedisError, OSError) as exc:
-            self.health.failed(exc)
+            self.read_failed(exc)
             if hit is not None:
                 return hit[0]
             raise StateUnavailable(str(exc)) from exc
@@ -347,10 +358,11 @@ class State:
             try:
                 generation = int(await self.redis.get(contract.GENERATION_KEY) or 0)
             except (RedisError, OSError) as exc:
-                self.health.failed(exc)
+                self.read_failed(exc)
                 self.load_snapshot_quietly()
                 continue
             self.health.ok()
+            self.unreadable = None
             if not self.ready:
                 with contextlib.suppress(StateUnavailable):
                     await self.load_routes()

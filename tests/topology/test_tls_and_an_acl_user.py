@@ -64,3 +64,32 @@ def test_an_unreadable_ca_file_is_refused_naming_the_variable(tls_redis: TlsRedi
     assert gateway.proc is not None
     assert gateway.proc.wait(timeout=30) == 2
     assert "REDIS_TLS_CA_FILE" in gateway.log()
+
+
+def test_ready_says_when_redis_answers_but_the_state_cannot_be_read(tls_redis: TlsRedisServer, echo_upstream: Echo,
+                                                                      gateways) -> None:
+    import httpx
+
+    tls = {"REDIS_TLS_CA_FILE": str(tls_redis.certs["ca"])}
+    client = sync_client(parse_redis_url(tls_redis.url, env=tls), socket_timeout=2, socket_connect_timeout=2)
+    Publisher(client).route(echo_upstream.url)
+    gateway = gateways(tls_redis.url, "unreadable", workers=1, GATEWAY_KEY_HASH_SECRET=SECRET, **tls)
+    ready = f"{gateway.url}/_tollway/ready"
+    assert httpx.get(ready).status_code == 200
+    try:
+        # The socket stays up and PING works, but reading the state is refused (NOPERM).
+        client.execute_command("ACL", "SETUSER", tls_redis.username, "-get", "-hgetall")
+        deadline = time.monotonic() + 3
+        while httpx.get(ready).status_code == 200:
+            assert time.monotonic() < deadline, "/ready stayed 200 while the state could not be read"
+            time.sleep(0.05)
+        response = httpx.get(ready)
+        assert response.status_code == 503
+        assert response.json()["type"].endswith("state-unreadable")
+    finally:
+        client.execute_command("ACL", "SETUSER", tls_redis.username, "+get", "+hgetall")
+    deadline = time.monotonic() + 3
+    while httpx.get(ready).status_code != 200:
+        assert time.monotonic() < deadline, "/ready did not come back once the state was readable again"
+        time.sleep(0.05)
+    client.close()
