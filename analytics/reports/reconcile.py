@@ -29,7 +29,10 @@ def gateway_day_counter_key(subscription_id: int, day: date) -> str:
 def read_gateway_day_counts(client: redis.Redis, subscription_ids: list[int], day: date) -> dict[int, int | None]:
     if not subscription_ids:
         return {}
-    values = client.mget([gateway_day_counter_key(s, day) for s in subscription_ids])
+    keys = [gateway_day_counter_key(s, day) for s in subscription_ids]
+    # Each subscription's counters carry their own hash tag: on a cluster one MGET would
+    # cross slots, so RedisCluster's per-slot form is used there.
+    values = client.mget_nonatomic(keys) if isinstance(client, redis.RedisCluster) else client.mget(keys)
     return {s: (int(v) if v is not None else None) for s, v in zip(subscription_ids, values, strict=True)}
 
 

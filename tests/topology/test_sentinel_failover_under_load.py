@@ -77,3 +77,25 @@ def test_failover_under_load(sentinel: SentinelServers, echo_upstream: Echo, gat
 
     assert redis.Redis(host=host, port=port).info("replication")["role"] == "master"
     client.close()
+
+
+def test_celery_broker_over_sentinel(sentinel: SentinelServers) -> None:
+    """REDIS_URL=redis+sentinel://… gives Celery kombu's sentinel:// transport with
+    master_name (portal/settings.py): a message goes through the master Sentinel names."""
+    import kombu
+
+    from tollway.redis_url import celery_broker
+
+    broker = celery_broker(parse_redis_url(sentinel.url, env={}))
+    assert broker.url.startswith("sentinel://")
+    with kombu.Connection(broker.url, transport_options=broker.transport_options) as connection:
+        queue = connection.SimpleQueue("tollway-topology-test")
+        queue.put({"hello": "sentinel"})
+        message = queue.get(timeout=5)
+        assert message.payload == {"hello": "sentinel"}
+        message.ack()
+        queue.close()
+    host, port = sentinel.master()
+    import redis
+
+    assert redis.Redis(host=host, port=port).exists("_kombu.binding.tollway-topology-test")
