@@ -127,7 +127,8 @@ def test_metering_lands_in_the_partition_streams(portal_on_cluster, echo_upstrea
     deadline = time.monotonic() + 10
     while metered() < len(requests) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert metered() == len(requests)
+    legacy = client.xlen(contract.METERING_STREAM)
+    assert metered() == len(requests), f"{legacy} entries went to the legacy stream {contract.METERING_STREAM}"
 
 
 def test_exact_admission_across_two_nodes(portal_on_cluster, echo_upstream, gateways, cluster):
