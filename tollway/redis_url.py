@@ -38,11 +38,19 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError
+
 from tollway.env import EnvError, read
 
 Kind = Literal["tcp", "unix", "sentinel", "cluster"]
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
+# What "Redis is unavailable" looks like from redis-py, whatever the topology: a cluster
+# none of whose nodes answers raises RedisClusterException, which is not a RedisError.
+REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
+# The same, for code that waits for Redis to come up (a refused connection, nothing more).
+REDIS_UNREACHABLE: tuple[type[Exception], ...] = (RedisConnectionError, RedisClusterException)
 URL_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://", "redis+cluster://",
                "rediss+cluster://")
 
@@ -413,8 +421,6 @@ async def sentinel_master(target: RedisTarget, *, timeout: float) -> tuple[str, 
                 master_host = master_host.decode()
             return str(master_host), int(master_port)
         errors.append(f"{host}:{port}: does not know {target.service!r}")
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
     raise RedisConnectionError(f"no sentinel names a master for {target.service!r}: {'; '.join(errors)}")
 
 

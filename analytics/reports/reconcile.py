@@ -18,6 +18,7 @@ from analytics.conf import redis_client
 from analytics.reports import services
 from gateway import contract
 from portal.plans.selectors import subscription_ids_not_pending
+from tollway.redis_url import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def reconcile_recent_days(*, client: redis.Redis | None = None, now: datetime | 
     for day in (now.date() - timedelta(days=1), now.date()):
         try:
             counts = read_gateway_day_counts(client, sub_ids, day)
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             log.warning("reconcile: gateway counters unreadable (%s); keeping the last snapshot", exc)
             return rows
         rows += services.reconciliation_record(day=day, gateway_counts=counts)

@@ -30,7 +30,7 @@ from portal.gateway_state.tokens import token_record_for
 from portal.keys.selectors import api_key_find_by_hash, application_find
 from portal.plans.limits import LIMIT_FIELDS
 from portal.plans.selectors import application_ids_subscribed_to, live_subscriptions_of_application
-from tollway.redis_url import parse_redis_url, sync_client
+from tollway.redis_url import REDIS_ERRORS, parse_redis_url, sync_client
 
 if TYPE_CHECKING:
     from portal.catalog.models import ApiVersion
@@ -301,7 +301,7 @@ def outbox_flush_quietly() -> None:
         return
     try:
         outbox_flush()
-    except redis.RedisError as exc:
+    except REDIS_ERRORS as exc:
         _last_failure = time.monotonic()
         log.warning("gateway state publish deferred, Redis unavailable: %s", exc)
 

@@ -51,3 +51,21 @@ def test_analytics_reads_every_partition_stream_on_a_cluster(cluster: RedisClust
     for subscription_id in (1, 2, 3):
         client.set(gateway_day_counter_key(subscription_id, day), subscription_id * 10)
     assert read_gateway_day_counts(client, [1, 2, 3, 4], day) == {1: 10, 2: 20, 3: 30, 4: None}
+
+
+def test_a_cluster_that_does_not_answer_defers_publishing(settings: Any, db: Any) -> None:
+    """No node answers: redis-py raises RedisClusterException, which is not a RedisError.
+    The after-commit publish must still only defer (the outbox keeps the row), never 500."""
+    from portal.gateway_state import publish
+    from portal.gateway_state.models import PublishOutbox
+    from tests.services import free_port
+
+    settings.REDIS_URL = f"redis+cluster://127.0.0.1:{free_port()},127.0.0.1:{free_port()}"
+    publish.redis_client.cache_clear()
+    publish._last_failure = 0.0
+    PublishOutbox.objects.create(kind="key", ref="0" * 64)
+
+    publish.outbox_flush_quietly()
+
+    assert PublishOutbox.objects.filter(kind="key", ref="0" * 64).exists()
+    publish.redis_client.cache_clear()
