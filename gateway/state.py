@@ -30,8 +30,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from gateway import contract, metrics
@@ -309,7 +307,6 @@ class State:
             # On a cluster, classic PUBLISH reaches every node: listen on one seed node, the
             # next one after a failure (async_client). With Sentinel, the current master.
             client = async_client(target, socket_connect_timeout=self.config.redis_timeout_s * 10, node=attempt)
-            client.retry = Retry(NoBackoff(), 0)
             attempt += 1
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:

@@ -372,15 +372,19 @@ def async_client(
     """A redis-py asyncio client for one node, for what needs a connection of its own
     (the gateway's pub/sub listener): the Sentinel's current master, or, on a cluster, seed
     node ``node`` (modulo their number). Classic PUBLISH reaches every node of a cluster,
-    so a subscriber may listen on any one and move to the next when it fails."""
+    so a subscriber may listen on any one and move to the next when it fails. No retries:
+    the caller has its own loop."""
     import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
     from redis.asyncio.sentinel import Sentinel
+    from redis.backoff import NoBackoff
 
     common: dict[str, Any] = {
         "username": target.username,
         "password": target.password,
         "socket_timeout": socket_timeout,
         "socket_connect_timeout": socket_connect_timeout,
+        "retry": Retry(NoBackoff(), 0),
     }
     if target.kind == "tcp":
         return aioredis.Redis(host=target.host, port=target.port, db=target.db, **common, **_tls_kwargs(target))
