@@ -86,7 +86,7 @@ lint: venv
 	$(VENV)/bin/lint-imports --no-cache
 
 test: venv
-	@bin/ensure-debs redis-server:redis-server initdb:postgresql chromium:chromium nginx:nginx-light wrk:wrk curl:curl
+	@bin/ensure-debs redis-server:redis-server redis-sentinel:redis-sentinel initdb:postgresql chromium:chromium nginx:nginx-light wrk:wrk curl:curl
 	$(MAKE) lint
 	$(MAKE) test-postgres
 	$(MAKE) test-sqlite
@@ -110,6 +110,7 @@ bench: venv
 	$(PY) bench/gateway.py
 	$(PY) bench/analytics.py
 	$(PY) bench/portal_server.py
+	$(PY) bench/redis_clients.py --cluster  # coredis and valkey-glide are measured only where installed
 
 clean:
 	rm -rf var bench/results .pytest_cache

@@ -8,6 +8,7 @@ import redis
 from django.conf import settings
 
 from portal.env import env_int
+from tollway.redis_url import parse_redis_url, sync_client
 
 
 def _positive(name: str, default: int) -> int:
@@ -37,5 +38,11 @@ CLOSE_GRACE_S = _positive("ANALYTICS_CLOSE_GRACE_S", 3600)
 
 def redis_client() -> redis.Redis:
     """The gateway's Redis (settings.REDIS_URL), read by ingest (the metering stream) and
-    reports (the quota counters). A 30 s read timeout: XREADGROUP blocks up to BLOCK_MS."""
-    return redis.Redis.from_url(settings.REDIS_URL, decode_responses=True, socket_timeout=30, socket_connect_timeout=5)
+    reports (the quota counters). A 30 s read timeout: XREADGROUP blocks up to BLOCK_MS.
+    Any topology of REDIS_URL (tollway/redis_url.py). On a cluster each metering partition
+    stream has its own hash tag, so it lives on one node: read one stream per command
+    (a command naming streams of several slots is refused with CROSSSLOT)."""
+    client: redis.Redis = sync_client(
+        parse_redis_url(settings.REDIS_URL), decode_responses=True, socket_timeout=30, socket_connect_timeout=5
+    )
+    return client

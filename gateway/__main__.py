@@ -24,6 +24,7 @@ from multiprocessing.process import BaseProcess
 from gateway.config import GatewayConfig, load_config
 from gateway.exceptions import ConfigError
 from tollway.env import EnvError, read_choice, read_str
+from tollway.redis_url import check_certificate
 
 log = logging.getLogger("gateway")
 RESTART_BACKOFF_S = 1.0
@@ -134,6 +135,11 @@ def main() -> int:
         try:
             config = load_config()
             _check_port(config)
+            try:
+                # A wrong CA is a configuration error: stop here, not in a crash loop.
+                check_certificate(config.redis, timeout=max(1.0, config.redis_timeout_s * 20))
+            except EnvError as exc:
+                raise ConfigError(str(exc)) from exc
             if config.workers > 1 and config.port == 0:
                 raise ConfigError("GATEWAY_PORT=0 works only with GATEWAY_WORKERS=1: workers must share one port")
         except ConfigError as exc:

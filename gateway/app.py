@@ -302,6 +302,13 @@ class Gateway:
         if path == "/_tollway/health":
             return Response(body=b'{"status":"ok"}', content_type="application/json")
         if path == "/_tollway/ready":
+            if self.state.unreadable is not None:
+                response = problem_response(
+                    503, "state-unreadable", "Redis answers but the gateway cannot read its state",
+                    detail=self.state.unreadable,
+                )
+                response.headers["Retry-After"] = "1"
+                return response
             task, down_s = tasks.longest_down()
             if self.state.ready and down_s <= tasks.READY_DOWN_S:
                 return Response(body=b'{"status":"ready"}', content_type="application/json")

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from gateway import contract
 from gateway.exceptions import ConfigError
 from tollway.env import EnvError, read, read_bool, read_float, read_int, read_list, read_str
+from tollway.redis_url import RedisTarget, parse_redis_url, redis_target
 
 if TYPE_CHECKING:
     from gateway.pipeline import PolicySettings
@@ -86,6 +87,8 @@ class GatewayConfig:
     port: int = DEFAULT_PORT
     workers: int = 1
     redis_url: str = DEFAULT_REDIS_URL
+    # redis_url parsed (tollway/redis_url.py): topology, TLS files, credentials.
+    redis: RedisTarget = field(default_factory=lambda: parse_redis_url(DEFAULT_REDIS_URL, env={}), hash=False)
     redis_timeout_s: float = DEFAULT_REDIS_TIMEOUT_MS / 1000
     key_hash_secret: bytes = b""
     # The policies named in GATEWAY_POLICIES; the registry adds what they require.
@@ -205,9 +208,7 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
 
     env = os.environ if env is None else env
     try:
-        redis_url = read("GATEWAY_REDIS_URL", env) or read("REDIS_URL", env) or DEFAULT_REDIS_URL
-        if not redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(f"GATEWAY_REDIS_URL={redis_url!r} is not a redis:// URL")
+        redis = redis_target(env, names=("GATEWAY_REDIS_URL", "REDIS_URL"), default=DEFAULT_REDIS_URL)
         host = read_str("GATEWAY_HOST", DEFAULT_HOST, env)
         port = read_int("GATEWAY_PORT", DEFAULT_PORT, env, minimum=0, maximum=65535)
         max_header_bytes = read_int("GATEWAY_MAX_HEADER_BYTES", DEFAULT_MAX_HEADER_BYTES, env, minimum=1024)
@@ -230,7 +231,8 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
             host=host,
             port=port,
             workers=read_int("GATEWAY_WORKERS", os.cpu_count() or 1, env, minimum=1),
-            redis_url=redis_url,
+            redis_url=redis.url,
+            redis=redis,
             redis_timeout_s=read_int("GATEWAY_REDIS_TIMEOUT_MS", DEFAULT_REDIS_TIMEOUT_MS, env, minimum=1) / 1000,
             key_hash_secret=_key_hash_secret(env),
             policies=_policies(env, registry.POLICY_NAMES),

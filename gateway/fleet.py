@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 
 from gateway import contract, metrics, tasks
 from gateway.config import GatewayConfig
-from gateway.redis_mux import MuxRedis
+from gateway.redis_mux import RedisHandle
 
 log = logging.getLogger("gateway.fleet")
 
@@ -34,7 +34,7 @@ TASK_NAME = "fleet"
 
 
 class Fleet:
-    def __init__(self, config: GatewayConfig, redis: MuxRedis) -> None:
+    def __init__(self, config: GatewayConfig, redis: RedisHandle) -> None:
         self.config = config
         self.redis = redis
         self.node_id = config.node_id

@@ -33,7 +33,7 @@ from gateway.types import RequestContext
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
     from gateway.fleet import Fleet
-    from gateway.redis_mux import MuxRedis
+    from gateway.redis_mux import RedisHandle
     from gateway.state import RedisHealth, State
 
 log = logging.getLogger("gateway.pipeline")
@@ -55,9 +55,9 @@ class PolicyDeps:
 
     config: GatewayConfig
     state: State
-    redis: MuxRedis  # the request path's connection
+    redis: RedisHandle  # the request path's connection
     health: RedisHealth
-    metering_redis: MuxRedis  # a separate connection with a longer timeout, for metering writes
+    metering_redis: RedisHandle  # a separate connection with a longer timeout, for metering writes
     worker_index: int
     fleet: Fleet | None = None  # the live gateway nodes and their workers (gateway/fleet.py)
 

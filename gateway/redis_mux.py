@@ -19,6 +19,18 @@ redis-py remains the client for pub/sub only (state.py), which blocks on purpose
 Metering writes go through a MuxRedis too, but a second one with a 1 s timeout
 (app.py): a batch of XADDs never queues in front of a limiter call, and a slow
 write cannot trip the request path's timeout.
+
+Topologies (tollway/redis_url.py parses REDIS_URL / GATEWAY_REDIS_URL): MuxRedis speaks
+to one endpoint: TCP (``redis://``), TLS (``rediss://``, an ssl context with the
+configured CA and hostname verification), a unix socket, or the master that Sentinel
+names, asked again on every reconnection (a failover closes our connection; a READONLY
+reply, from a master demoted under us, drops it too). AUTH [user] password and SELECT
+are sent first on every connection. A Redis Cluster gets ``ClusterMux``: one MuxRedis
+per master and a slot map, following MOVED and ASK. Why MuxRedis and not a library
+client is measured in docs/performance.md (bench/redis_clients.py): on the gateway's
+workload it did about 3x the requests of the best library client (valkey-glide), and
+redis-py's RedisCluster opened a connection per in-flight command, which under load
+missed the 50 ms timeout. ``new_handle`` picks the handle for the URL's topology.
 """
 
 from __future__ import annotations
@@ -28,16 +40,22 @@ import collections
 import contextlib
 import hashlib
 import socket
+import ssl
 from collections.abc import Sequence
-from typing import Any
-from urllib.parse import unquote, urlparse
+from dataclasses import replace
+from typing import Any, Protocol
 
 import hiredis
+from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from tollway.redis_url import RedisTarget, parse_redis_url, sentinel_master, ssl_context
+
 Arg = bytes | str | int | float
+# With Sentinel: how often a connected MuxRedis asks where the master is (see _watch_sentinel).
+SENTINEL_CHECK_S = 0.5
 
 
 def encode_command(args: tuple[Arg, ...]) -> bytes:
@@ -88,6 +106,11 @@ class _Protocol(asyncio.Protocol):
                 future.set_exception(
                     NoScriptError(message) if message.startswith("NOSCRIPT") else ResponseError(message)
                 )
+                if message.startswith("READONLY"):
+                    # We are talking to a replica: a master demoted by a failover. Drop the
+                    # connection so that the next command asks Sentinel where the master is.
+                    self.owner.drop(RedisConnectionError(f"Redis answered {message!r}: reconnecting"))
+                    return
             else:
                 future.set_result(reply)
 
@@ -96,15 +119,19 @@ class _Protocol(asyncio.Protocol):
 
 
 class MuxRedis:
-    def __init__(self, url: str, *, timeout: float) -> None:
-        parsed = urlparse(url)
-        if parsed.scheme not in ("redis", ""):
-            raise ValueError(f"only redis:// URLs are supported here, not {url!r}")
-        self.host = parsed.hostname or "127.0.0.1"
-        self.port = parsed.port or 6379
-        self.db = int((parsed.path or "/0").lstrip("/") or 0)
-        self.username = unquote(parsed.username) if parsed.username else None
-        self.password = unquote(parsed.password) if parsed.password else None
+    def __init__(self, target: RedisTarget | str, *, timeout: float) -> None:
+        if isinstance(target, str):
+            target = parse_redis_url(target)
+        if target.kind == "cluster":
+            raise ValueError("MuxRedis speaks to one endpoint; use ClusterMux (new_handle) for a cluster")
+        self.target = target
+        self.host = target.host if target.hosts else ""
+        self.port = target.port if target.hosts else 0
+        self.db = target.db
+        self.username = target.username
+        self.password = target.password
+        # Built once, so that an unreadable CA fails at start-up (EnvError naming the variable).
+        self.ssl: ssl.SSLContext | None = ssl_context(target) if target.tls else None
         self.timeout = timeout
         self.pending: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
         self.protocol: _Protocol | None = None
@@ -114,18 +141,54 @@ class MuxRedis:
         self._watchdog: asyncio.TimerHandle | None = None
         self._scripts: dict[str, bytes] = {}
         self._grace_for: asyncio.Future[Any] | None = None
+        self._sentinel_watch: asyncio.Task[None] | None = None
 
     # --- connection ---------------------------------------------------------------------
 
-    async def _connect(self) -> None:
+    async def _open(self) -> _Protocol:
         loop = asyncio.get_running_loop()
+        target = self.target
+        if target.kind == "unix":
+            _, protocol = await loop.create_unix_connection(lambda: _Protocol(self), target.path)
+            return protocol
+        if target.kind == "sentinel":
+            # Asked on every connection: after a failover the master is elsewhere.
+            self.host, self.port = await sentinel_master(target, timeout=self.timeout)
+        _, protocol = await loop.create_connection(
+            lambda: _Protocol(self),
+            self.host,
+            self.port,
+            ssl=self.ssl,
+            server_hostname=self.host if self.ssl is not None else None,
+        )
+        return protocol
+
+    async def _watch_sentinel(self) -> None:
+        """After a failover the old master accepts writes until Sentinel demotes it, seconds
+        later, and then drops them. So ask the sentinels every SENTINEL_CHECK_S while
+        connected, and move as soon as they name another master."""
+        while True:
+            await asyncio.sleep(SENTINEL_CHECK_S)
+            if self.protocol is None:
+                continue
+            try:
+                master = await sentinel_master(self.target, timeout=max(self.timeout, 0.5))
+            except (RedisConnectionError, OSError):
+                continue  # no sentinel answers: keep the master we have
+            if master != (self.host, self.port) and self.protocol is not None:
+                self.drop(RedisConnectionError(f"Sentinel moved the master to {master[0]}:{master[1]}"))
+
+    def where(self) -> str:
+        return self.target.path if self.target.kind == "unix" else f"{self.host}:{self.port}"
+
+    async def _connect(self) -> None:
         try:
-            _, protocol = await asyncio.wait_for(
-                loop.create_connection(lambda: _Protocol(self), self.host, self.port), self.timeout
-            )
+            protocol = await asyncio.wait_for(self._open(), self.timeout)
         except (TimeoutError, OSError) as exc:
-            raise RedisConnectionError(f"cannot connect to Redis at {self.host}:{self.port}: {exc}") from exc
+            raise RedisConnectionError(f"cannot connect to Redis at {self.where()}: {exc}") from exc
         self.protocol = protocol
+        if self.target.kind == "sentinel" and self._sentinel_watch is None:
+            self._sentinel_watch = asyncio.ensure_future(self._watch_sentinel())
         if self.password:
             auth: tuple[Arg, ...] = ("AUTH", self.username, self.password) if self.username else ("AUTH", self.password)
             await self._send(auth)
@@ -267,6 +330,18 @@ class MuxRedis:
             return []
         return await self.pipeline_raw(b"".join(encode_command(c) for c in commands), len(commands))
 
+    async def pipeline_settled(self, commands: Sequence[tuple[Arg, ...]]) -> list[Any]:
+        """As pipeline, but a command's error reply is returned in its place, not raised
+        (the cluster handle redirects those one by one). A lost connection still raises."""
+        if self.protocol is None:
+            await self._ensure()
+        futures = self._send_raw(b"".join(encode_command(c) for c in commands), len(commands))
+        results = list(await asyncio.gather(*futures, return_exceptions=True))
+        for result in results:
+            if isinstance(result, (RedisConnectionError, RedisTimeoutError)):
+                raise result
+        return results
+
     async def close(self) -> None:
         protocol, self.protocol = self.protocol, None
         if protocol is not None and protocol.transport is not None:
@@ -274,3 +349,258 @@ class MuxRedis:
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
+        if self._sentinel_watch is not None:
+            self._sentinel_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sentinel_watch
+            self._sentinel_watch = None
+
+
+class RedisHandle(Protocol):
+    """What the gateway's request path may ask of Redis, on every topology."""
+
+    async def execute(self, *args: Arg) -> Any: ...
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def hgetall(self, key: str) -> dict[bytes, bytes]: ...
+
+    async def evalsha(self, script: str, keys: Sequence[str], args: Sequence[Arg]) -> Any: ...
+
+    async def pipeline(self, commands: Sequence[tuple[Arg, ...]]) -> list[Any]: ...
+
+    # Pre-encoded forms for the hottest paths (MuxRedis sends the bytes as they are).
+    def script_sha(self, script: str) -> bytes: ...
+
+    async def evalsha_encoded(self, script: str, command: bytes) -> Any: ...
+
+    async def pipeline_raw(self, data: bytes, replies: int) -> list[Any]: ...
+
+    async def close(self) -> None: ...
+
+
+def _decode_commands(data: bytes, count: int) -> list[tuple[Arg, ...]]:
+    """RESP-encoded commands back into argument tuples (a request is a RESP array of bulk strings)."""
+    reader = hiredis.Reader()
+    reader.feed(data)
+    commands: list[tuple[Arg, ...]] = []
+    for _ in range(count):
+        command = reader.gets()
+        if command is False or not isinstance(command, list):
+            raise ValueError("truncated or malformed RESP command")
+        name = command[0]
+        commands.append((name.decode() if isinstance(name, bytes) else name, *command[1:]))
+    return commands
+
+
+def _slot(key: Arg) -> int:
+    return int(key_slot(key if isinstance(key, bytes) else str(key).encode()))
+
+
+def _redirect(exc: BaseException) -> tuple[str, int, tuple[str, int]] | None:
+    """("MOVED"|"ASK", slot, (host, port)) for a redirection reply, else None."""
+    if not isinstance(exc, ResponseError):
+        return None
+    parts = str(exc).split()
+    if len(parts) != 3 or parts[0] not in ("MOVED", "ASK"):
+        return None
+    host, _, port = parts[2].rpartition(":")
+    return parts[0], int(parts[1]), (host, int(port))
+
+
+MAX_REDIRECTS = 5
+
+
+class ClusterMux:
+    """The handle on a Redis Cluster: one MuxRedis per master (so one connection per
+    node, with the same pipelining and timeouts), a slot map read with CLUSTER SLOTS,
+    and each command sent to the node that owns its key's slot. MOVED updates the map
+    (and refreshes it in the background) and the command is sent again; ASK sends ASKING
+    and the command together to the node named, without touching the map. A connection
+    error is raised at once (the failure mode applies) and the map is read again before
+    the next command, which is how a failover is followed."""
+
+    def __init__(self, target: RedisTarget | str, *, timeout: float) -> None:
+        if isinstance(target, str):
+            target = parse_redis_url(target)
+        if target.tls:
+            ssl_context(target)  # an unreadable CA fails here, naming the variable
+        self.target = target
+        self.timeout = timeout
+        self.nodes: dict[tuple[str, int], MuxRedis] = {}
+        self.slots: list[tuple[str, int] | None] = [None] * 16384
+        self._stale = True
+        self._refreshing: asyncio.Future[None] | None = None
+        self._scripts: dict[str, bytes] = {}
+
+    def _node(self, address: tuple[str, int]) -> MuxRedis:
+        node = self.nodes.get(address)
+        if node is None:
+            node_target = replace(self.target, kind="tcp", hosts=(address,), db=0)
+            node = self.nodes[address] = MuxRedis(node_target, timeout=self.timeout)
+        return node
+
+    async def _read_slots(self) -> None:
+        errors: list[str] = []
+        candidates = list(dict.fromkeys([*self.nodes, *self.target.hosts]))
+        for address in candidates:
+            try:
+                reply = await self._node(address).execute("CLUSTER", "SLOTS")
+            except (RedisConnectionError, RedisTimeoutError, ResponseError) as exc:
+                errors.append(f"{address[0]}:{address[1]}: {exc}")
+                continue
+            slots: list[tuple[str, int] | None] = [None] * 16384
+            for start, end, master, *_ in reply:
+                host = master[0].decode() if isinstance(master[0], bytes) else str(master[0])
+                owner = (host or address[0], int(master[1]))
+                for slot in range(int(start), int(end) + 1):
+                    slots[slot] = owner
+            self.slots = slots
+            self._stale = False
+            # Nodes that own nothing any more (failed over, removed) are closed.
+            owners = set(slots)
+            for gone in [a for a in self.nodes if a not in owners and a not in self.target.hosts]:
+                await self.nodes.pop(gone).close()
+            return
+        raise RedisConnectionError(f"no node of the Redis Cluster answered CLUSTER SLOTS: {'; '.join(errors)}")
+
+    async def _refresh(self) -> None:
+        """Read the slot map once, however many callers ask at the same time."""
+        if self._refreshing is None:
+            self._refreshing = asyncio.ensure_future(self._read_slots())
+        refreshing = self._refreshing
+        try:
+            await asyncio.shield(refreshing)
+        finally:
+            if refreshing.done() and self._refreshing is refreshing:
+                self._refreshing = None
+
+    def _refresh_later(self) -> None:
+        self._stale = True
+
+    async def _owner(self, slot: int) -> MuxRedis:
+        if self._stale:
+            await self._refresh()
+        address = self.slots[slot]
+        if address is None:
+            await self._refresh()
+            address = self.slots[slot]
+            if address is None:
+                raise RedisConnectionError(f"no node of the Redis Cluster serves slot {slot}")
+        return self._node(address)
+
+    async def _run(self, slot: int | None, args: tuple[Arg, ...]) -> Any:
+        node = await self._owner(slot if slot is not None else 0)
+        for _ in range(MAX_REDIRECTS):
+            try:
+                return await node.execute(*args)
+            except (RedisConnectionError, RedisTimeoutError):
+                self._refresh_later()
+                raise
+            except ResponseError as exc:
+                redirect = _redirect(exc)
+                if redirect is None:
+                    raise
+                kind, moved_slot, address = redirect
+                if kind == "ASK":
+                    _, reply = await self._node(address).pipeline_settled([("ASKING",), args])
+                    if isinstance(reply, BaseException):
+                        raise reply from exc
+                    return reply
+                self.slots[moved_slot] = address
+                self._refresh_later()
+                node = self._node(address)
+        raise RedisConnectionError(f"too many redirections for {args[0]!r}")
+
+    async def execute(self, *args: Arg) -> Any:
+        return await self._run(_slot(args[1]) if len(args) > 1 else None, args)
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self.execute("GET", key)
+        assert value is None or isinstance(value, bytes)
+        return value
+
+    async def hgetall(self, key: str) -> dict[bytes, bytes]:
+        flat = await self.execute("HGETALL", key)
+        return dict(zip(flat[::2], flat[1::2], strict=True))
+
+    def script_sha(self, script: str) -> bytes:
+        sha = self._scripts.get(script)
+        if sha is None:
+            sha = self._scripts[script] = hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest().encode()
+        return sha
+
+    async def evalsha(self, script: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        """Every key in ``keys`` must share one slot (one hash tag): the script runs there."""
+        slot = _slot(keys[0]) if keys else None
+        command = ("EVALSHA", self.script_sha(script), len(keys), *keys, *args)
+        try:
+            return await self._run(slot, command)
+        except NoScriptError:
+            # EVAL runs it and caches it on that node: the next EVALSHA finds it.
+            return await self._run(slot, ("EVAL", script, len(keys), *keys, *args))
+
+    async def evalsha_encoded(self, script: str, command: bytes) -> Any:
+        (decoded,) = _decode_commands(command, 1)
+        numkeys = int(decoded[2])
+        keys = [k.decode() if isinstance(k, bytes) else str(k) for k in decoded[3 : 3 + numkeys]]
+        return await self.evalsha(script, keys, decoded[3 + numkeys :])
+
+    async def pipeline(self, commands: Sequence[tuple[Arg, ...]]) -> list[Any]:
+        """One pipeline per node, sent concurrently; a command redirected (MOVED, ASK) is
+        sent again alone, the others are not repeated. The first other error is raised."""
+        if not commands:
+            return []
+        if self._stale:
+            await self._refresh()
+        by_node: dict[tuple[str, int], list[int]] = {}
+        for index, command in enumerate(commands):
+            address = self.slots[_slot(command[1])] if len(command) > 1 else self.slots[0]
+            if address is None:
+                await self._refresh()
+                address = self.slots[_slot(command[1])] if len(command) > 1 else self.slots[0]
+                if address is None:
+                    raise RedisConnectionError("the Redis Cluster does not cover every slot")
+            by_node.setdefault(address, []).append(index)
+
+        async def send(address: tuple[str, int], indexes: list[int]) -> list[Any]:
+            try:
+                return await self._node(address).pipeline_settled([commands[i] for i in indexes])
+            except (RedisConnectionError, RedisTimeoutError):
+                self._refresh_later()
+                raise
+
+        groups = list(by_node.items())
+        settled = await asyncio.gather(*(send(address, indexes) for address, indexes in groups))
+        replies: list[Any] = [None] * len(commands)
+        for (_, indexes), results in zip(groups, settled, strict=True):
+            for index, result in zip(indexes, results, strict=True):
+                replies[index] = result
+        redo = [i for i, r in enumerate(replies) if isinstance(r, BaseException) and _redirect(r) is not None]
+        if redo:
+            again = await asyncio.gather(*(self.execute(*commands[i]) for i in redo), return_exceptions=True)
+            for index, result in zip(redo, again, strict=True):
+                replies[index] = result
+        for result in replies:
+            if isinstance(result, BaseException):
+                if isinstance(result, (RedisConnectionError, RedisTimeoutError)):
+                    self._refresh_later()
+                raise result
+        return replies
+
+    async def pipeline_raw(self, data: bytes, replies: int) -> list[Any]:
+        return await self.pipeline(_decode_commands(data, replies))
+
+    async def close(self) -> None:
+        nodes, self.nodes = list(self.nodes.values()), {}
+        for node in nodes:
+            await node.close()
+
+
+def new_handle(target: RedisTarget | str, *, timeout: float) -> MuxRedis | ClusterMux:
+    """The handle for ``target``'s topology: ClusterMux on a cluster, MuxRedis elsewhere."""
+    if isinstance(target, str):
+        target = parse_redis_url(target)
+    if target.kind == "cluster":
+        return ClusterMux(target, timeout=timeout)
+    return MuxRedis(target, timeout=timeout)

@@ -34,15 +34,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from gateway import contract, metrics, tasks
 from gateway.config import GatewayConfig
 from gateway.exceptions import SnapshotError, StateUnavailable
-from gateway.redis_mux import MuxRedis
+from gateway.redis_mux import RedisHandle, new_handle
+from tollway.redis_url import async_client, sentinel_master
 
 log = logging.getLogger("gateway.state")
 
@@ -57,10 +55,11 @@ REDIS_BACKOFF_S = 0.1
 T = TypeVar("T")
 
 
-def new_redis(config: GatewayConfig, *, timeout: float | None = None) -> MuxRedis:
+def new_redis(config: GatewayConfig, *, timeout: float | None = None) -> RedisHandle:
     """A client whose every call gives up after the configured timeout, with no retries:
-    the failure mode must take effect within that time, never after a backoff loop."""
-    return MuxRedis(config.redis_url, timeout=config.redis_timeout_s if timeout is None else timeout)
+    the failure mode must take effect within that time, never after a backoff loop.
+    MuxRedis on one endpoint (TCP, TLS, unix, Sentinel's master), ClusterMux on a cluster."""
+    return new_handle(config.redis, timeout=config.redis_timeout_s if timeout is None else timeout)
 
 
 class RedisHealth:
@@ -118,13 +117,16 @@ class Cache(Generic[T]):
 
 
 class State:
-    def __init__(self, config: GatewayConfig, redis: MuxRedis, health: RedisHealth) -> None:
+    def __init__(self, config: GatewayConfig, redis: RedisHandle, health: RedisHealth) -> None:
         self.config = config
         self.redis = redis
         self.health = health
         self.routes: dict[str, contract.RouteRecord] = {}
         self.api_slugs: frozenset[str] = frozenset()  # tells "unknown API" from "unknown version"
         self.ready = False
+        # Set while Redis answers but our reads of the state fail (NOPERM, MOVED not followed,
+        # WRONGTYPE...): a socket that is up is not a state we can read. /ready says so.
+        self.unreadable: str | None = None
         self.apps: Cache[contract.ApplicationRecord] = Cache(config.cache_max_entries)
         self.keys: Cache[contract.KeyRecord] = Cache(config.cache_max_entries)
         self.tokens: Cache[contract.TokenRecord] = Cache(config.cache_max_entries)
@@ -179,8 +181,9 @@ class State:
             raw = await self.redis.hgetall(contract.ROUTES_KEY)
             generation = self.parse_generation(await self.redis.get(contract.GENERATION_KEY))
         except (RedisError, OSError) as exc:
-            self.health.failed(exc)
+            self.read_failed(exc)
             raise StateUnavailable(str(exc)) from exc
+        self.unreadable = None
         routes: dict[str, contract.RouteRecord] = {}
         for field_name, value in raw.items():
             try:
@@ -210,6 +213,13 @@ class State:
             tasks.bad_input("generation", raw, "negative")
             return 0
         return generation
+
+    def read_failed(self, exc: BaseException) -> None:
+        self.health.failed(exc)
+        if isinstance(exc, ResponseError):
+            if self.unreadable is None:
+                log.error("Redis answers but the state cannot be read: %s", exc)
+            self.unreadable = str(exc)
 
     def route(self, api_slug: str, version: str) -> contract.RouteRecord | None:
         return self.routes.get(f"{api_slug}/{version}")
@@ -241,7 +251,7 @@ class State:
         try:
             raw = await self.redis.get(redis_key)
         except (RedisError, OSError) as exc:
-            self.health.failed(exc)
+            self.read_failed(exc)
             if hit is not None:
                 return hit[0]
             raise StateUnavailable(str(exc)) from exc
@@ -305,43 +315,65 @@ class State:
                 await self.load_routes()
         metrics.INVALIDATIONS.labels(inv.kind).inc()
 
-    async def _listen_invalidations(self) -> None:
-        # A dedicated connection without the short socket timeout: it blocks on purpose.
-        client = aioredis.Redis.from_url(
-            self.config.redis_url,
-            socket_connect_timeout=self.config.redis_timeout_s * 10,
-            retry=Retry(NoBackoff(), 0),
-        )
+    async def _pubsub_moved(self, subscribed_to: tuple[str, int] | None) -> bool:
+        """Sentinel only: has the master moved since we subscribed? Our subscription on a
+        demoted master would go on receiving what is replicated to it, but not for long if
+        that node goes away: move to the new master, as the request path does."""
+        if subscribed_to is None:
+            return False
         try:
-            while True:
-                tasks.beat("invalidations")
-                pubsub = client.pubsub(ignore_subscribe_messages=True)
-                try:
-                    await pubsub.subscribe(contract.INVALIDATION_CHANNEL)
-                    # Anything published while we were not subscribed is lost: start clean.
-                    self.clear_caches()
-                    await self.load_routes()
-                    while True:
-                        tasks.beat("invalidations")
-                        message = await pubsub.get_message(timeout=1.0)
-                        if message is None or message.get("type") != "message":
-                            continue
-                        try:
-                            inv = contract.Invalidation.from_json(message["data"])
-                        except ValueError as exc:  # not JSON, or a field of the wrong type
-                            tasks.bad_input("invalidation", message.get("data"), exc)
-                            continue
-                        await self.apply_invalidation(inv)
-                except (RedisError, OSError, StateUnavailable) as exc:
-                    log.debug("invalidation listener lost Redis: %s", exc)
-                    self.load_snapshot_quietly()
-                    await asyncio.sleep(0.2)
-                finally:
-                    with contextlib.suppress(Exception):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
-        finally:
-            with contextlib.suppress(Exception):
+            return await sentinel_master(self.config.redis, timeout=self.config.redis_timeout_s * 10) != subscribed_to
+        except (RedisError, OSError):
+            return False  # no sentinel answers: keep what we have
+
+    async def _listen_invalidations(self) -> None:
+        target = self.config.redis
+        attempt = 0
+        while True:
+            tasks.beat("invalidations")
+            # A dedicated connection without the short socket timeout: it blocks on purpose.
+            # On a cluster, classic PUBLISH reaches every node: listen on one seed node, the
+            # next one after a failure (async_client). With Sentinel, the current master.
+            client = async_client(target, socket_connect_timeout=self.config.redis_timeout_s * 10, node=attempt)
+            attempt += 1
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                subscribed_to = (
+                    await sentinel_master(target, timeout=self.config.redis_timeout_s * 10)
+                    if target.kind == "sentinel"
+                    else None
+                )
+                await pubsub.subscribe(contract.INVALIDATION_CHANNEL)
+                # Anything published while we were not subscribed is lost: start clean.
+                self.clear_caches()
+                await self.load_routes()
+                while True:
+                    tasks.beat("invalidations")
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is None and await self._pubsub_moved(subscribed_to):
+                        log.warning("Sentinel moved the master away from %s; resubscribing", subscribed_to)
+                        raise StateUnavailable("master moved")
+                    if message is None or message.get("type") != "message":
+                        continue
+                    try:
+                        inv = contract.Invalidation.from_json(message["data"])
+                    except (ValueError, TypeError) as exc:  # not JSON, or a field of the wrong type
+                        tasks.bad_input("invalidation", message.get("data"), exc)
+                        continue
+                    await self.apply_invalidation(inv)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
                 await client.aclose()
+                raise
+            except (RedisError, OSError, StateUnavailable) as exc:
+                log.debug("invalidation listener lost Redis: %s", exc)
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+                self.load_snapshot_quietly()
+                await asyncio.sleep(0.2)
 
     async def _poll_generation(self) -> None:
         """Belt and braces for pub/sub: a generation that moved without its message
@@ -353,10 +385,11 @@ class State:
             try:
                 generation = self.parse_generation(await self.redis.get(contract.GENERATION_KEY))
             except (RedisError, OSError) as exc:
-                self.health.failed(exc)
+                self.read_failed(exc)
                 self.load_snapshot_quietly()
                 continue
             self.health.ok()
+            self.unreadable = None
             if not self.ready:
                 with contextlib.suppress(StateUnavailable):
                     await self.load_routes()

@@ -14,6 +14,7 @@ from typing import ParamSpec, TypeVar
 from django.core.exceptions import ImproperlyConfigured
 
 from tollway import env as _env
+from tollway import redis_url as _redis_url
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -54,3 +55,24 @@ def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int
 @_improperly_configured
 def env_list(name: str, default: str = "") -> list[str]:
     return _env.read_list(name, [item.strip() for item in default.split(",") if item.strip()])
+
+
+@_improperly_configured
+def env_redis_target(name: str, url: str) -> _redis_url.RedisTarget:
+    """``url`` (the value of ``name``) parsed by tollway.redis_url, the gateway's parser."""
+    return _redis_url.parse_redis_url(url, variable=name)
+
+
+@_improperly_configured
+def celery_broker_settings(name: str, url: str, *, eager: bool = False) -> _redis_url.BrokerSettings:
+    """Celery's broker from ``url``: our Redis URL forms are translated for kombu; anything
+    else (kombu's own sentinel://, amqp://, memory://) is passed on as given, with the
+    Sentinel master's name from CELERY_BROKER_MASTER_NAME. A cluster is refused unless
+    tasks run eagerly (no broker at all)."""
+    if not url.startswith(_redis_url.URL_SCHEMES):
+        master_name = _env.read("CELERY_BROKER_MASTER_NAME")
+        return _redis_url.BrokerSettings(url, {"master_name": master_name} if master_name else {}, None)
+    target = _redis_url.parse_redis_url(url, variable=name)
+    if eager and target.kind == "cluster":
+        return _redis_url.BrokerSettings("memory://", {}, None)
+    return _redis_url.celery_broker(target)

@@ -10,7 +10,7 @@ import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.core.validators import origin_of
-from portal.env import env, env_bool, env_int, env_list, env_str
+from portal.env import celery_broker_settings, env, env_bool, env_int, env_list, env_redis_target, env_str
 
 # Lets classes that are generic only in django-stubs (ModelAdmin[Model], ...) be
 # subscripted at run time too, as the typed admin and helpers do.
@@ -111,7 +111,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = ["portal.accounts.backends.EmailBackend"]
 
+# Every form of tollway/redis_url.py (redis://, rediss://, unix://, redis+sentinel://,
+# redis+cluster://); checked here so that a bad URL stops the portal at start-up.
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_TARGET = env_redis_target("REDIS_URL", REDIS_URL)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -173,7 +176,7 @@ if PORTAL_PUBLIC_URL:
 CACHES = {
     "default": {
         # Throttles and login limits must be shared across portal processes.
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "portal.core.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "tollway-portal",
     }
@@ -275,7 +278,19 @@ OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth2_provider.RefreshToken"
 OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"
 OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
 
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+# The broker may be a Redis of its own (CELERY_BROKER_URL), and must be when REDIS_URL is a
+# cluster: kombu has no Cluster transport. Our URL forms are translated for kombu
+# (redis+sentinel:// becomes its sentinel:// transport with master_name); kombu's own
+# URLs (sentinel://…;sentinel://…, amqp://…) pass through, with CELERY_BROKER_MASTER_NAME.
+_BROKER = celery_broker_settings(
+    "CELERY_BROKER_URL" if env("CELERY_BROKER_URL") else "REDIS_URL",
+    env_str("CELERY_BROKER_URL", REDIS_URL),
+    eager=env_bool("CELERY_TASK_ALWAYS_EAGER", False),
+)
+CELERY_BROKER_URL = _BROKER.url
+CELERY_BROKER_TRANSPORT_OPTIONS = _BROKER.transport_options
+if _BROKER.use_ssl is not None:
+    CELERY_BROKER_USE_SSL = _BROKER.use_ssl
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

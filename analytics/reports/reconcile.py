@@ -18,6 +18,7 @@ from analytics.conf import redis_client
 from analytics.reports import services
 from gateway import contract
 from portal.plans.selectors import subscription_ids_not_pending
+from tollway.redis_url import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,10 @@ def gateway_day_counter_key(subscription_id: int, day: date) -> str:
 def read_gateway_day_counts(client: redis.Redis, subscription_ids: list[int], day: date) -> dict[int, int | None]:
     if not subscription_ids:
         return {}
-    values = client.mget([gateway_day_counter_key(s, day) for s in subscription_ids])
+    keys = [gateway_day_counter_key(s, day) for s in subscription_ids]
+    # Each subscription's counters carry their own hash tag: on a cluster one MGET would
+    # cross slots, so RedisCluster's per-slot form is used there.
+    values = client.mget_nonatomic(keys) if isinstance(client, redis.RedisCluster) else client.mget(keys)
     return {s: (int(v) if v is not None else None) for s, v in zip(subscription_ids, values, strict=True)}
 
 
@@ -43,7 +47,7 @@ def reconcile_recent_days(*, client: redis.Redis | None = None, now: datetime | 
     for day in (now.date() - timedelta(days=1), now.date()):
         try:
             counts = read_gateway_day_counts(client, sub_ids, day)
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             log.warning("reconcile: gateway counters unreadable (%s); keeping the last snapshot", exc)
             return rows
         rows += services.reconciliation_record(day=day, gateway_counts=counts)

@@ -30,6 +30,7 @@ from portal.gateway_state.tokens import token_record_for
 from portal.keys.selectors import api_key_find_by_hash, application_find
 from portal.plans.limits import LIMIT_FIELDS
 from portal.plans.selectors import application_ids_subscribed_to, live_subscriptions_of_application
+from tollway.redis_url import REDIS_ERRORS, parse_redis_url, sync_client
 
 if TYPE_CHECKING:
     from portal.catalog.models import ApiVersion
@@ -43,8 +44,12 @@ OUTBOX_BATCH = 500
 
 @lru_cache(maxsize=1)
 def redis_client() -> redis.Redis:
+    """The client for REDIS_URL's topology (tollway/redis_url.py): on a cluster a
+    RedisCluster, whose non-transactional pipelines group the writes by slot (one round
+    trip per node) and follow MOVED/ASK; with Sentinel, the current master."""
     # Short timeouts: a Redis outage must not hang a portal request; the outbox retries.
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    client: redis.Redis = sync_client(parse_redis_url(settings.REDIS_URL), socket_timeout=2, socket_connect_timeout=2)
+    return client
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -242,6 +247,16 @@ def _write(pipe: redis.client.Pipeline, kind: str, ref: str) -> contract.Invalid
     raise ValueError(f"unknown outbox kind {kind!r}")
 
 
+def _publish_pipeline(client: redis.Redis) -> redis.client.Pipeline:
+    """A pipeline for the PUBLISHes. A cluster's pipelines refuse PUBLISH (it names no
+    key), and it needs none: any node broadcasts a message to the whole cluster, so the
+    messages go down one pipeline to one node."""
+    if isinstance(client, redis.RedisCluster):
+        node_client: redis.Redis = client.get_redis_connection(client.get_default_node())
+        return node_client.pipeline(transaction=False)
+    return client.pipeline(transaction=False)
+
+
 def outbox_flush(batch: int = OUTBOX_BATCH) -> int:
     """Publish pending outbox rows; returns how many were published. Raises on Redis errors
     (the rows then stay for the next attempt). Idempotent: publishing twice is harmless."""
@@ -262,7 +277,7 @@ def outbox_flush(batch: int = OUTBOX_BATCH) -> int:
         pipe.incr(contract.GENERATION_KEY)
         pipe.execute()
         generation = int(client.get(contract.GENERATION_KEY) or 0)
-        pipe = client.pipeline(transaction=False)
+        pipe = _publish_pipeline(client)
         for inv in invalidations:
             pipe.publish(
                 contract.INVALIDATION_CHANNEL,
@@ -286,7 +301,7 @@ def outbox_flush_quietly() -> None:
         return
     try:
         outbox_flush()
-    except redis.RedisError as exc:
+    except REDIS_ERRORS as exc:
         _last_failure = time.monotonic()
         log.warning("gateway state publish deferred, Redis unavailable: %s", exc)
 

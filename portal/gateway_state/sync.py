@@ -26,6 +26,7 @@ from portal.gateway_state import publish
 from portal.gateway_state.models import PublishOutbox
 from portal.gateway_state.tokens import token_record_for
 from portal.keys.selectors import api_keys_all, applications_all
+from tollway.redis_url import REDIS_UNREACHABLE
 
 CHUNK = 10_000
 
@@ -161,7 +162,7 @@ def wait_for_redis(client: redis.Redis, timeout: float) -> None:
         try:
             client.ping()
             return
-        except redis.ConnectionError:
+        except REDIS_UNREACHABLE:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)

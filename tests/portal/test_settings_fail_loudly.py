@@ -72,3 +72,21 @@ def test_it_rejects_a_bad_database_url():
 
     assert result.returncode != 0
     assert "DATABASE_URL" in result.stderr
+
+
+def test_it_refuses_a_bad_redis_url_naming_the_variable():
+    result = _manage("check", extra_env={"REDIS_URL": "redis+sentinel://s1:26379"})
+
+    assert result.returncode != 0
+    assert "REDIS_URL=" in result.stderr
+    assert "<service>" in result.stderr
+
+
+def test_a_cluster_needs_a_separate_celery_broker():
+    cluster = {"REDIS_URL": "redis+cluster://127.0.0.1:7000"}
+    refused = _manage("check", extra_env=cluster)
+    assert refused.returncode != 0
+    assert "CELERY_BROKER_URL" in refused.stderr
+
+    separate = _manage("check", extra_env={**cluster, "CELERY_BROKER_URL": "redis+sentinel://127.0.0.1:26379/broker/0"})
+    assert separate.returncode == 0, separate.stderr

@@ -61,7 +61,7 @@ from gateway.pipeline import Policy, PolicyDeps
 from gateway.policies.metering import journal
 from gateway.policies.metering.endpoint import EndpointLabels
 from gateway.policies.metering.schema import MeteringSettings
-from gateway.redis_mux import Arg, MuxRedis
+from gateway.redis_mux import Arg, RedisHandle
 from gateway.state import RedisHealth
 from gateway.types import RequestContext
 
@@ -75,7 +75,7 @@ STOP_ROUNDS = 5
 class Meter:
     def __init__(
         self,
-        redis: MuxRedis,
+        redis: RedisHandle,
         health: RedisHealth,
         settings: MeteringSettings,
         *,

@@ -21,7 +21,7 @@ from gateway.exceptions import Reject
 from gateway.fleet import Fleet
 from gateway.pipeline import Policy, PolicyDeps
 from gateway.policies.rate_limit.schema import RateLimitSettings
-from gateway.redis_mux import MuxRedis, encode_command
+from gateway.redis_mux import RedisHandle, encode_command
 from gateway.state import RedisHealth
 from gateway.types import LimitState, RequestContext
 
@@ -70,7 +70,7 @@ class RateLimitPolicy(Policy):
     PRIORITY = 900
 
     def __init__(
-        self, redis: MuxRedis, health: RedisHealth, settings: RateLimitSettings, fleet: Fleet | None = None
+        self, redis: RedisHandle, health: RedisHealth, settings: RateLimitSettings, fleet: Fleet | None = None
     ) -> None:
         self.redis = redis
         self.health = health

@@ -4,12 +4,12 @@ from argparse import ArgumentParser
 from collections.abc import Iterable
 from typing import Any, TextIO, cast
 
-import redis
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from portal.gateway_state import publish
 from portal.gateway_state.sync import KeyRow, state_rebuild, wait_for_redis
+from tollway.redis_url import REDIS_UNREACHABLE
 
 
 class Command(BaseCommand):
@@ -23,7 +23,7 @@ class Command(BaseCommand):
         client = publish.redis_client()
         try:
             wait_for_redis(client, timeout if wait else 0)
-        except redis.ConnectionError as exc:
+        except REDIS_UNREACHABLE as exc:
             raise CommandError(f"Redis is not reachable: {exc}") from exc
 
         # The stream self.stderr wraps; django-stubs leave OutputWrapper._out undeclared.
