@@ -111,3 +111,6 @@ class KeyExpiryNotice(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["key_id", "days", "expires_at"], name="key_expiry_notice_once")
         ]
+
+    def __str__(self) -> str:
+        return f"key {self.key_id}: {self.days} day(s) before {self.expires_at:%Y-%m-%d}"

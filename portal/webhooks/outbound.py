@@ -102,9 +102,9 @@ def url_check(url: str, policy: OutboundPolicy) -> httpx.URL:
         literal = None
     if literal is not None and not address_allowed(literal, policy):
         raise TargetRefused(f"The address {literal} is not a public address.")
-    if literal is None and (parsed.host == "localhost" or parsed.host.endswith(".localhost")):
-        if not address_allowed(ipaddress.ip_address("127.0.0.1"), policy):
-            raise TargetRefused("localhost is not a public address.")
+    is_localhost = literal is None and (parsed.host == "localhost" or parsed.host.endswith(".localhost"))
+    if is_localhost and not address_allowed(ipaddress.ip_address("127.0.0.1"), policy):
+        raise TargetRefused("localhost is not a public address.")
     return parsed
 
 

@@ -359,7 +359,8 @@ def _record(
                 delivery.status = DeliveryStatus.FAILED
                 delivery.next_attempt_at = None
             else:
-                delay = settings.WEBHOOK_RETRY_SCHEDULE[min(delivery.attempts, len(settings.WEBHOOK_RETRY_SCHEDULE)) - 1]
+                schedule = settings.WEBHOOK_RETRY_SCHEDULE
+                delay = schedule[min(delivery.attempts, len(schedule)) - 1]
                 delivery.next_attempt_at = now + dt.timedelta(seconds=delay)
             if endpoint.failing_since is None:
                 endpoint.failing_since = now
