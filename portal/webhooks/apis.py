@@ -19,7 +19,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from portal.accounts.selectors import organizations_all, organizations_for
-from portal.core.api import BaseViewSet, InputSerializer, ScopedPrimaryKeyRelatedField, request_user, validated
+from portal.core.api import (
+    BaseViewSet,
+    InputSerializer,
+    ScopedPrimaryKeyRelatedField,
+    StrictPagination,
+    request_user,
+    validated,
+)
 from portal.webhooks import services
 from portal.webhooks.models import WebhookDelivery, WebhookEndpoint
 from portal.webhooks.selectors import deliveries_of, endpoints_for
@@ -174,8 +181,10 @@ class WebhookEndpointViewSet(BaseViewSet[WebhookEndpoint]):
     @extend_schema(responses=DeliveryOutputSerializer(many=True))
     @action(detail=True, methods=["get"])
     def deliveries(self, request: Request, pk: str) -> Response:
-        page = self.paginate_queryset(deliveries_of(self.get_object()))
-        return self.get_paginated_response(DeliveryOutputSerializer(page, many=True).data)
+        # The log is another model than the view set's, so it gets a paginator of its own.
+        paginator = StrictPagination()
+        page = paginator.paginate_queryset(deliveries_of(self.get_object()), request, view=self)
+        return paginator.get_paginated_response(DeliveryOutputSerializer(page, many=True).data)
 
     @extend_schema(request=None, responses={202: DeliveryOutputSerializer})
     @action(detail=True, methods=["post"], url_path=r"deliveries/(?P<delivery_id>[^/]+)/retry")
