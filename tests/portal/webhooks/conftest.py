@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from tests.analytics.conftest import start_worker  # noqa: F401 (a real Celery worker, as analytics tests use)
+
 
 @dataclass
 class Received:
