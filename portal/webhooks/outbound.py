@@ -19,6 +19,7 @@ Rules, each with its test in tests/portal/webhooks/test_it_refuses_unsafe_target
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -31,6 +32,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
 
 MAX_RESPONSE_BYTES = 64 * 1024
+# What a host may look like once IDNA-encoded: a DNS name, an IPv4 address or a bracketed IPv6 one.
+HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?|\[?[0-9A-Fa-f:.]+\]?")
 EXCERPT_CHARS = 1000
 
 
@@ -86,7 +89,8 @@ def url_check(url: str, policy: OutboundPolicy) -> httpx.URL:
     """What can be judged without DNS: scheme, credentials, host, and a literal address."""
     try:
         parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError) as exc:
+        parsed.host  # noqa: B018 (decoding the host raises for a malformed IDNA label)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:  # ValueError: IDNA errors, among others
         raise TargetRefused(f"Not a valid URL: {exc}") from exc
     if parsed.scheme == "http" and not policy.allow_http:
         raise TargetRefused("The URL must use https.")
@@ -96,6 +100,10 @@ def url_check(url: str, policy: OutboundPolicy) -> httpx.URL:
         raise TargetRefused("The URL has no host.")
     if parsed.userinfo:
         raise TargetRefused("The URL must not contain credentials.")
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        raise TargetRefused("The URL's port must be from 1 to 65535.")
+    if not HOST_NAME.fullmatch(parsed.raw_host.decode("ascii", errors="replace")):
+        raise TargetRefused("The URL's host is not a valid name or address.")
     try:
         literal = ipaddress.ip_address(parsed.host)
     except ValueError:

@@ -100,7 +100,7 @@ def test_update_rotate_and_delete(client_for, alice, acme):
         ({"organization": "{acme}", "url": "https://hooks.example.com/", "events": []}, "events"),
         ({"organization": "{acme}", "url": "https://hooks.example.com/", "events": "key.revoked"}, "events"),
         ({"organization": "{acme}", "url": "https://hooks.example.com/", "events": [7]}, "events"),
-        ({"organization": "{acme}", "url": "https://hooks.example.com/", "events": ["metering.lag_exceeded"]}, "events"),
+        ({"organization": "{acme}", "url": "https://h.example.com/", "events": ["metering.lag_exceeded"]}, "events"),
         ({"organization": "{acme}", "url": "http://10.0.0.1/", "events": ["key.revoked"]}, "url"),
         ({"organization": "{acme}", "url": "not a url", "events": ["key.revoked"]}, "url"),
         ({"organization": "{acme}", "url": "https://u:p@hooks.example.com/", "events": ["key.revoked"]}, "url"),

@@ -31,7 +31,8 @@ def test_it_disables_and_emails_after_three_days_of_failures(
     _revoke_a_key(alice, alice_app)
     deliver_pending()
     endpoint.refresh_from_db()
-    assert endpoint.is_enabled and endpoint.failing_since is not None
+    assert endpoint.is_enabled
+    assert endpoint.failing_since is not None
 
     WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=timezone.now() - dt.timedelta(days=3))
     _revoke_a_key(alice, alice_app)
@@ -52,7 +53,9 @@ def test_it_disables_and_emails_after_three_days_of_failures(
     assert len(listener.received) == received
     webhooks.webhook_endpoint_update(endpoint=endpoint, actor=alice, is_enabled=True)
     endpoint.refresh_from_db()
-    assert endpoint.is_enabled and endpoint.failing_since is None and endpoint.disabled_reason == ""
+    assert endpoint.is_enabled
+    assert endpoint.failing_since is None
+    assert endpoint.disabled_reason == ""
 
 
 def test_a_success_resets_the_failure_clock(listener, alice, acme, alice_app):
@@ -64,5 +67,6 @@ def test_a_success_resets_the_failure_clock(listener, alice, acme, alice_app):
     deliver_pending()
 
     endpoint.refresh_from_db()
-    assert endpoint.is_enabled and endpoint.failing_since is None
+    assert endpoint.is_enabled
+    assert endpoint.failing_since is None
     assert mail.outbox == []

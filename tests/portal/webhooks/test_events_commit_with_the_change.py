@@ -40,11 +40,18 @@ def test_a_rolled_back_change_produces_no_event(listener, alice, acme, alice_app
     key = keys.api_key_issue(application=alice_app, actor=alice).key
     before = WebhookEvent.objects.count()  # the fixtures' own (echo v1 was deprecated)
 
-    with pytest.raises(Boom), transaction.atomic():
-        plans.subscription_cancel(subscription=subscription, actor=alice)
-        keys.api_key_revoke(key=key, actor=alice)
-        assert WebhookEvent.objects.count() == before + 2  # written, inside the transaction...
-        raise Boom
+    inside = []
+
+    def change_then_fail() -> None:
+        with transaction.atomic():
+            plans.subscription_cancel(subscription=subscription, actor=alice)
+            keys.api_key_revoke(key=key, actor=alice)
+            inside.append(WebhookEvent.objects.count())
+            raise Boom
+
+    with pytest.raises(Boom):
+        change_then_fail()
+    assert inside == [before + 2]  # written, inside the transaction...
 
     assert WebhookEvent.objects.count() == before  # ...and gone with it
     assert WebhookDelivery.objects.count() == 0

@@ -107,7 +107,7 @@ def test_metering_lag_goes_to_operators_only(listener, olivia, alice, acme):
 def test_an_organization_cannot_subscribe_to_operators_events(alice, acme):
     from portal.core.errors import ApplicationError
 
-    with pytest.raises(ApplicationError, match="metering.lag_exceeded"):
+    with pytest.raises(ApplicationError, match=r"metering\.lag_exceeded"):
         webhooks.webhook_endpoint_create(
             organization=acme, url="https://hooks.example.com/", event_types=["metering.lag_exceeded"], actor=alice
         )

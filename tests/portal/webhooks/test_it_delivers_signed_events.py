@@ -94,7 +94,8 @@ def test_the_payload_describes_the_subject(listener, alice, acme, alice_app, fre
     assert cancelled["data"]["subscription"]["status"] == "cancelled"
     assert cancelled["data"]["subscription"]["plan"]["slug"] == "free"
     assert cancelled["data"]["reason"] == "cancelled"
-    assert "secret" not in str(rotated) and "key_hash" not in str(rotated)
+    assert "secret" not in str(rotated)
+    assert "key_hash" not in str(rotated)
 
 
 def test_a_disabled_endpoint_gets_nothing(listener, alice, acme, alice_app):

@@ -59,7 +59,7 @@ def test_the_examples_have_the_shape_of_real_events(alice, olivia, acme, alice_a
     keys.api_key_revoke(key=keys.api_key_issue(application=alice_app, actor=alice).key, actor=alice)
     keys.api_key_issue(application=alice_app, expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=3), actor=alice)
     webhooks.webhook_key_expiry_scan()
-    v1, v2 = echo_api.versions.order_by("label")
+    v1, _v2 = echo_api.versions.order_by("label")
     catalog.version_transition(version=v1, to_state="retired", actor=olivia)
     plans.subscription_cancel(subscription=subscription, actor=alice)
     webhooks.webhook_event_emit(event_type="metering.lag_exceeded", lag_seconds=42.5, threshold_seconds=30)
