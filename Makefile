@@ -47,13 +47,16 @@ var/secret_key:
 # generated once into var/secret_key, and DEBUG off: the portal behind its production
 # server (granian, see portal/serve.py), its static files collected into var/staticfiles
 # and served by whitenoise. Plain http on 127.0.0.1, so the cookies are not Secure-only
-# and nothing redirects to https (production keeps those on: docs/operations.md).
+# and nothing redirects to https (production keeps those on: docs/operations.md); for the
+# same reason webhooks may target http:// listeners on loopback (docs/webhooks.md).
 # Every value can be overridden from the environment.
 RUN_ENV = DEBUG=$${DEBUG:-0} SECRET_KEY_FILE=$${SECRET_KEY_FILE:-var/secret_key} \
   ALLOWED_HOSTS=$${ALLOWED_HOSTS:-127.0.0.1,localhost} \
   SESSION_COOKIE_SECURE=$${SESSION_COOKIE_SECURE:-0} CSRF_COOKIE_SECURE=$${CSRF_COOKIE_SECURE:-0} \
   SECURE_SSL_REDIRECT=$${SECURE_SSL_REDIRECT:-0} \
-  PORTAL_PUBLIC_URL=$${PORTAL_PUBLIC_URL:-http://127.0.0.1:$(PORTAL_PORT)}
+  PORTAL_PUBLIC_URL=$${PORTAL_PUBLIC_URL:-http://127.0.0.1:$(PORTAL_PORT)} \
+  TOLLWAY_WEBHOOK_ALLOW_HTTP=$${TOLLWAY_WEBHOOK_ALLOW_HTTP:-1} \
+  TOLLWAY_WEBHOOK_ALLOWED_NETWORKS=$${TOLLWAY_WEBHOOK_ALLOWED_NETWORKS:-127.0.0.0/8,::1/128}
 # `make dev`: DEBUG on, and Django's development server (autoreload) for the portal.
 DEV_ENV = DEBUG=$${DEBUG:-1} PORTAL_SERVER=$${PORTAL_SERVER:-runserver}
 RUN_PROCS = portal worker beat upstream gateway

@@ -9,6 +9,7 @@ from portal.catalog.apis import ApiProductViewSet, ApiVersionViewSet
 from portal.core.api import api_not_found
 from portal.keys.apis import ApiKeyViewSet, ApplicationViewSet
 from portal.plans.apis import ApiPlanViewSet, OverrideViewSet, PlanViewSet, SubscriptionViewSet
+from portal.webhooks.apis import WebhookEndpointViewSet
 
 # Ids in nested prefixes are matched loosely and looked up in the view, so a
 # malformed id answers the API's JSON 404 rather than Django's HTML one.
@@ -34,6 +35,7 @@ router.register(
 )
 router.register("invitations/accept", InvitationAcceptViewSet, basename="invitation-accept")
 router.register("audit", AuditEventViewSet, basename="audit")
+router.register("webhook-endpoints", WebhookEndpointViewSet, basename="webhook-endpoint")
 
 urlpatterns = [*router.urls]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ INSTALLED_APPS = [
     "portal.keys",
     "portal.gateway_state",
     "portal.declarative",
+    "portal.webhooks",
     "portal.demo",
     "analytics",
 ]
@@ -305,6 +307,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # portal.gateway_state.tasks but keeps its old name, which queued messages carry.
     "publish-outbox": {"task": "portal.keys.tasks.publish_outbox_flush", "schedule": 5.0},
     "keys-republish-lapsed": {"task": "portal.keys.tasks.keys_republish_lapsed", "schedule": 60.0},
+    # Webhooks: retries that fell due (and first attempts whose after-commit send was lost),
+    # key.expiring notices, and pruning of old events.
+    "webhooks-dispatch-due": {"task": "portal.webhooks.tasks.webhooks_dispatch_due", "schedule": 15.0},
+    "webhooks-key-expiry": {"task": "portal.webhooks.tasks.webhooks_key_expiry_scan", "schedule": 600.0},
+    "webhooks-prune": {"task": "portal.webhooks.tasks.webhooks_prune", "schedule": 3600.0},
 }
 
 LOGGING = {
@@ -322,3 +329,26 @@ LOGGING = {
 }
 
 TOLLWAY_DEMO_PASSWORD = env("TOLLWAY_DEMO_PASSWORD") or ""
+
+# Webhooks (portal/webhooks, docs/webhooks.md). Signing secrets are stored encrypted under a
+# key derived from this (default SECRET_KEY); old values in the fallbacks still decrypt.
+WEBHOOK_SECRET_KEY = env("TOLLWAY_WEBHOOK_SECRET_KEY") or SECRET_KEY
+WEBHOOK_SECRET_KEY_FALLBACKS = env_list("TOLLWAY_WEBHOOK_SECRET_KEY_FALLBACKS", "")
+# Plain http targets: only for development (make run) and tests.
+WEBHOOK_ALLOW_HTTP = env_bool("TOLLWAY_WEBHOOK_ALLOW_HTTP", DEBUG)
+# Non-public networks webhooks may still reach (CIDRs); loopback in development only.
+WEBHOOK_ALLOWED_NETWORKS = env_list("TOLLWAY_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128" if DEBUG else "")
+for _network in WEBHOOK_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"TOLLWAY_WEBHOOK_ALLOWED_NETWORKS: {_network!r} is not a network.") from exc
+WEBHOOK_TIMEOUT_SECONDS = env_int("TOLLWAY_WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1, maximum=60)
+# Seconds to wait after each failed attempt; the attempt count is one more than the list's length.
+_retry = env_list("TOLLWAY_WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000")
+try:
+    WEBHOOK_RETRY_SCHEDULE = [int(item) for item in _retry]
+except ValueError as exc:
+    raise ImproperlyConfigured("TOLLWAY_WEBHOOK_RETRY_SCHEDULE must be whole seconds, comma-separated.") from exc
+if any(delay < 0 for delay in WEBHOOK_RETRY_SCHEDULE):
+    raise ImproperlyConfigured("TOLLWAY_WEBHOOK_RETRY_SCHEDULE must not contain negative delays.")

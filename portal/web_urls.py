@@ -7,5 +7,6 @@ urlpatterns = [
     path("", include("portal.keys.urls")),
     path("", include("portal.plans.urls")),
     path("", include("portal.catalog.urls")),
+    path("", include("portal.webhooks.urls")),
     path("", include("analytics.urls")),
 ]

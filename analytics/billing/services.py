@@ -23,6 +23,7 @@ from analytics.billing import rules
 from analytics.billing.selectors import billable_usage
 from analytics.models import BillingPeriod, Invoice, InvoiceLine, InvoiceStatus, UsageAdjustment
 from portal.accounts.selectors import organization_ids
+from portal.core.changes import announce_event
 from portal.plans.selectors import PlanSpan, plan_get, subscription_plan_spans, subscriptions_of_organization
 
 if TYPE_CHECKING:
@@ -214,6 +215,7 @@ def billing_period_close(*, month: date, now: datetime | None = None) -> list[In
             invoice.finalized_at = now
             invoice.number = f"TW-{month:%Y%m}-{org_id:05d}-{currency}"
             invoice.save()
+            announce_event("invoice.issued", invoice)
             finals.append(invoice)
         # Mark the carried adjustments with the invoice that billed them.
         for adj in adjustments:

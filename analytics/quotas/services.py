@@ -14,6 +14,7 @@ from django.db import transaction
 
 from analytics.models import QuotaAlert, QuotaAlertSent
 from analytics.quotas.selectors import quota_usage
+from portal.core.changes import announce_event
 from portal.core.errors import ApplicationError
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ def quota_alert_check(*, application_id: int, now: datetime | None = None) -> li
                 _, created = QuotaAlertSent.objects.get_or_create(
                     subscription_id=usage.subscription_id, window=usage.window, percent=pct
                 )
+                if created:  # the webhook commits with the sent-row: once per threshold, like the email
+                    announce_event("quota.threshold_reached", alert.application, usage=usage, percent=pct)
             if not created:
                 continue
             send_mail(

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from portal.accounts.models import User
 
 OPERATOR_APPS = frozenset(
-    {"accounts", "catalog", "plans", "keys", "audit", "analytics", "oauth2_provider", "declarative"}
+    {"accounts", "catalog", "plans", "keys", "audit", "analytics", "oauth2_provider", "declarative", "webhooks"}
 )
 
 

@@ -16,7 +16,7 @@ from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
 from portal.audit.services import audit_record, model_snapshot
 from portal.catalog.models import LIFECYCLE_TRANSITIONS, Api, ApiVersion, LifecycleEvent, LifecycleState, UpstreamTarget
-from portal.core.changes import announce, route_changed
+from portal.core.changes import announce, announce_event, route_changed
 from portal.core.errors import ApplicationError, InvalidTransition
 
 if TYPE_CHECKING:
@@ -223,4 +223,6 @@ def version_transition(
         after=model_snapshot(version, VERSION_FIELDS),
     )
     announce(route_changed, [version.pk])
+    if to_state in {LifecycleState.DEPRECATED, LifecycleState.RETIRED}:
+        announce_event(f"version.{to_state}", version)
     return version

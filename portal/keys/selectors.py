@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -93,3 +94,10 @@ def api_keys_all() -> QuerySet[ApiKey]:
 
 def api_key_find_by_hash(*, key_hash: str) -> ApiKey | None:
     return ApiKey.objects.filter(key_hash=key_hash).first()
+
+
+def api_keys_expiring(*, start: dt.datetime, end: dt.datetime) -> QuerySet[ApiKey]:
+    """Active keys whose expiry falls in [start, end), with their application."""
+    return ApiKey.objects.filter(
+        status=KeyStatus.ACTIVE, expires_at__gte=start, expires_at__lt=end
+    ).select_related("application")

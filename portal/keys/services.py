@@ -17,7 +17,7 @@ from oauth2_provider.models import get_application_model
 
 from gateway import contract
 from portal.audit.services import audit_record, model_snapshot
-from portal.core.changes import announce, application_changed, key_changed
+from portal.core.changes import announce, announce_event, application_changed, key_changed
 from portal.core.errors import Conflict
 from portal.keys.models import ApiKey, Application, KeyStatus
 
@@ -167,6 +167,7 @@ def api_key_rotate(*, key: ApiKey, grace: dt.timedelta, actor: User, label: str 
         organization_id=key.application.organization_id,
     )
     announce(key_changed, [key.key_hash])
+    announce_event("key.rotated", key)
     return issued
 
 
@@ -189,6 +190,7 @@ def api_key_revoke(*, key: ApiKey, actor: User) -> ApiKey:
         organization_id=key.application.organization_id,
     )
     announce(key_changed, [key.key_hash])
+    announce_event("key.revoked", key)
     return key
 
 

@@ -159,3 +159,14 @@ def plan_ids_ever_subscribed(*, plan_ids: list[int]) -> set[int]:
     return set(Subscription.objects.filter(plan_id__in=plan_ids).values_list("plan_id", flat=True)) | set(
         PlanChange.objects.filter(to_plan_id__in=plan_ids).values_list("to_plan_id", flat=True)
     )
+
+
+def organization_ids_subscribed_to_api(*, api_id: int) -> list[int]:
+    """The organizations with a live (pending, active or suspended) subscription to the API, sorted."""
+    return sorted(
+        set(
+            Subscription.objects.filter(api_id=api_id, status__in=LIVE_SUBSCRIPTION_STATES).values_list(
+                "application__organization_id", flat=True
+            )
+        )
+    )

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from portal.audit.services import audit_record, model_snapshot
 from portal.catalog.selectors import Visibility
-from portal.core.changes import announce, application_changed, plan_changed
+from portal.core.changes import announce, announce_event, application_changed, plan_changed
 from portal.core.errors import Conflict, InvalidTransition, NotAllowed
 from portal.plans.limits import LIMIT_FIELDS
 from portal.plans.models import LIVE_SUBSCRIPTION_STATES, Override, Plan, PlanChange, Subscription, SubscriptionStatus
@@ -111,6 +111,8 @@ def subscription_create(*, application: Application, plan: Plan, actor: User) ->
         organization_id=application.organization_id,
     )
     announce(application_changed, [application.pk])
+    if status == SubscriptionStatus.PENDING:
+        announce_event("subscription.requested", subscription)
     return subscription
 
 
@@ -151,9 +153,12 @@ def _transition(
 def subscription_approve(*, subscription: Subscription, actor: User) -> Subscription:
     """Approves a pending subscription, or a pending plan change of an active one."""
     now = timezone.now()
+    event = "subscription.approved"
 
     def apply(sub: Subscription) -> None:
+        nonlocal event
         if sub.status == SubscriptionStatus.ACTIVE:
+            event = "plan_change.approved"
             if sub.requested_plan_id is None:
                 raise InvalidTransition("This subscription has nothing waiting for approval.")
             PlanChange.objects.create(
@@ -173,13 +178,15 @@ def subscription_approve(*, subscription: Subscription, actor: User) -> Subscrip
         sub.approved_by = actor
         sub.approved_at = now
 
-    return _transition(
+    subscription = _transition(
         subscription,
         actor=actor,
         action="subscription.approve",
         allowed_from={SubscriptionStatus.PENDING, SubscriptionStatus.ACTIVE},
         apply=apply,
     )
+    announce_event(event, subscription)
+    return subscription
 
 
 @transaction.atomic
@@ -196,13 +203,16 @@ def subscription_reject(*, subscription: Subscription, actor: User) -> Subscript
             sub.status = SubscriptionStatus.CANCELLED
             sub.cancelled_at = now
 
-    return _transition(
+    subscription = _transition(
         subscription,
         actor=actor,
         action="subscription.reject",
         allowed_from={SubscriptionStatus.PENDING, SubscriptionStatus.ACTIVE},
         apply=apply,
     )
+    if subscription.status == SubscriptionStatus.CANCELLED:
+        announce_event("subscription.cancelled", subscription, reason="rejected")
+    return subscription
 
 
 @transaction.atomic
@@ -210,9 +220,11 @@ def subscription_suspend(*, subscription: Subscription, actor: User) -> Subscrip
     def apply(sub: Subscription) -> None:
         sub.status = SubscriptionStatus.SUSPENDED
 
-    return _transition(
+    subscription = _transition(
         subscription, actor=actor, action="subscription.suspend", allowed_from={SubscriptionStatus.ACTIVE}, apply=apply
     )
+    announce_event("subscription.suspended", subscription)
+    return subscription
 
 
 @transaction.atomic
@@ -238,13 +250,15 @@ def subscription_cancel(*, subscription: Subscription, actor: User) -> Subscript
         sub.cancelled_at = now
         sub.requested_plan = None
 
-    return _transition(
+    subscription = _transition(
         subscription,
         actor=actor,
         action="subscription.cancel",
         allowed_from={SubscriptionStatus.PENDING, SubscriptionStatus.ACTIVE, SubscriptionStatus.SUSPENDED},
         apply=apply,
     )
+    announce_event("subscription.cancelled", subscription, reason="cancelled")
+    return subscription
 
 
 @transaction.atomic
@@ -259,25 +273,32 @@ def subscription_change_plan(*, subscription: Subscription, plan: Plan, actor: U
         raise Conflict("The subscription is already on this plan.", fields={"plan": ["Already on this plan."]})
     now = timezone.now()
     needs_approval = plan.requires_approval and not getattr(actor, "is_staff", False)
+    event = ""
 
     def apply(sub: Subscription) -> None:
+        nonlocal event
         if sub.status == SubscriptionStatus.PENDING:
             sub.plan = plan  # not active yet: nothing to prorate
             return
         if needs_approval:
             sub.requested_plan = plan
+            event = "plan_change.requested"
             return
         PlanChange.objects.create(subscription=sub, from_plan_id=sub.plan_id, to_plan=plan, changed_at=now, actor=actor)
         sub.plan = plan
         sub.requested_plan = None
+        event = "plan_change.approved"  # immediate: no approval needed
 
-    return _transition(
+    subscription = _transition(
         subscription,
         actor=actor,
         action="subscription.change_plan",
         allowed_from={SubscriptionStatus.PENDING, SubscriptionStatus.ACTIVE, SubscriptionStatus.SUSPENDED},
         apply=apply,
     )
+    if event:
+        announce_event(event, subscription)
+    return subscription
 
 
 # --- overrides -----------------------------------------------------------------------------

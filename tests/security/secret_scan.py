@@ -8,6 +8,7 @@ Every credential that Tollway issues while the suite runs is recorded:
 * invitation tokens: ``portal.accounts.services.invitation_token_new`` (not the hash
   function, which also sees whatever a client posts to *accept*, e.g. a fuzzer's "0");
 * automation tokens (``twc_``): ``portal.declarative.services.automation_token_secret_new``;
+* webhook signing secrets (``whsec_``, stored only encrypted): ``portal.webhooks.crypto.secret_generate``;
 * the keys and tokens the gateway tests publish (``tests.gateway.conftest``).
 
 Then every place a secret could come to rest is searched for every recorded secret:
@@ -196,6 +197,7 @@ def install_recorders() -> None:
     from portal.accounts import services as accounts
     from portal.declarative import services as declarative
     from portal.keys import services as keys
+    from portal.webhooks import crypto as webhook_crypto
     from tests import services as test_services
     from tests.gateway import conftest as gateway_conftest
 
@@ -203,6 +205,7 @@ def install_recorders() -> None:
     _wrap_return(keys, "generate_client_secret", "OAuth2 client secret", lambda secret: [secret])
     _wrap_return(accounts, "invitation_token_new", "invitation token", lambda token: [token])
     _wrap_return(declarative, "automation_token_secret_new", "automation token", lambda token: [token])
+    _wrap_return(webhook_crypto, "secret_generate", "webhook signing secret", lambda secret: [secret])
 
     def bearer(self: Any, token: dict[str, Any], *args: Any, **kwargs: Any) -> list[object]:
         return [token.get("access_token"), token.get("refresh_token")]
