@@ -114,3 +114,18 @@ def test_memory_per_subscription_is_constant(redis_client):
     total = sum(redis_client.memory_usage(k) or 0 for k in limiter_keys(609, day, month))
     assert total <= 1024, total
     assert len(redis_client.keys("*{s:609}*")) == 3
+
+
+def test_settling_a_lease_refunds_its_unused_quota(redis_client):
+    day, month = calendar(time.time())
+    day_key, month_key = limiter_keys(610, day, month)[1:]
+    reply = admit(redis_client, 610, day_quota=1000, month_quota=10_000, want=9, lease="q")
+    assert reply[2] == 9
+    assert int(redis_client.get(day_key)) == 9  # the lease is counted while it is held
+    keys = limiter_keys(610, day, month)
+    assert redis_client.eval(LUA, 3, *keys, "r", day, month, 0, 0, 0, 0, "q", 5) == [1]
+    assert (int(redis_client.get(day_key)), int(redis_client.get(month_key))) == (4, 4)
+    # Settled once only.
+    assert redis_client.eval(LUA, 3, *keys, "r", day, month, 0, 0, 0, 0, "q", 5) == [0]
+    assert int(redis_client.get(day_key)) == 4
+    assert redis_client.exists(keys[0]) == 0  # quota only, nothing held: no state left behind

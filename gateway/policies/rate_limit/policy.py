@@ -221,15 +221,17 @@ class RateLimitPolicy(Policy):
         while True:
             await asyncio.sleep(self.lease_s / 2)
             now = time.monotonic()
-            for subscription_id, lease in list(self.leases.items()):
-                if lease.deadline <= now and self.leases.get(subscription_id) is lease:
-                    del self.leases[subscription_id]
-                    if not self.health.available():
-                        continue
-                    try:
-                        await self._return(subscription_id, lease)
-                    except (RedisError, OSError) as exc:
-                        self.health.failed(exc)
+            ended = [(s, lease) for s, lease in self.leases.items() if lease.deadline <= now]
+            for subscription_id, _ in ended:
+                del self.leases[subscription_id]
+            if ended and self.health.available():
+                results = await asyncio.gather(*(self._return(s, lease) for s, lease in ended), return_exceptions=True)
+                for result in results:
+                    if isinstance(result, (RedisError, OSError)):
+                        self.health.failed(result)
+                        break
+                    if isinstance(result, BaseException):
+                        log.error("returning a lease failed: %r", result)
             if len(self.last_take) > 100_000:
                 self.last_take = {s: t for s, t in self.last_take.items() if t > now - 60}
                 self.want = {s: w for s, w in self.want.items() if s in self.last_take}
@@ -276,9 +278,14 @@ class RateLimitPolicy(Policy):
             day, month = self._today()
             # The deadline counts from before the call: Redis's own clock for the lease
             # started later, and it runs twice as long, so we always stop first.
-            self.leases[subscription_id] = Lease(
+            lease = Lease(
                 lease_id, limits, reply.granted - 1, reply.granted - 1, now + self.lease_s, day, month,
                 reply.state, now,
+            )
+            self.leases[subscription_id] = lease
+            # This request's headers count the lease as available, as the lease's own requests will.
+            reply.state = LimitState(
+                policies=[(n, q, w, min(q, r + lease.left), t) for n, q, w, r, t in reply.state.policies]
             )
         self.want[subscription_id] = want
         return reply
