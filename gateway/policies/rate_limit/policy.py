@@ -145,6 +145,7 @@ class RateLimitPolicy(Policy):
         self._lease_seq = 0
         self._sweeper: asyncio.Task[None] | None = None
         self._calendar: tuple[int, str, str] = (-1, "", "")
+        self._keys: dict[int, tuple[str, list[str]]] = {}  # per subscription: the day they are for, the keys
 
     @classmethod
     def create(cls, settings: RateLimitSettings, deps: PolicyDeps) -> RateLimitPolicy:
@@ -191,7 +192,12 @@ class RateLimitPolicy(Policy):
             settle.id if settle is not None else "",
             settle.left if settle is not None else 0,
         ]
-        result = await self.redis.evalsha(LUA, limiter_keys(subscription_id, day, month), args)
+        keys = self._keys.get(subscription_id)
+        if keys is None or keys[0] != day:
+            if len(self._keys) > 100_000:
+                self._keys.clear()
+            keys = self._keys[subscription_id] = (day, limiter_keys(subscription_id, day, month))
+        result = await self.redis.evalsha(LUA, keys[1], args)
         if int(result[0]) == -1:
             # Our clock and Redis's disagree about the date (we are at midnight): Redis's wins.
             args[1], args[2] = day, month = result[1].decode(), result[2].decode()
