@@ -106,6 +106,20 @@ def test_an_expired_lease_gives_nothing_back_to_the_bucket(redis_client):
     assert late[3] <= 2  # only the ~2 refilled in 0.2 s, not 9 more
 
 
+def test_a_late_settlement_still_gives_back_the_unused_quota(redis_client):
+    # Redis was away when the lease ended: the holder settles late. The bucket gets nothing
+    # back, but the quota counters do, so they count what was admitted and no more.
+    day, month = calendar(time.time())
+    day_key = limiter_keys(611, day, month)[1]
+    reply = admit(redis_client, 611, per_s=10, burst=40, day_quota=1000, want=100, lease="d", lease_us=100_000)
+    assert reply[2] == 10
+    time.sleep(0.3)
+    assert int(redis_client.get(day_key)) == 10
+    late = admit(redis_client, 611, per_s=10, burst=40, day_quota=1000, settle="d", unused=6)
+    assert late[0] == 0
+    assert int(redis_client.get(day_key)) == 10 - 6 + 1
+
+
 def test_memory_per_subscription_is_constant(redis_client):
     # A 10,000/min plan driven to its limit: 1,000s of admissions, three small keys.
     for _ in range(5):

@@ -6,7 +6,8 @@
 --           t    last update, microseconds of Redis time
 --           s, m credit in the per-second and per-minute buckets (1 admission = W credits,
 --                W = the window in microseconds; a bucket refills L credits per microsecond)
---           h:<lease id>  "<held> <expiry us>": admissions a worker holds in a lease
+--           h:<lease id>  "<held> <expiry us>": admissions a worker holds in a lease (kept
+--                GRACE_US past its expiry, for a late settlement of its quota)
 -- KEYS[2] the UTC day's counter   <base>:q:d:<epoch day>
 -- KEYS[3] the UTC month's counter <base>:q:m:<yyyymm>
 --         All three share the subscription's hash tag {s:<id>}: one Redis Cluster slot.
@@ -95,18 +96,30 @@ end
 
 -- Load the state, then bring every bucket forward to now, one lease expiry at a time:
 -- between two events the cap is depth - held, and it rises when a lease ends.
+-- A lease's record outlives its end by GRACE_US: a holder that could not settle in time
+-- (Redis was away) can still give back the quota it did not use.
+local GRACE_US = 30000000
 local raw = redis.call('HGETALL', KEYS[1])
 local st = {}
 for i = 1, #raw, 2 do st[raw[i]] = raw[i + 1] end
 local last = tonumber(st['t'] or '')
 local held = 0
 local leases = {}
+local function parse(v)
+  local sp = string.find(v, ' ', 1, true)
+  return tonumber(string.sub(v, 1, sp - 1)), tonumber(string.sub(v, sp + 1))
+end
 for f, v in pairs(st) do
   if string.sub(f, 1, 2) == 'h:' then
-    local sp = string.find(v, ' ', 1, true)
-    local n, e = tonumber(string.sub(v, 1, sp - 1)), tonumber(string.sub(v, sp + 1))
-    held = held + n
-    leases[#leases + 1] = {e, n, f}
+    local n, e = parse(v)
+    if last == nil or e > last then  -- still held at the last update
+      held = held + n
+      leases[#leases + 1] = {e, n}
+    end
+    if e + GRACE_US <= now then
+      redis.call('HDEL', KEYS[1], f)
+      st[f] = nil
+    end
   end
 end
 table.sort(leases, function(a, b) return a[1] < b[1] end)
@@ -132,23 +145,24 @@ for _, lease in ipairs(leases) do
   for _, b in ipairs(buckets) do credit[b[1]] = refill(b, lease[1] - cur) end
   if lease[1] > cur then cur = lease[1] end
   held = held - lease[2]
-  redis.call('HDEL', KEYS[1], lease[3])
-  st[lease[3]] = nil
 end
 for _, b in ipairs(buckets) do credit[b[1]] = refill(b, now - cur) end
 
--- Give back the unused part of a live lease: its admissions move from held to the bucket.
+-- Settle a lease: its unused admissions go back to the quota counters, and, while the
+-- lease is live, to the bucket (after its end they can no longer be told from used ones).
 local function settle(id, unused, day_key, month_key)
   local f = 'h:' .. id
   local v = st[f]
   if v == nil then return 0 end
-  local n = tonumber(string.sub(v, 1, string.find(v, ' ', 1, true) - 1))
+  local n, e = parse(v)
   unused = math.max(0, math.min(unused, n))
-  held = held - n
   redis.call('HDEL', KEYS[1], f)
   st[f] = nil
-  for _, b in ipairs(buckets) do
-    credit[b[1]] = math.min(credit[b[1]] + unused * b[4], math.max(0, (b[3] - held) * b[4]))
+  if e > now then
+    held = held - n
+    for _, b in ipairs(buckets) do
+      credit[b[1]] = math.min(credit[b[1]] + unused * b[4], math.max(0, (b[3] - held) * b[4]))
+    end
   end
   if unused > 0 then
     for _, k in ipairs({day_key, month_key}) do
@@ -168,7 +182,8 @@ local function save()
   end
   for f, v in pairs(st) do
     if string.sub(f, 1, 2) == 'h:' then
-      lease_us = math.max(lease_us, tonumber(string.sub(v, string.find(v, ' ', 1, true) + 1)) - now)
+      local _, e = parse(v)
+      lease_us = math.max(lease_us, e + GRACE_US - now)
     end
   end
   if #buckets == 0 and lease_us == 0 then

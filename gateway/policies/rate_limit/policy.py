@@ -45,6 +45,9 @@ MONTH_WINDOW_S = 30 * 86400  # nominal, for RateLimit-Policy; the counter itself
 # A lease takes at most this fraction (1/n) of what any dimension has left: leases
 # shrink as a subscription nears its limit and stop when fewer than n + 1 are left.
 LEASE_DIVISOR = 4
+# Redis keeps a lease's record 30 s past its end (limiter.lua's GRACE_US) so that its unused
+# quota can still be given back; a worker retries a failed settlement for a little less.
+SETTLE_RETRY_S = 25.0
 # Resolved once: a labels() lookup per request is measurable at this rate.
 DECIDED_ALLOWED = metrics.LIMITER_DECISIONS.labels("allowed")
 DECIDED_LEASED = metrics.LIMITER_DECISIONS.labels("allowed_from_lease")
@@ -144,6 +147,7 @@ class RateLimitPolicy(Policy):
         self._lease_prefix = f"{os.getpid():x}.{secrets.token_hex(4)}."
         self._lease_seq = 0
         self._sweeper: asyncio.Task[None] | None = None
+        self.unsettled: list[tuple[int, Lease]] = []  # settlements that failed, retried by the sweeper
         self._calendar: tuple[int, str, str] = (-1, "", "")
         self._keys: dict[int, tuple[str, list[str]]] = {}  # per subscription: the day they are for, the keys
 
@@ -161,7 +165,8 @@ class RateLimitPolicy(Policy):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
         # Give back what we hold: otherwise it stays held until it expires in Redis (<= 1 s).
-        leases, self.leases = list(self.leases.items()), {}
+        leases, self.leases = [*self.leases.items(), *self.unsettled], {}
+        self.unsettled = []
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             await asyncio.wait_for(asyncio.gather(*(self._return(s, lease) for s, lease in leases)), 1.0)
 
@@ -230,14 +235,19 @@ class RateLimitPolicy(Policy):
             ended = [(s, lease) for s, lease in self.leases.items() if lease.deadline <= now]
             for subscription_id, _ in ended:
                 del self.leases[subscription_id]
-            if ended and self.health.available():
+            # Retry what could not be settled (Redis was away), while Redis still keeps the record.
+            ended += [(s, lease) for s, lease in self.unsettled if now - lease.granted_at < SETTLE_RETRY_S]
+            self.unsettled = []
+            if ended and not self.health.available():
+                self.unsettled = ended
+            elif ended:
                 results = await asyncio.gather(*(self._return(s, lease) for s, lease in ended), return_exceptions=True)
-                for result in results:
+                for item, result in zip(ended, results, strict=True):
                     if isinstance(result, (RedisError, OSError)):
                         self.health.failed(result)
-                        break
-                    if isinstance(result, BaseException):
-                        log.error("returning a lease failed: %r", result)
+                        self.unsettled.append(item)
+                    elif isinstance(result, BaseException):
+                        log.error("settling a lease failed: %r", result)
             if len(self.last_take) > 100_000:
                 self.last_take = {s: t for s, t in self.last_take.items() if t > now - 60}
                 self.want = {s: w for s, w in self.want.items() if s in self.last_take}
@@ -276,10 +286,15 @@ class RateLimitPolicy(Policy):
         self.last_take[subscription_id] = now
         settle = prev if prev is not None and prev.day == self._today()[0] else None
         if prev is not None and settle is None:
-            await self._return(subscription_id, prev)  # taken before midnight: settle on its own day
+            self.unsettled.append((subscription_id, prev))  # taken before midnight: settled on its own day
         self._lease_seq += 1
         lease_id = f"{self._lease_prefix}{self._lease_seq}"
-        reply = await self._call(subscription_id, limits, want, lease_id, settle)
+        try:
+            reply = await self._call(subscription_id, limits, want, lease_id, settle)
+        except (RedisError, OSError):
+            if settle is not None:
+                self.unsettled.append((subscription_id, settle))
+            raise
         if reply.granted > 1:
             day, month = self._today()
             # The deadline counts from before the call: Redis's own clock for the lease
