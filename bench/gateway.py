@@ -7,9 +7,13 @@ Under the same load generator (wrk -t1 -c50) and the same connection count it me
 3. gateway_off   ``python -m gateway`` with GATEWAY_POLICIES=none (routing + proxy only)
 4. gateway_full  ``python -m gateway`` with every policy: key, rate limit, quota, metering
 
-then the added p99 latency at a fixed rate of half the full gateway's maximum
-(hey -q, rate-paced), and optionally (--flatness) throughput with 1,000,000 keys
-and 1,000 APIs published against one key and one API.
+in two traffic shapes: one hot key (every request the same key and subscription),
+and many keys (10,000 keys in rotation over 1,000 subscriptions, so that admission
+leases and caches cannot flatter the result); then the added p99 latency at a fixed
+rate of half the full gateway's maximum (hey -q, rate-paced); then the Redis bytes
+one subscription on a 10,000/min plan holds after --memory-seconds at its limit;
+and optionally (--flatness) throughput with 1,000,000 keys and 1,000 APIs published
+against one key and one API.
 
 Writes bench/results/gateway.json in the shape the issue asks for, plus
 bench/results/gateway-extra.json (paced latency, flatness, machine). Everything
@@ -172,6 +176,71 @@ def publish_basic(client: redis.Redis, upstream_url: str) -> str:
     return key
 
 
+def publish_many(client: redis.Redis, subscriptions: int, keys: int, tmp: Path) -> Path:
+    """`subscriptions` applications, each subscribed to the bench API on its own plan
+    (limits enforced, never reached), and `keys` keys spread over them. Returns a wrk
+    script that sends every request with the next key in rotation."""
+    # Both buckets and both quotas enforced, none reached (the limiter's arithmetic is exact
+    # up to 150 million a minute: beyond that it still works, on rounded numbers).
+    limits = contract.Limits(rate_per_second=UNLIMITED, rate_per_minute=100_000_000, quota_per_day=UNLIMITED,
+                             quota_per_month=UNLIMITED)
+    pipe = client.pipeline(transaction=False)
+    for i in range(subscriptions):
+        app_id = 100_000 + i
+        grant = contract.SubscriptionGrant(subscription_id=app_id, api_id=1, plan_id=1, plan_slug="bench",
+                                           status="active", limits=limits)
+        app = contract.ApplicationRecord(application_id=app_id, organization_id=1, name=f"many{i}",
+                                         subscriptions={"1": grant})
+        pipe.set(contract.app_key(app_id), app.to_json())
+    secret = SECRET.encode()
+    all_keys = []
+    for n in range(keys):
+        key = fast_key()
+        record = contract.KeyRecord(key_id=200_000 + n, prefix=contract.key_display_prefix(key),
+                                    application_id=100_000 + n % subscriptions, status="active")
+        pipe.set(contract.key_key(contract.key_hash(key, secret)), record.to_json())
+        all_keys.append(key)
+    pipe.execute()
+    client.incr(contract.GENERATION_KEY)
+    lines = ["local keys = {"]
+    lines += [f'  "{key}",' for key in all_keys]
+    lines += [
+        "}",
+        "local n = 0",
+        "request = function()",
+        "  n = n + 1",
+        '  return wrk.format("GET", "/bench/v1/", {["X-API-Key"] = keys[n % #keys + 1]})',
+        "end",
+    ]
+    script = tmp / "many.lua"
+    script.write_text("\n".join(lines))
+    return script
+
+
+def redis_bytes_per_subscription(client: redis.Redis, gateway_port: int, seconds: int) -> dict[str, object]:
+    """One subscription on a 10,000/min plan, driven past its limit for `seconds`: the Redis
+    memory of every key it owns (MEMORY USAGE), which must not grow with the limit."""
+    subscription_id = 900_001
+    limits = contract.Limits(rate_per_minute=10_000, quota_per_day=10_000_000, quota_per_month=100_000_000)
+    grant = contract.SubscriptionGrant(subscription_id=subscription_id, api_id=1, plan_id=2, plan_slug="10k-min",
+                                       status="active", limits=limits)
+    app = contract.ApplicationRecord(application_id=subscription_id, organization_id=1, name="memory",
+                                     subscriptions={"1": grant})
+    client.set(contract.app_key(subscription_id), app.to_json())
+    key = fast_key()
+    record = contract.KeyRecord(key_id=subscription_id, prefix=contract.key_display_prefix(key),
+                                application_id=subscription_id, status="active")
+    client.set(contract.key_key(contract.key_hash(key, SECRET.encode())), record.to_json())
+    client.incr(contract.GENERATION_KEY)
+    load = wrk(f"http://127.0.0.1:{gateway_port}/bench/v1/", seconds, {"X-API-Key": key})
+    day_counter = contract.quota_day_counter_key(subscription_id, int(time.time()) // 86400)
+    names = client.keys(f"*{contract.subscription_hash_tag(subscription_id)}*")
+    sizes = {name.decode() if isinstance(name, bytes) else name: int(client.memory_usage(name) or 0) for name in names}
+    return {"bytes": sum(sizes.values()), "keys": sizes, "plan": "10,000/min", "seconds": seconds,
+            "admitted": int(client.get(day_counter) or 0),
+            "requests_per_s": load["rps"]}
+
+
 def publish_large(client: redis.Redis, upstream_url: str, apis: int, keys: int, tmp: Path) -> Path:
     """1,000 APIs (app i subscribed to API i) and `keys` keys spread over the apps.
     Returns a wrk script that spreads requests over every API, one key of each: the
@@ -222,7 +291,7 @@ def publish_large(client: redis.Redis, upstream_url: str, apis: int, keys: int, 
 
 
 class Gateway:
-    def __init__(self, tmp: Path, redis_url: str, policies: str, workers: int) -> None:
+    def __init__(self, tmp: Path, redis_url: str, policies: str, workers: int, **settings: str) -> None:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "PROMETHEUS_"))}
         env.update(
@@ -231,6 +300,7 @@ class Gateway:
             GATEWAY_SNAPSHOT_PATH=str(tmp / f"snapshot-{self.port}.json"), GATEWAY_SPILL_DIR=str(tmp / "spill"),
             GATEWAY_LOG_LEVEL="WARNING",
         )
+        env.update(settings)
         self.log = (tmp / f"gateway-{self.port}.log").open("wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "gateway"], cwd=ROOT, env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
@@ -289,6 +359,12 @@ def main() -> int:
     parser.add_argument("--flatness", action="store_true", help="also publish 1,000,000 keys and 1,000 APIs")
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--apis", type=int, default=1_000)
+    parser.add_argument("--many-keys", type=int, default=10_000, help="keys in rotation, many-keys shape")
+    parser.add_argument("--many-subscriptions", type=int, default=1_000, help="subscriptions, many-keys shape")
+    parser.add_argument("--lease-ms", type=int, default=None,
+                        help="GATEWAY_RATE_LIMIT_LEASE_MS for the full gateway (default: the gateway's own, 250)")
+    parser.add_argument("--memory-seconds", type=int, default=60,
+                        help="how long the 10,000/min subscription runs at its limit before its memory is read")
     args = parser.parse_args()
     for tool in ("nginx", "wrk", "hey", "redis-server"):
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
@@ -308,33 +384,52 @@ def main() -> int:
         wait_for_port(nginx_port)
         client = redis.Redis.from_url(redis_server.url)
         key = publish_basic(client, f"http://127.0.0.1:{upstream_port}")
+        many_script = publish_many(client, args.many_subscriptions, args.many_keys, tmp)
         plain_port = free_port()
         plain = subprocess.Popen([sys.executable, str(ROOT / "bench" / "plain_proxy.py"), "--port", str(plain_port),
                                   "--upstream", f"http://127.0.0.1:{upstream_port}"], start_new_session=True)
         wait_for_port(plain_port)
         off = Gateway(tmp, redis_server.url, "none", args.workers)
         gateways.append(off)
-        full = Gateway(tmp, redis_server.url, "all", args.workers)
+        leases = {} if args.lease_ms is None else {"GATEWAY_RATE_LIMIT_LEASE_MS": str(args.lease_ms)}
+        full = Gateway(tmp, redis_server.url, "all", args.workers, **leases)
         gateways.append(full)
         auth = {"X-API-Key": key}
         s = args.seconds
         # Warm-up: fills connection pools and caches so that the first measured seconds are not cold.
         for url in (f"http://127.0.0.1:{off.port}/bench/v1/", f"http://127.0.0.1:{full.port}/bench/v1/"):
             wrk(url, 2, auth)
+            wrk(url, 2, {}, many_script)  # every worker sees (and caches) the many keys
         results = {
             "upstream": wrk(f"http://127.0.0.1:{upstream_port}/bench/v1/", s, {}),
             "nginx": wrk(f"http://127.0.0.1:{nginx_port}/bench/v1/", s, {}),
             "gateway_off": wrk(f"http://127.0.0.1:{off.port}/bench/v1/", s, auth),
             "gateway_full": wrk(f"http://127.0.0.1:{full.port}/bench/v1/", s, auth),
+            "many_keys_gateway_off": wrk(f"http://127.0.0.1:{off.port}/bench/v1/", s, {}, many_script),
+            "many_keys_gateway_full": wrk(f"http://127.0.0.1:{full.port}/bench/v1/", s, {}, many_script),
         }
         full_statuses = scrape_statuses(full.port)
         for name, r in results.items():
             if r.get("non_2xx"):
                 print(f"warning: {name} had {r['non_2xx']} non-2xx responses", file=sys.stderr)
-        shaped: dict[str, object] = {k: {m: v[m] for m in ("rps", "p50_ms", "p99_ms")} for k, v in results.items()}
+        shaped: dict[str, object] = {
+            k: {m: v[m] for m in ("rps", "p50_ms", "p99_ms")} for k, v in results.items() if not k.startswith("many")
+        }
         shaped["ratios"] = {
             "full_vs_nginx": round(results["gateway_full"]["rps"] / results["nginx"]["rps"], 3),
             "full_vs_off": round(results["gateway_full"]["rps"] / results["gateway_off"]["rps"], 3),
+        }
+        shaped["many_keys"] = {
+            "keys": args.many_keys,
+            "subscriptions": args.many_subscriptions,
+            "gateway_off": {m: results["many_keys_gateway_off"][m] for m in ("rps", "p50_ms", "p99_ms")},
+            "gateway_full": {m: results["many_keys_gateway_full"][m] for m in ("rps", "p50_ms", "p99_ms")},
+            "ratios": {
+                "full_vs_nginx": round(results["many_keys_gateway_full"]["rps"] / results["nginx"]["rps"], 3),
+                "full_vs_off": round(
+                    results["many_keys_gateway_full"]["rps"] / results["many_keys_gateway_off"]["rps"], 3
+                ),
+            },
         }
 
         rate = results["gateway_full"]["rps"] / 2
@@ -345,6 +440,9 @@ def main() -> int:
         paced_upstream = hey_paced(f"http://127.0.0.1:{upstream_port}/bench/v1/", s, rate, {})
         paced_full = hey_paced(f"http://127.0.0.1:{full.port}/bench/v1/", s, rate, auth)
         metering = metering_summary(client)
+        shaped["added_p99_ms"] = round(paced_full["p99_ms"] - paced_upstream["p99_ms"], 3)
+        memory = redis_bytes_per_subscription(client, full.port, args.memory_seconds)
+        shaped["redis_bytes_per_subscription"] = memory["bytes"]
         extra: dict[str, object] = {
             "machine": machine(),
             # Other work on the box skews everything; the 1-minute load average says how much.
@@ -356,13 +454,15 @@ def main() -> int:
             "gateway_full_metrics": full_statuses,
             # Every request of the full gateway (warm-up, wrk, paced) is metered, in batches.
             "gateway_full_metering": metering,
+            "redis_bytes_per_subscription": memory,
+            "lease_ms": "gateway default (250)" if args.lease_ms is None else args.lease_ms,
             "reference_plain_aiohttp_proxy_1_process": plain_result,
             "paced": {"upstream": paced_upstream, "gateway_full": paced_full,
                       "added_p99_ms": round(paced_full["p99_ms"] - paced_upstream["p99_ms"], 3)},
         }
         if args.flatness:
             script = publish_large(client, f"http://127.0.0.1:{upstream_port}", args.apis, args.keys, tmp)
-            flat_gw = Gateway(tmp, redis_server.url, "all", args.workers)
+            flat_gw = Gateway(tmp, redis_server.url, "all", args.workers, **leases)
             gateways.append(flat_gw)
             wrk(f"http://127.0.0.1:{flat_gw.port}/", 10, {}, script)  # warm every worker's cache
             large = wrk(f"http://127.0.0.1:{flat_gw.port}/", s, {}, script)
@@ -393,9 +493,16 @@ def main() -> int:
     for name in ("upstream", "nginx", "gateway_off", "gateway_full"):
         r = results[name]
         print(f"{name:14}{r['rps']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}")
+    for name in ("many_keys_gateway_off", "many_keys_gateway_full"):
+        r = results[name]
+        print(f"{name:14}{r['rps']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}")
     ratios = shaped["ratios"]
     print(f"full / nginx = {ratios['full_vs_nginx']:.3f} (goal >= 0.25)")  # type: ignore[index]
     print(f"full / off   = {ratios['full_vs_off']:.3f} (goal >= 0.85)")  # type: ignore[index]
+    many = shaped["many_keys"]["ratios"]  # type: ignore[index]
+    print(f"many keys: full / nginx = {many['full_vs_nginx']:.3f}, full / off = {many['full_vs_off']:.3f}")
+    print(f"Redis bytes per subscription (10,000/min, {args.memory_seconds} s at its limit): "
+          f"{shaped['redis_bytes_per_subscription']} (goal <= 1024)")
     paced = extra["paced"]
     print(f"paced at {paced_full['rate']} req/s: upstream p99 {paced_upstream['p99_ms']:.2f} ms, "
           f"gateway_full p99 {paced_full['p99_ms']:.2f} ms, added {paced['added_p99_ms']:.2f} ms (goal <= 2)")  # type: ignore[index]

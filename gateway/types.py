@@ -29,7 +29,7 @@ class LimitState:
 class RequestContext:
     request: BaseRequest
     request_id: str  # the client's X-Request-ID when it sent a sane one, else event_id
-    event_id: str  # ours alone, unique: the metering event id and the limiter's log member
+    event_id: str  # ours alone, unique: the metering event id
     started: float = field(default_factory=time.perf_counter)
     ts_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     api_slug: str = ""

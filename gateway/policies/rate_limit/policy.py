@@ -3,39 +3,102 @@
 Both are enforced together because they must be checked and counted together:
 a request turned away by the rate limit must not eat quota, and one turned away
 by the quota must not take a rate-limit slot. limiter.lua does all of it in one
-Redis call on Redis server time. The rate limits are sliding-window logs, so
-there is no fixed-window double burst: at most N requests in any window.
+Redis call on Redis server time. The rate limits are GCRA token buckets (as in
+redis-cell): O(1) memory and time whatever the limit, with the plan's burst as
+the per-second bucket's depth. The quotas are exact counters.
+
+Admission leases (GATEWAY_RATE_LIMIT_LEASE_MS > 0): the call that admits a request
+may also take a small block of further admissions, out of the same buckets and
+counters, which this worker then spends without asking Redis. Held admissions
+stay in the bucket's books until they are settled (limiter.lua), so admission
+stays exact across the fleet; see docs/gateway.md for the bound on headroom.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
+import logging
 import math
+import os
+import secrets
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from redis.exceptions import RedisError
 
-from gateway import contract, metrics
+from gateway import contract, metrics, tasks
 from gateway.exceptions import Reject
 from gateway.fleet import Fleet
 from gateway.pipeline import Policy, PolicyDeps
 from gateway.policies.rate_limit.schema import RateLimitSettings
-from gateway.redis_mux import RedisHandle, encode_command
+from gateway.redis_mux import RedisHandle
 from gateway.state import RedisHealth
 from gateway.types import LimitState, RequestContext
 
+log = logging.getLogger("gateway.rate_limit")
+
 LUA = (Path(__file__).parent / "limiter.lua").read_text()
 MONTH_WINDOW_S = 30 * 86400  # nominal, for RateLimit-Policy; the counter itself follows the calendar
+# A lease takes at most this fraction (1/n) of what any dimension has left: leases
+# shrink as a subscription nears its limit and stop when fewer than n + 1 are left.
+LEASE_DIVISOR = 4
+# Redis keeps a lease's record 30 s past its end (limiter.lua's GRACE_US) so that its unused
+# quota can still be given back; a worker retries a failed settlement for a little less.
+SETTLE_RETRY_S = 25.0
 # Resolved once: a labels() lookup per request is measurable at this rate.
 DECIDED_ALLOWED = metrics.LIMITER_DECISIONS.labels("allowed")
+DECIDED_LEASED = metrics.LIMITER_DECISIONS.labels("allowed_from_lease")
 DECIDED_RATE = metrics.LIMITER_DECISIONS.labels("rate_limited")
 DECIDED_QUOTA = metrics.LIMITER_DECISIONS.labels("quota_exceeded")
 
 
-def counter_keys(subscription_id: int) -> list[str]:
+def calendar(epoch_s: float) -> tuple[str, str]:
+    """The UTC day (days since the epoch) and month (yyyymm) of a time, as limiter.lua spells them."""
+    day = int(epoch_s) // 86400
+    date = datetime.fromtimestamp(day * 86400, tz=UTC)
+    return str(day), f"{date.year:04d}{date.month:02d}"
+
+
+def limiter_keys(subscription_id: int, day: str, month: str) -> list[str]:
+    """Every key limiter.lua touches for one subscription (cluster rule: all in KEYS, one hash tag)."""
     base = contract.limiter_key_base(subscription_id)
-    return [f"{base}:s", f"{base}:m", f"{base}:q"]
+    return [f"{base}:b", contract.quota_day_counter_key(subscription_id, int(day)), f"{base}:q:m:{month}"]
+
+
+def bucket_args(limits: contract.Limits) -> list[int]:
+    """Rate and depth of the per-second and per-minute buckets. The per-second bucket holds
+    max(rate, burst): burst 20 on 10/s admits 20 at once, then 10 a second; a burst at or
+    below the rate (0 by default) leaves a second's allowance. The per-minute bucket holds
+    a minute's allowance."""
+    per_s, per_m = limits.rate_per_second or 0, limits.rate_per_minute or 0
+    return [per_s, max(per_s, limits.burst) if per_s else 0, per_m, per_m]
+
+
+@dataclass(slots=True)
+class Reply:
+    denied: int
+    retry_ms: int
+    granted: int
+    state: LimitState
+
+
+@dataclass(slots=True)
+class Lease:
+    """Admissions this worker holds for one subscription, under one set of limits."""
+
+    id: str
+    limits: contract.Limits
+    size: int  # admissions held in Redis's books under this lease
+    left: int  # of those, not yet spent
+    deadline: float  # monotonic; the lease is not used after it
+    day: str
+    month: str
+    base: LimitState  # the headers at grant time, without the lease's own admissions
+    granted_at: float
 
 
 class LocalLimiter:
@@ -77,34 +140,206 @@ class RateLimitPolicy(Policy):
         self.settings = settings
         self.fleet = fleet
         self.local = LocalLimiter(settings.local_share or 1)
-        self._encoded: dict[tuple[int, contract.Limits], tuple[bytes, bytes]] = {}
+        self.lease_s = settings.lease_ms / 1000
+        self.leases: dict[int, Lease] = {}
+        # The next lease size to ask for, per subscription: doubles while leases run out
+        # before they expire, falls to what was used when one expires unspent.
+        self.want: dict[int, int] = {}
+        self.last_take: dict[int, float] = {}
+        # One lease request in flight per subscription; concurrent requests wait for it.
+        self.inflight: dict[int, asyncio.Future[Reply | None]] = {}
+        self._lease_prefix = f"{os.getpid():x}.{secrets.token_hex(4)}."
+        self._lease_seq = 0
+        self._sweeper: asyncio.Task[None] | None = None
+        self.unsettled: list[tuple[int, Lease]] = []  # settlements that failed, retried by the sweeper
+        self._calendar: tuple[int, str, str] = (-1, "", "")
+        self._keys: dict[int, tuple[str, list[str]]] = {}  # per subscription: the day they are for, the keys
 
     @classmethod
     def create(cls, settings: RateLimitSettings, deps: PolicyDeps) -> RateLimitPolicy:
         return cls(deps.redis, deps.health, settings, deps.fleet)
 
-    def _command(self, subscription_id: int, limits: contract.Limits, member: str) -> bytes:
-        """The EVALSHA, RESP-encoded. Everything but the member is the same for every
-        request of a subscription, so it is encoded once and kept (bounded)."""
-        cached = self._encoded.get((subscription_id, limits))
-        if cached is None:
-            keys = counter_keys(subscription_id)
-            sha = self.redis.script_sha(LUA)
-            args = [
-                limits.rate_per_second or 0,
-                limits.rate_per_minute or 0,
-                limits.quota_per_day or 0,
-                limits.quota_per_month or 0,
-            ]
-            head = encode_command(("EVALSHA", sha, len(keys), *keys, "", *args))
-            # Split around the empty member placeholder: "$0\r\n\r\n".
-            marker = head.index(b"$0\r\n\r\n")
-            cached = (head[:marker], head[marker + 6 :])
-            if len(self._encoded) > 100_000:
-                self._encoded.clear()
-            self._encoded[(subscription_id, limits)] = cached
-        data = member.encode()
-        return b"%s$%d\r\n%s\r\n%s" % (cached[0], len(data), data, cached[1])
+    async def start(self) -> None:
+        if self.lease_s:
+            # Supervised (gateway/tasks.py): a sweeper that died would leave leases unsettled.
+            self._sweeper = tasks.spawn("rate-limit-leases", self._sweep)
+
+    async def stop(self) -> None:
+        await tasks.stop(self._sweeper, "rate-limit-leases")
+        # Give back what we hold: otherwise it stays held until it expires in Redis (<= 1 s).
+        leases, self.leases = [*self.leases.items(), *self.unsettled], {}
+        self.unsettled = []
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(self._return(s, lease) for s, lease in leases)), 1.0)
+
+    # --- Redis --------------------------------------------------------------------------
+
+    def _today(self) -> tuple[str, str]:
+        now = time.time()
+        day = int(now) // 86400
+        if self._calendar[0] != day:
+            self._calendar = (day, *calendar(now))
+        return self._calendar[1], self._calendar[2]
+
+    async def _call(
+        self, subscription_id: int, limits: contract.Limits, want: int, lease_id: str, settle: Lease | None
+    ) -> Reply:
+        day, month = self._today()
+        args: list[int | str] = [
+            "a",
+            day,
+            month,
+            *bucket_args(limits),
+            limits.quota_per_day or 0,
+            limits.quota_per_month or 0,
+            want,
+            lease_id,
+            int(self.lease_s * 2_000_000),  # Redis ends a lease at twice the time this worker uses it
+            LEASE_DIVISOR,
+            settle.id if settle is not None else "",
+            settle.left if settle is not None else 0,
+        ]
+        keys = self._keys.get(subscription_id)
+        if keys is None or keys[0] != day:
+            if len(self._keys) > 100_000:
+                self._keys.clear()
+            keys = self._keys[subscription_id] = (day, limiter_keys(subscription_id, day, month))
+        result = await self.redis.evalsha(LUA, keys[1], args)
+        if int(result[0]) == -1:
+            # Our clock and Redis's disagree about the date (we are at midnight): Redis's wins.
+            args[1], args[2] = day, month = result[1].decode(), result[2].decode()
+            self._calendar = (int(day), day, month)
+            result = await self.redis.evalsha(LUA, limiter_keys(subscription_id, day, month), args)
+        denied, retry_ms, granted, left_s, full_s, left_m, full_m, used_d, reset_d, used_mo, reset_mo = (
+            int(v) for v in result[:11]
+        )
+        state = LimitState()
+        for name, quota, window, left, reset in (
+            ("second", limits.rate_per_second, 1, left_s, math.ceil(full_s / 1000)),
+            ("minute", limits.rate_per_minute, 60, left_m, math.ceil(full_m / 1000)),
+            ("day", limits.quota_per_day, 86400, (limits.quota_per_day or 0) - used_d, reset_d),
+            ("month", limits.quota_per_month, MONTH_WINDOW_S, (limits.quota_per_month or 0) - used_mo, reset_mo),
+        ):
+            if quota:
+                # Never more than a window's allowance is advertised, even with burst credit in the bucket.
+                state.policies.append((name, quota, window, max(0, min(quota, left)), max(0, reset)))
+        return Reply(denied, retry_ms, granted, state)
+
+    async def _return(self, subscription_id: int, lease: Lease) -> None:
+        args: list[int | str] = ["r", lease.day, lease.month, *bucket_args(lease.limits), lease.id, lease.left]
+        await self.redis.evalsha(LUA, limiter_keys(subscription_id, lease.day, lease.month), args)
+
+    async def _sweep(self) -> None:
+        """Settle leases that ran out of time unspent, so their admissions go back to the bucket."""
+        while True:
+            tasks.beat("rate-limit-leases")
+            await asyncio.sleep(self.lease_s / 2)
+            now = time.monotonic()
+            ended = [(s, lease) for s, lease in self.leases.items() if lease.deadline <= now]
+            for subscription_id, _ in ended:
+                del self.leases[subscription_id]
+            # Retry what could not be settled (Redis was away), while Redis still keeps the record.
+            ended += [(s, lease) for s, lease in self.unsettled if now - lease.granted_at < SETTLE_RETRY_S]
+            self.unsettled = []
+            if ended and not self.health.available():
+                self.unsettled = ended
+            elif ended:
+                results = await asyncio.gather(*(self._return(s, lease) for s, lease in ended), return_exceptions=True)
+                for item, result in zip(ended, results, strict=True):
+                    if isinstance(result, (RedisError, OSError)):
+                        self.health.failed(result)
+                        self.unsettled.append(item)
+                    elif isinstance(result, BaseException):
+                        log.error("settling a lease failed: %r", result)
+            if len(self.last_take) > 100_000:
+                self.last_take = {s: t for s, t in self.last_take.items() if t > now - 60}
+                self.want = {s: w for s, w in self.want.items() if s in self.last_take}
+
+    # --- admission ----------------------------------------------------------------------
+
+    def _from_lease(self, ctx: RequestContext, subscription_id: int, limits: contract.Limits) -> bool:
+        lease = self.leases.get(subscription_id)
+        if lease is None or lease.left <= 0 or lease.limits != limits or time.monotonic() >= lease.deadline:
+            return False
+        lease.left -= 1
+        # What the grant reported, plus what this worker still holds: a sensible (never
+        # optimistic beyond our own lease) view of what is left.
+        ctx.limit_state = LimitState(
+            policies=[(n, q, w, min(q, r + lease.left), t) for n, q, w, r, t in lease.base.policies]
+        )
+        DECIDED_LEASED.inc()
+        return True
+
+    async def _take(self, subscription_id: int, limits: contract.Limits) -> Reply:
+        """Ask Redis for this request's admission, and for a lease when the subscription is busy."""
+        if not self.lease_s:
+            return await self._call(subscription_id, limits, 1, "", None)
+        now = time.monotonic()
+        prev = self.leases.pop(subscription_id, None)
+        if prev is not None:
+            # Spent before it expired: ask for twice as much. Else what a lease's lifetime used.
+            spent_early = prev.left == 0 and now < prev.deadline
+            want = 2 * (prev.size + 1) if spent_early else prev.size - prev.left + 1
+        else:
+            # No lease in hand: busy (asked again within a lease's lifetime) doubles the ask.
+            last = self.last_take.get(subscription_id)
+            busy = last is not None and now - last < self.lease_s
+            want = 2 * self.want.get(subscription_id, 1) if busy else 1
+        want = max(1, min(want, self.settings.lease_max + 1))
+        self.last_take[subscription_id] = now
+        settle = prev if prev is not None and prev.day == self._today()[0] else None
+        if prev is not None and settle is None:
+            self.unsettled.append((subscription_id, prev))  # taken before midnight: settled on its own day
+        self._lease_seq += 1
+        lease_id = f"{self._lease_prefix}{self._lease_seq}"
+        try:
+            reply = await self._call(subscription_id, limits, want, lease_id, settle)
+        except (RedisError, OSError):
+            if settle is not None:
+                self.unsettled.append((subscription_id, settle))
+            raise
+        if reply.granted > 1:
+            day, month = self._today()
+            # The deadline counts from before the call: Redis's own clock for the lease
+            # started later, and it runs twice as long, so we always stop first.
+            lease = Lease(
+                lease_id, limits, reply.granted - 1, reply.granted - 1, now + self.lease_s, day, month,
+                reply.state, now,
+            )
+            self.leases[subscription_id] = lease
+            # This request's headers count the lease as available, as the lease's own requests will.
+            reply.state = LimitState(
+                policies=[(n, q, w, min(q, r + lease.left), t) for n, q, w, r, t in reply.state.policies]
+            )
+        self.want[subscription_id] = want
+        return reply
+
+    async def _decide(self, ctx: RequestContext, subscription_id: int, limits: contract.Limits) -> Reply | None:
+        """Redis's answer for this request, or None when a lease admitted it."""
+        if not self.lease_s:
+            return await self._call(subscription_id, limits, 1, "", None)
+        if self._from_lease(ctx, subscription_id, limits):
+            return None
+        pending = self.inflight.get(subscription_id)
+        if pending is not None:
+            # Another request of this subscription is fetching a lease: wait for it, then
+            # take from it, or share its refusal (the bucket was empty a moment ago, and
+            # refusing is always safe), or else ask for this request alone.
+            shared = await asyncio.shield(pending)
+            if self._from_lease(ctx, subscription_id, limits):
+                return None
+            if shared is not None and shared.denied:
+                return shared
+            return await self._call(subscription_id, limits, 1, "", None)
+        future: asyncio.Future[Reply | None] = asyncio.get_running_loop().create_future()
+        self.inflight[subscription_id] = future
+        reply = None
+        try:
+            reply = await self._take(subscription_id, limits)
+            return reply
+        finally:
+            del self.inflight[subscription_id]
+            future.set_result(reply)
 
     async def access(self, ctx: RequestContext) -> None:
         grant, limits = ctx.grant, ctx.limits
@@ -120,30 +355,20 @@ class RateLimitPolicy(Policy):
             self._redis_down(ctx, grant, limits)
             return
         try:
-            result = await self.redis.evalsha_encoded(LUA, self._command(grant.subscription_id, limits, ctx.event_id))
+            reply = await self._decide(ctx, grant.subscription_id, limits)
         except (RedisError, OSError) as exc:
             self.health.failed(exc)
             self._redis_down(ctx, grant, limits)
             return
-        denied, retry_ms, used_s, reset_s, used_m, reset_m, used_d, reset_d, used_mo, reset_mo = (
-            int(v) for v in result
-        )
-        state = LimitState()
-        for name, quota, window, used, reset in (
-            ("second", limits.rate_per_second, 1, used_s, math.ceil(reset_s / 1000)),
-            ("minute", limits.rate_per_minute, 60, used_m, math.ceil(reset_m / 1000)),
-            ("day", limits.quota_per_day, 86400, used_d, reset_d),
-            ("month", limits.quota_per_month, MONTH_WINDOW_S, used_mo, reset_mo),
-        ):
-            if quota:
-                state.policies.append((name, quota, window, max(0, quota - used), max(0, reset)))
-        ctx.limit_state = state
-        if denied == 0:
+        if reply is None:
+            return
+        state = ctx.limit_state = reply.state
+        if reply.denied == 0:
             DECIDED_ALLOWED.inc()
             return
-        retry_after = max(1, math.ceil(retry_ms / 1000))
-        state.retry_after_s = retry_after
-        if denied == 2:
+        retry_after = max(1, math.ceil(reply.retry_ms / 1000))
+        state = ctx.limit_state = LimitState(policies=state.policies, retry_after_s=retry_after)
+        if reply.denied == 2:
             state.denied = "quota"
             DECIDED_QUOTA.inc()
             raise Reject(

@@ -32,6 +32,12 @@ class RateLimitSettings(PolicySettings):
         0, "fail_open: each worker admits the plan rate divided by this; 0 means the live fleet's worker count."
     )
     retry_after_redis_down_s: int = setting(1, "Retry-After sent with the fail_closed 503 (at least 1).")
+    lease_ms: int = setting(
+        250,
+        "Admission leases: how long a worker spends a block of admissions taken from Redis before it returns"
+        " the rest (at most 500; Redis ends the lease at twice this). 0 turns leases off.",
+    )
+    lease_max: int = setting(64, "Admission leases: the most admissions one lease may hold.")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], config: GatewayConfig) -> RateLimitSettings:
@@ -41,4 +47,6 @@ class RateLimitSettings(PolicySettings):
             legacy_headers=read_bool("GATEWAY_RATE_LIMIT_LEGACY_HEADERS", True, env),
             local_share=share,
             retry_after_redis_down_s=read_int("GATEWAY_RATE_LIMIT_RETRY_AFTER_REDIS_DOWN_S", 1, env, minimum=1),
+            lease_ms=read_int("GATEWAY_RATE_LIMIT_LEASE_MS", 250, env, minimum=0, maximum=500),
+            lease_max=read_int("GATEWAY_RATE_LIMIT_LEASE_MAX", 64, env, minimum=1, maximum=100_000),
         )
