@@ -49,7 +49,8 @@ LIMITS = (
     Limit("rate_per_second", column="Rate limit", unit="/ s"),
     Limit("rate_per_minute", column="Rate limit", unit="/ min"),
     Limit(
-        "burst", column="Burst", unit="", ceiling=False, help_text="Most requests admitted at once (the per-second bucket's depth); 0 = one second's rate."
+        "burst", column="Burst", unit="", ceiling=False,
+        help_text="Most requests admitted at once (the per-second bucket's depth); 0 = one second's rate.",
     ),
     Limit("quota_per_day", column="Quota", unit="/ day", big=True),
     Limit("quota_per_month", column="Quota", unit="/ month", big=True),
