@@ -259,3 +259,12 @@ def wait_until(predicate: Any, *, timeout: float, interval: float = 0.05, messag
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s: {message}")
+
+
+def commit_requests(requests: list[MeteredRequest], *, consumer: str = "test", now_ms: int | None = None,
+                    partition: int = 0) -> Any:
+    """Straight into the ingest service, as one gateway batch (no Redis)."""
+    from analytics.ingest import services
+
+    batch = MeteringBatch(v=METERING_BATCH_VERSION, id=f"direct-{uuid.uuid4().hex}", requests=requests)
+    return services.metering_batch_commit(batches=[batch], consumer=consumer, now_ms=now_ms, partition=partition)
