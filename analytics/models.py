@@ -174,7 +174,9 @@ class DeadLetter(models.Model):
     so that one bad entry cannot wedge the consumer group. The raw bytes also go to
     the dead-letter stream (analytics.ingest.consumer.DEAD_LETTER_STREAM)."""
 
-    stream_id = models.CharField(max_length=60, unique=True, help_text="<stream tag>/<entry id>, e.g. m0/1700000000000-0")
+    stream_id = models.CharField(
+        max_length=60, unique=True, help_text="<stream tag>/<entry id>, e.g. m0/1700000000000-0"
+    )
     fields = models.JSONField()
     error = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)

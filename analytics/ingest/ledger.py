@@ -159,7 +159,8 @@ def upsert_rollups(cells_by_granularity: Mapping[str, Cells | TrafficCells], tab
     deadlock. Returns the number of rows written."""
     adapt = connection.ops.adapt_datetimefield_value  # SQLite wants the ORM's exact text form
     rows = [
-        (granularity, adapt(datetime.fromtimestamp(key[0] / 1000, tz=UTC)), *key[1:], status_class(key[-1]), *vec)
+        (granularity, adapt(datetime.fromtimestamp(int(key[0]) / 1000, tz=UTC)), *key[1:],
+         status_class(int(key[-1])), *vec)
         for granularity, cells in sorted(cells_by_granularity.items())
         for key, vec in sorted(cells.items())
     ]

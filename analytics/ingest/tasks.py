@@ -38,10 +38,7 @@ METERING_QUEUE = "metering"
 def metering_consume(partition: int | None = None) -> int:
     """Not a single service call: the consumer reads Redis, commits each read
     through services.metering_batch_commit, then acknowledges it."""
-    if partition is None:
-        report = consumer.consume()
-    else:
-        report = consumer.consume_partition(int(partition))
+    report = consumer.consume() if partition is None else consumer.consume_partition(int(partition))
     if report.reads:
         log.info(
             "metering: partitions %s, %d reads, %d batches, %d requests, %d counted, %d duplicates, "

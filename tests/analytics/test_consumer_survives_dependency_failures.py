@@ -10,7 +10,14 @@ import redis
 from django.db import DatabaseError
 
 from analytics.ingest import consumer, services
-from tests.analytics.conftest import batch_partition, expected_totals, pending, random_requests, rollup_totals, write_requests
+from tests.analytics.conftest import (
+    batch_partition,
+    expected_totals,
+    pending,
+    random_requests,
+    rollup_totals,
+    write_requests,
+)
 from tests.services import RedisServer
 
 pytestmark = pytest.mark.django_db(transaction=True)

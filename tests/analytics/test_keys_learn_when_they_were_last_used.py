@@ -19,7 +19,9 @@ def test_it_records_the_latest_admitted_call_per_key(alice, alice_app):
     events = [
         make_request(ts=now_ms - 60_000, application_id=alice_app.pk, key_prefix=used.prefix),
         make_request(ts=now_ms - 5_000, application_id=alice_app.pk, key_prefix=used.prefix),
-        make_request(ts=now_ms, application_id=alice_app.pk, key_prefix=idle.prefix, decision="rate_limited", status=429),
+        make_request(
+            ts=now_ms, application_id=alice_app.pk, key_prefix=idle.prefix, decision="rate_limited", status=429
+        ),
     ]
 
     commit_requests(events)
