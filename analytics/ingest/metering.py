@@ -1,8 +1,12 @@
 """Pure aggregation of metered requests into rollup deltas. No database, no Redis.
 
 Requests are folded into minute cells first (one dictionary update per request,
-the only per-request work); the hour and day cells, the application-less traffic
-cells and the billable counts are derived from the minute cells.
+the only per-request work); the rollup rows of each granularity, the
+application-less traffic rows and the billable counts are derived from them.
+
+Minute rollup rows carry the status class but neither the endpoint nor the exact
+status code (they are "" and 0): the breakdowns read hours and days, and per-minute
+rows by endpoint and code would multiply the busiest table's rows for nothing.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import add
 
 from analytics.models import ENDPOINT_MAX_CHARS, LATENCY_BUCKETS_MS, LATENCY_FIELDS
 from gateway.contract import OUTCOME_UNKNOWN, MeteredRequest
@@ -36,11 +41,14 @@ TRAFFIC_DIMENSION_COLUMNS: tuple[str, ...] = (
     "partition", "api_id", "version", "plan_id", "endpoint", "status", "status_class",
 )
 
+# A minute cell, as requests are folded:
 # (bucket_start_ms, api_id, version, application_id, key_prefix, plan_id, subscription_id, endpoint, status)
 CellKey = tuple[int, int, str, int, str, int, int, str, int]
-Cells = dict[CellKey, list[float]]
-# (bucket_start_ms, partition, api_id, version, plan_id, endpoint, status)
-TrafficKey = tuple[int, int, int, str, int, str, int]
+# A Rollup row's key: the bucket, then DIMENSION_COLUMNS' values (status_class last).
+RowKey = tuple[int, int, str, int, str, int, int, str, int, int]
+Cells = dict[RowKey, list[float]]
+# A TrafficRollup row's key: the bucket, then TRAFFIC_DIMENSION_COLUMNS' values.
+TrafficKey = tuple[int, int, int, str, int, str, int, int]
 TrafficCells = dict[TrafficKey, list[float]]
 
 # Column widths of the string dimensions (analytics/models.py). A longer value is cut
@@ -58,41 +66,45 @@ def status_class(status: int) -> int:
     return status // 100 if 100 <= status <= 599 else 0
 
 
-def _add(out: dict[tuple[object, ...], list[float]], key: tuple[object, ...], vec: list[float]) -> None:
-    acc = out.get(key)
-    if acc is None:
-        out[key] = list(vec)
-    else:
-        for i, value in enumerate(vec):
-            acc[i] += value
-
-
-def _fold(cells: Cells, keyfunc: Callable[[CellKey], tuple[object, ...]]) -> dict[tuple[object, ...], list[float]]:
+def _fold(
+    cells: dict[CellKey, list[float]], keyfunc: Callable[[CellKey], tuple[object, ...]]
+) -> dict[tuple[object, ...], list[float]]:
     out: dict[tuple[object, ...], list[float]] = {}
+    get = out.get
     for key, vec in cells.items():
-        _add(out, keyfunc(key), vec)
+        coarse = keyfunc(key)
+        acc = get(coarse)
+        out[coarse] = vec[:] if acc is None else list(map(add, acc, vec))
     return out
 
 
 @dataclass
 class BatchAggregate:
-    minute: Cells = field(default_factory=dict)
+    minute: dict[CellKey, list[float]] = field(default_factory=dict)
     # (application_id, key_prefix) -> latest admitted request's ts, for the keys' last use.
     last_used: dict[tuple[int, str], int] = field(default_factory=dict)
     events: int = 0
 
     def cells(self, granularity: str, *, min_minute_ts: int | None = None) -> Cells:
-        """Cells for granularity "m", "h" or "d", string dimensions cut to their
+        """Rollup rows for granularity "m", "h" or "d", string dimensions cut to their
         columns' widths. Minute cells older than ``min_minute_ts`` are left out:
-        their retention has already passed."""
+        their retention has already passed. Minute rows have no endpoint or status
+        code, only the status class (see the module docstring)."""
         width = WIDTH_MS[granularity]
         source = self.minute
-        if granularity == "m" and min_minute_ts is not None:
-            source = {k: v for k, v in self.minute.items() if k[0] >= min_minute_ts}
+        if granularity == "m":
+            if min_minute_ts is not None:
+                source = {k: v for k, v in self.minute.items() if k[0] >= min_minute_ts}
 
-        def coarse(k: CellKey) -> CellKey:
+            def minute(k: CellKey) -> RowKey:
+                return (k[0], k[1], k[2][:_VERSION_CHARS], k[3], k[4][:_KEY_PREFIX_CHARS], k[5], k[6], "", 0,
+                        status_class(k[8]))
+
+            return _fold(source, minute)  # type: ignore[return-value]
+
+        def coarse(k: CellKey) -> RowKey:
             return (k[0] - k[0] % width, k[1], k[2][:_VERSION_CHARS], k[3], k[4][:_KEY_PREFIX_CHARS], k[5], k[6],
-                    k[7][:ENDPOINT_MAX_CHARS], k[8])
+                    k[7][:ENDPOINT_MAX_CHARS], k[8], status_class(k[8]))
 
         return _fold(source, coarse)  # type: ignore[return-value]
 
@@ -105,7 +117,8 @@ class BatchAggregate:
             source = {k: v for k, v in self.minute.items() if k[0] >= min_minute_ts}
 
         def coarse(k: CellKey) -> TrafficKey:
-            return (k[0] - k[0] % width, partition, k[1], k[2][:_VERSION_CHARS], k[5], k[7][:ENDPOINT_MAX_CHARS], k[8])
+            return (k[0] - k[0] % width, partition, k[1], k[2][:_VERSION_CHARS], k[5], k[7][:ENDPOINT_MAX_CHARS], k[8],
+                    status_class(k[8]))
 
         return _fold(source, coarse)  # type: ignore[return-value]
 

@@ -15,11 +15,14 @@ from tests.analytics.conftest import make_batches, make_request, pending, rollup
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+NAN = float("nan")
 BAD = {
     b"\xc1not msgpack": "bad encoding",
     msgspec.msgpack.encode([99, "x:1:0:1", []]): "unknown batch version 99",
     msgspec.msgpack.encode([1, "x:1:0:2", [[1, 1, "a", "v1", 1, "k", 1, 1, "GET", 200, "allowed", -5.0, 0, 0]]]):
         "negative latency",
+    msgspec.msgpack.encode([1, "x:1:0:3", [[1, 1, "a", "v1", 1, "k", 1, 1, "GET", 200, "allowed", NAN, 0, 0]]]):
+        "non-finite latency",
 }
 
 
@@ -36,17 +39,17 @@ def test_it_sets_bad_batches_aside_and_counts_the_rest(metering_redis):
     report = consumer.consume(client=metering_redis, consumer="c", budget_s=10, block_ms=0)
 
     assert report.counted == 5
-    assert report.dead_letters == 4
+    assert report.dead_letters == 5
     assert rollup_totals("d")["requests"] == 5
     assert pending(metering_redis) == 0
     dead = metering_redis.xrange(consumer.DEAD_LETTER_STREAM)
-    assert [fields[b"raw"] for _, fields in dead[:3]] == list(BAD)  # byte for byte
+    assert [fields[b"raw"] for _, fields in dead[: len(BAD)]] == list(BAD)  # byte for byte
     for (_, fields), why in zip(dead, BAD.values(), strict=False):
         assert why in fields[b"error"].decode()
         assert fields[b"stream"].decode() == stream
-    assert DeadLetter.objects.count() == 4
-    assert ConsumerStat.objects.get(consumer="c").dead_letters == 4
-    assert selectors.dead_letter_count(client=metering_redis) == 4
+    assert DeadLetter.objects.count() == 5
+    assert ConsumerStat.objects.get(consumer="c").dead_letters == 5
+    assert selectors.dead_letter_count(client=metering_redis) == 5
 
 
 def test_a_bad_legacy_entry_is_set_aside_too(metering_redis):

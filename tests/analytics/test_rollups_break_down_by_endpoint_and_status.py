@@ -36,6 +36,9 @@ def test_it_counts_per_endpoint_and_status_code():
         ("/items/{id}", 401, 4, 1, 0, 1),
         ("/items/{id}", 404, 4, 1, 1, 1),
     ]
+    # Minute rows keep the status class only: the breakdowns read hours and days.
+    minute = Rollup.objects.filter(granularity="m").values_list("endpoint", "status", "status_class", "requests")
+    assert sorted(minute) == [("", 0, 2, 2), ("", 0, 4, 2)]
 
 
 def test_an_unknown_outcome_is_billed():
@@ -54,6 +57,14 @@ def test_over_long_labels_are_cut_to_their_columns_and_merged():
     cut = Rollup.objects.get(granularity="d", endpoint=long[:ENDPOINT_MAX_CHARS])
     assert cut.requests == 2
     assert Rollup.objects.get(granularity="d", version="v" * 40).requests == 1
+
+
+def test_labels_with_tabs_newlines_and_backslashes_survive_the_copy():
+    now = int(time.time() * 1000) - 1000
+    odd = "/a\tb\nc\\d\re"
+    commit_requests([make_request(ts=now, endpoint=odd, version="v\t1")])
+    row = Rollup.objects.get(granularity="d")
+    assert (row.endpoint, row.version) == (odd, "v\t1")
 
 
 def test_traffic_rows_carry_the_partition_and_readers_sum_them():
