@@ -26,7 +26,7 @@ from analytics.ingest.metering import (
     Cells,
     TrafficCells,
 )
-from analytics.models import ProcessedBatch, Rollup, TrafficRollup
+from analytics.models import ENDPOINT_MAX_CHARS, ProcessedBatch, Rollup, TrafficRollup
 
 _SQLITE_PARAMS = 30000  # bound parameters per statement, under SQLite's limit (32766)
 
@@ -219,3 +219,82 @@ def upsert_rollups(cells_by_granularity: Mapping[str, Cells | TrafficCells], tab
                 params,
             )
     return len(rows)
+
+
+# --- PostgreSQL: one COPY of the minute cells, every granularity folded in SQL --------------
+
+_MINUTE_STAGE = "tw_minute_stage"
+# Text compared bytewise, as the rollups' columns are (migration 0005): grouping and sorting
+# by them then agree with the unique indexes and skip the locale's strcoll.
+_MINUTE_STAGE_DIMS = (
+    'bucket_ms bigint, api_id bigint, version text COLLATE "C", application_id bigint, key_prefix text COLLATE "C", '
+    'plan_id bigint, subscription_id bigint, endpoint text COLLATE "C", status integer'
+)
+MERGE_WORK_MEM_MB = 64  # per consumer transaction; the default 4 MB spills a 60,000-request read to disk
+_STATUS_CLASS_SQL = "CASE WHEN status BETWEEN 100 AND 599 THEN status / 100 ELSE 0 END"
+_WIDTH_SQL = {"h": 3_600_000, "d": 86_400_000}
+
+
+def _metric_sums() -> str:
+    return ", ".join(f"SUM({c})" for c in METRIC_COLUMNS)
+
+
+def _merge(table: RollupTable, branches: list[str]) -> str:
+    """One INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE over the UNION of
+    ``branches``, each of which selects (granularity, bucket_ms, *dimensions, *metrics)."""
+    dims = ", ".join(table.dimensions)
+    metrics = ", ".join(METRIC_COLUMNS)
+    updates = ", ".join(f"{c} = {table.name}.{c} + EXCLUDED.{c}" for c in METRIC_COLUMNS)
+    conflict = ", ".join(table.key_columns)
+    return (
+        f"INSERT INTO {table.name} (granularity, bucket, {dims}, {metrics}) "  # noqa: S608
+        f"SELECT granularity, to_timestamp(bucket_ms / 1000), {dims}, {_metric_sums()} "
+        f"FROM ({' UNION ALL '.join(branches)}) AS cells "
+        # In key order, so that even two writers of one row lock rows alike (no deadlock).
+        f"GROUP BY granularity, bucket_ms, {dims} ORDER BY granularity, bucket_ms, {dims} "
+        f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
+    )
+
+
+def upsert_minute_cells(
+    minute: Mapping[tuple[Any, ...], list[float]], *, partition: int, min_minute_ts: int
+) -> int:
+    """PostgreSQL: stage the batch's minute cells (every dimension) with one COPY, then
+    derive and merge the minute, hour and day rows of Rollup and of TrafficRollup with one
+    statement per table. The same rows as ``upsert_rollups`` fed by the Python folds (the
+    SQLite path, which the tests hold to the same totals), for a third of the rows copied
+    and none of the folding in Python. Returns the cells staged."""
+    if not minute:
+        return 0
+    metrics = ", ".join(METRIC_COLUMNS)
+    metric_defs = ", ".join(f"{c} {'double precision' if c == 'latency_sum_ms' else 'bigint'}" for c in METRIC_COLUMNS)
+    rows = [(*key, *vec) for key, vec in minute.items()]
+    rollup_branches = [
+        # Minute rows: status class only (see analytics.ingest.metering).
+        f"SELECT 'm' AS granularity, bucket_ms, api_id, left(version, 40) AS version, application_id, "  # noqa: S608
+        f"left(key_prefix, 16) AS key_prefix, plan_id, subscription_id, '' AS endpoint, 0 AS status, "
+        f"{_STATUS_CLASS_SQL} AS status_class, {metrics} FROM {_MINUTE_STAGE} WHERE bucket_ms >= {int(min_minute_ts)}",
+    ] + [
+        f"SELECT '{g}', bucket_ms - bucket_ms % {w}, api_id, left(version, 40), application_id, "  # noqa: S608
+        f"left(key_prefix, 16), plan_id, subscription_id, left(endpoint, {ENDPOINT_MAX_CHARS}), "
+        f"status, {_STATUS_CLASS_SQL}, {metrics} FROM {_MINUTE_STAGE}"
+        for g, w in _WIDTH_SQL.items()
+    ]
+    traffic_branches = [
+        f"SELECT '{g}' AS granularity, bucket_ms - bucket_ms % {w} AS bucket_ms, {int(partition)} AS partition, "  # noqa: S608
+        f"api_id, left(version, 40) AS version, plan_id, left(endpoint, {ENDPOINT_MAX_CHARS}) AS endpoint, status, "
+        f"{_STATUS_CLASS_SQL} AS status_class, {metrics} FROM {_MINUTE_STAGE}"
+        + (f" WHERE bucket_ms >= {int(min_minute_ts)}" if g == "m" else "")
+        for g, w in (("m", 60_000), *_WIDTH_SQL.items())
+    ]
+    with connection.cursor() as cur:
+        # The folds group tens of thousands of cells: in memory, not in batches spilled to disk.
+        cur.execute(f"SET LOCAL work_mem = '{int(MERGE_WORK_MEM_MB)}MB'")
+        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_MINUTE_STAGE} ({_MINUTE_STAGE_DIMS}, {metric_defs})")
+        cur.execute(f"TRUNCATE {_MINUTE_STAGE}")
+        with cur.cursor.copy(f"COPY {_MINUTE_STAGE} FROM STDIN") as copy:
+            copy.write(_copy_text(rows))
+        cur.execute(_merge(ROLLUPS, rollup_branches))
+        cur.execute(_merge(TRAFFIC, traffic_branches))
+    return len(rows)
+

@@ -142,15 +142,19 @@ def metering_batch_commit(
         if bid in fresh_ids:
             aggregate(batch.requests, into=agg)
     minute_floor = now_ms - conf.MINUTE_RETENTION_HOURS * HOUR_MS
-    ledger.upsert_rollups({
-        Granularity.MINUTE: agg.cells("m", min_minute_ts=minute_floor),
-        Granularity.HOUR: agg.cells("h"),
-        Granularity.DAY: agg.cells("d"),
-    })
-    ledger.upsert_rollups(
-        {g: agg.traffic_cells(g, partition=partition, min_minute_ts=minute_floor) for g in Granularity.values},
-        ledger.TRAFFIC,
-    )
+    if connection.vendor == "postgresql":
+        # One COPY of the minute cells; PostgreSQL folds hours, days and traffic rows.
+        ledger.upsert_minute_cells(agg.minute, partition=partition, min_minute_ts=minute_floor)
+    else:
+        ledger.upsert_rollups({
+            Granularity.MINUTE: agg.cells("m", min_minute_ts=minute_floor),
+            Granularity.HOUR: agg.cells("h"),
+            Granularity.DAY: agg.cells("d"),
+        })
+        ledger.upsert_rollups(
+            {g: agg.traffic_cells(g, partition=partition, min_minute_ts=minute_floor) for g in Granularity.values},
+            ledger.TRAFFIC,
+        )
 
     by_month: dict[tuple[int, int, date], int] = defaultdict(int)
     for (sub_id, plan_id, day), n in agg.billable().items():

@@ -30,6 +30,24 @@ def drop_batch_ledger(apps: Any, schema_editor: Any) -> None:
         schema_editor.delete_model(apps.get_model("analytics", "ProcessedBatch"))
 
 
+# The rollups' text dimensions compare byte for byte: under a libc locale (even C.UTF-8)
+# every comparison in their unique index goes through strcoll, and the consumer's merge
+# makes hundreds of thousands of them per second. Labels are ASCII; only the order of
+# mixed-case labels changes. PostgreSQL only (SQLite's default is already binary).
+BYTEWISE = {
+    "analytics_rollup": (("version", 40), ("key_prefix", 16), ("endpoint", 100)),
+    "analytics_trafficrollup": (("version", 40), ("endpoint", 100)),
+}
+
+
+def collate_bytewise(apps: Any, schema_editor: Any) -> None:
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for table, columns in BYTEWISE.items():
+        alters = ", ".join(f'ALTER COLUMN {c} TYPE varchar({n}) COLLATE "C"' for c, n in columns)
+        schema_editor.execute(f"ALTER TABLE {table} {alters}")
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -110,6 +128,8 @@ class Migration(migrations.Migration):
             name='stream_id',
             field=models.CharField(help_text='<stream tag>/<entry id>, e.g. m0/1700000000000-0', max_length=60, unique=True),
         ),
+        # Before the unique constraints come back: their indexes are then built once, bytewise.
+        migrations.RunPython(collate_bytewise, migrations.RunPython.noop),
         migrations.AddConstraint(
             model_name='rollup',
             constraint=models.UniqueConstraint(fields=('granularity', 'bucket', 'api_id', 'version', 'application_id', 'key_prefix', 'plan_id', 'subscription_id', 'endpoint', 'status', 'status_class'), name='rollup_unique_dimensions'),
