@@ -309,7 +309,7 @@ def seed_dashboard(apps: int) -> Any:
             for app in range(1, apps + 1):
                 for sc, n in ((2, 40), (5, 2)):
                     cells[(bucket_ms, app % 5, "v1", app, f"tw_k{app:07d}", 1 + app % 3, app, "/items",
-                           sc * 100)] = vec(n)
+                           sc * 100, sc)] = vec(n)
             ledger.upsert_rollups({gran: cells})
     from django.db import connection
 
@@ -319,8 +319,8 @@ def seed_dashboard(apps: int) -> Any:
     sums = ", ".join(f"SUM({c})" for c in METRIC_COLUMNS)
     with connection.cursor() as cur:
         cur.execute(
-            f"INSERT INTO analytics_trafficrollup ({dims}, {', '.join(METRIC_COLUMNS)}) "  # noqa: S608
-            f"SELECT {dims}, {sums} FROM analytics_rollup GROUP BY {dims}"
+            f"INSERT INTO analytics_trafficrollup (partition, {dims}, {', '.join(METRIC_COLUMNS)}) "  # noqa: S608
+            f"SELECT 0, {dims}, {sums} FROM analytics_rollup GROUP BY {dims}"
         )
     return owner
 
