@@ -371,6 +371,10 @@ def consume_partition(
         if trim:
             for source in feeds:
                 report.trimmed += trim_committed(client, source.stream)
+    except LeaseLost:
+        # This run stalled past its lease and another owns the partition now; what it
+        # read stays pending for the new owner. Expected now and then, not an error.
+        log.warning("metering: lease on partition %d lost mid-run; stopping", partition)
     finally:
         lease.release()
     return report

@@ -52,6 +52,19 @@ def test_an_owner_that_lost_its_lease_commits_nothing_more(metering_redis):
     assert pending(metering_redis) == len(entries)  # left for the new owner to claim
 
 
+def test_a_run_that_loses_its_lease_stops_quietly(metering_redis, monkeypatch):
+    write_requests(metering_redis, random_requests(100, ts0=int(time.time() * 1000) - 60_000), size=10)
+
+    def renew_fails(self):
+        return False
+
+    monkeypatch.setattr(consumer.Lease, "renew", renew_fails)
+    report = consumer.consume_partition(1, client=metering_redis, consumer="c", budget_s=10, block_ms=0)
+    assert report.partitions == [1]
+    assert report.reads == 0
+    assert rollup_totals("d")["requests"] == 0
+
+
 def test_a_dead_owners_lease_lapses_and_its_entries_are_claimed(metering_redis, monkeypatch):
     requests = random_requests(400, ts0=int(time.time() * 1000) - 60_000, seed=9)
     batches = write_requests(metering_redis, requests, size=20)
