@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -80,3 +81,16 @@ def test_aggregation_keeps_minute_cells_per_endpoint_and_status():
     agg = aggregate([make_request(ts=60_000 * 5 + i, endpoint=e, status=s)
                      for i, (e, s) in enumerate([("/a", 200), ("/a", 200), ("/a", 500), ("/b", 200)])])
     assert sorted((k[7], k[8], v[0]) for k, v in agg.minute.items()) == [("/a", 200, 2), ("/a", 500, 1), ("/b", 200, 1)]
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="PostgreSQL storage settings")
+def test_rollup_tables_compare_text_bytewise_and_leave_room_for_updates():
+    with connection.cursor() as cur:
+        cur.execute("SELECT relname, reloptions FROM pg_class WHERE relname IN "
+                    "('analytics_rollup', 'analytics_trafficrollup') ORDER BY relname")
+        assert cur.fetchall() == [("analytics_rollup", ["fillfactor=70"]),
+                                  ("analytics_trafficrollup", ["fillfactor=70"])]
+        cur.execute("SELECT table_name, column_name, collation_name FROM information_schema.columns "
+                    "WHERE table_name IN ('analytics_rollup', 'analytics_trafficrollup') "
+                    "AND column_name IN ('version', 'key_prefix', 'endpoint') ORDER BY 1, 2")
+        assert {row[2] for row in cur.fetchall()} == {"C"}
