@@ -22,6 +22,8 @@ LATENCY_BUCKETS_MS: tuple[float, ...] = (
     1000, 1500, 2000, 3000, 5000, 10000, 30000,
 )
 LATENCY_FIELDS: tuple[str, ...] = tuple(f"lat_{i:02d}" for i in range(len(LATENCY_BUCKETS_MS) + 1))
+# Longer endpoint labels are cut to this (the gateway keeps them far shorter).
+ENDPOINT_MAX_CHARS = 100
 
 
 class Granularity(models.TextChoices):
@@ -80,6 +82,11 @@ class Rollup(RollupMetrics):
     key_prefix = models.CharField(max_length=16, default="", blank=True)
     plan_id = models.BigIntegerField(default=0)
     subscription_id = models.BigIntegerField(default=0)
+    endpoint = models.CharField(
+        max_length=ENDPOINT_MAX_CHARS, default="", blank=True,
+        help_text="The gateway's bounded label of the path within the version; empty when unknown.",
+    )
+    status = models.PositiveSmallIntegerField(default=0, help_text="HTTP status; 0 when unknown (or before 0005).")
     status_class = models.PositiveSmallIntegerField(help_text="1..5 for 1xx..5xx; 0 when no status.")
 
     class Meta:
@@ -87,7 +94,7 @@ class Rollup(RollupMetrics):
             models.UniqueConstraint(
                 fields=[
                     "granularity", "bucket", "api_id", "version", "application_id",
-                    "key_prefix", "plan_id", "subscription_id", "status_class",
+                    "key_prefix", "plan_id", "subscription_id", "endpoint", "status", "status_class",
                 ],
                 name="rollup_unique_dimensions",
             )
@@ -109,19 +116,29 @@ class Rollup(RollupMetrics):
 class TrafficRollup(RollupMetrics):
     """The same counts without the per-application dimensions, written in the same
     batch transaction. The operator dashboard's series read this: with 1,000
-    applications it has about a thousandth of Rollup's rows for a time range."""
+    applications it has about a thousandth of Rollup's rows for a time range.
+
+    ``partition`` is the metering partition whose consumer wrote the row: every
+    partition carries traffic of every API, so without it each row would have P
+    writers. Readers sum over it (every read here aggregates anyway)."""
 
     granularity = models.CharField(max_length=1, choices=Granularity.choices)
     bucket = models.DateTimeField()
+    partition = models.PositiveSmallIntegerField(default=0)
     api_id = models.BigIntegerField(default=0)
     version = models.CharField(max_length=40, default="", blank=True)
     plan_id = models.BigIntegerField(default=0)
+    endpoint = models.CharField(max_length=ENDPOINT_MAX_CHARS, default="", blank=True)
+    status = models.PositiveSmallIntegerField(default=0)
     status_class = models.PositiveSmallIntegerField()
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["granularity", "bucket", "api_id", "version", "plan_id", "status_class"],
+                fields=[
+                    "granularity", "bucket", "partition", "api_id", "version", "plan_id", "endpoint", "status",
+                    "status_class",
+                ],
                 name="traffic_unique_dimensions",
             )
         ]
@@ -131,27 +148,35 @@ class TrafficRollup(RollupMetrics):
         return f"{self.granularity} {self.bucket:%Y-%m-%d %H:%M} api={self.api_id} {self.version}"
 
 
-class ProcessedEvent(models.Model):
-    """One row per metering event id ever counted: the dedupe ledger.
+class ProcessedBatch(models.Model):
+    """One row per metering batch ever counted: the dedupe ledger.
 
-    The primary key leads with the event's UTC day so that retention deletes a
-    contiguous range of the one index the table has. An event id always comes
-    with the same ts, so (day, event_id) is as unique as event_id alone.
+    ``day`` is the UTC day of the batch's oldest request, so a replayed batch (same
+    id, same requests) always lands on the same row. On PostgreSQL the table is
+    partitioned by range of ``day``, one partition a day (migration 0005): retention
+    drops whole partitions, and the primary key includes the partition column, as
+    PostgreSQL requires. On SQLite it is a plain table.
     """
 
-    pk = models.CompositePrimaryKey("day", "event_id")
-    day = models.IntegerField(help_text="Days since the Unix epoch of the event's ts.")
-    event_id = models.UUIDField()
+    pk = models.CompositePrimaryKey("day", "batch_id")
+    day = models.IntegerField(help_text="Days since the Unix epoch of the batch's oldest request.")
+    batch_id = models.CharField(max_length=120)
+    partition = models.PositiveSmallIntegerField(default=0, help_text="Metering partition it was read from.")
+    requests = models.IntegerField(default=0)
+    committed_at = models.DateTimeField()
 
     def __str__(self) -> str:
-        return f"{self.event_id} (day {self.day})"
+        return f"{self.batch_id} (day {self.day})"
 
 
 class DeadLetter(models.Model):
     """A stream entry that could not be parsed. Kept for inspection and acked,
-    so that one bad entry cannot wedge the consumer group."""
+    so that one bad entry cannot wedge the consumer group. The raw bytes also go to
+    the dead-letter stream (analytics.ingest.consumer.DEAD_LETTER_STREAM)."""
 
-    stream_id = models.CharField(max_length=40, unique=True)
+    stream_id = models.CharField(
+        max_length=60, unique=True, help_text="<stream tag>/<entry id>, e.g. m0/1700000000000-0"
+    )
     fields = models.JSONField()
     error = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
@@ -164,10 +189,11 @@ class ConsumerStat(models.Model):
     """Running totals per consumer, updated in the batch transaction."""
 
     consumer = models.CharField(max_length=120, unique=True)
-    batches = models.BigIntegerField(default=0)
+    batches = models.BigIntegerField(default=0, help_text="Transactions committed.")
     events_counted = models.BigIntegerField(default=0)
     duplicates_skipped = models.BigIntegerField(default=0)
     too_old_skipped = models.BigIntegerField(default=0)
+    dead_letters = models.BigIntegerField(default=0)
     last_stream_id = models.CharField(max_length=40, blank=True)
     last_batch_at = models.DateTimeField(null=True, blank=True)
 

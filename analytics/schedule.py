@@ -9,10 +9,27 @@ from __future__ import annotations
 
 from celery.schedules import crontab
 
+from analytics.conf import METERING_PARTITIONS
+
+
+def metering_entries(partitions: int) -> dict[str, dict[str, object]]:
+    """One consume entry per partition, on the metering queue. A run whose partition is
+    already owned (its lease held by a run still draining) returns at once."""
+    return {
+        f"analytics-metering-consume-p{p}": {
+            "task": "analytics.metering_consume", "schedule": 2.0, "kwargs": {"partition": p},
+            "options": {"expires": 10, "queue": "metering"},
+        }
+        for p in range(partitions)
+    }
+
+
 BEAT_SCHEDULE: dict[str, dict[str, object]] = {
-    # Aggregation: drain the metering stream every 2 s (each run drains until empty).
-    "analytics-metering-consume": {
-        "task": "analytics.metering_consume", "schedule": 2.0, "options": {"expires": 10},
+    # Aggregation: every partition every 2 s (each run drains its partition until empty).
+    **metering_entries(METERING_PARTITIONS),
+    # The batch ledger's daily partitions, created days ahead (PostgreSQL).
+    "analytics-processed-batches-prepare": {
+        "task": "analytics.processed_batches_prepare", "schedule": crontab(minute=20), "options": {"expires": 3000},
     },
     # Gateway quota counters against the rollups, for today and yesterday.
     "analytics-reconcile": {"task": "analytics.reconcile", "schedule": 300.0, "options": {"expires": 240}},
@@ -28,7 +45,7 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "analytics-quota-alerts": {
         "task": "analytics.quota_alerts_dispatch", "schedule": 60.0, "options": {"expires": 50},
     },
-    # Retention of minute and hour rollups and of old dedupe ids.
+    # Retention of minute and hour rollups and of old batch ids (whole ledger partitions).
     "analytics-rollups-prune": {
         "task": "analytics.rollups_prune", "schedule": crontab(minute=40), "options": {"expires": 3000},
     },

@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypeVar, cast
@@ -516,6 +517,8 @@ def _impossible(r: MeteredRequest) -> str:
     # An unknown decision is not impossible (a newer gateway may add one); it is not "allowed", so not billed.
     if not r.decision or len(r.decision) > 40:
         return "decision missing or too long"
+    if not math.isfinite(r.latency_ms):  # NaN or infinity would poison every sum it joins
+        return "non-finite latency"
     if r.latency_ms < 0 or r.bytes_in < 0 or r.bytes_out < 0:
         return "negative latency or size"
     return ""

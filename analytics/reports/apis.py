@@ -23,7 +23,10 @@ class UsageFilter(django_filters.FilterSet):
 
     class Meta:
         model = Rollup
-        fields = ["api_id", "version", "application_id", "key_prefix", "plan_id", "subscription_id", "status_class"]
+        fields = [
+            "api_id", "version", "application_id", "key_prefix", "plan_id", "subscription_id", "endpoint", "status",
+            "status_class",
+        ]
 
     def filter_queryset(self, queryset: QuerySet[Rollup]) -> QuerySet[Rollup]:
         # Without a granularity the rows of all three would count each request three times.
@@ -51,8 +54,8 @@ class UsageListApi(generics.ListAPIView[Rollup]):
             model = Rollup
             fields = [
                 "granularity", "bucket", "api_id", "version", "application_id", "key_prefix", "plan_id",
-                "subscription_id", "status_class", "requests", "admitted", "errors", "bytes_in", "bytes_out",
-                "latency_avg_ms",
+                "subscription_id", "endpoint", "status", "status_class", "requests", "admitted", "errors",
+                "bytes_in", "bytes_out", "latency_avg_ms",
             ]
 
         def get_latency_avg_ms(self, obj: Rollup) -> float | None:

@@ -24,5 +24,22 @@ def test_every_analytics_job_is_scheduled_and_registered():
         assert task.soft_time_limit
         assert task.soft_time_limit < task.time_limit
         assert task.acks_late
-    consume = next(e for e in schedule.values() if e["task"] == "analytics.metering_consume")
-    assert consume["schedule"] <= 5
+    consume = [e for e in schedule.values() if e["task"] == "analytics.metering_consume"]
+    assert all(e["schedule"] <= 5 for e in consume)
+
+
+def test_each_partition_is_consumed_on_its_own_queue_never_the_outbox_one(redis_client):
+    from analytics import conf
+    from analytics.ingest.tasks import metering_consume
+    from portal.gateway_state.tasks import publish_outbox_flush
+
+    app.loader.import_default_modules()
+    consume = [e for e in app.conf.beat_schedule.values() if e["task"] == "analytics.metering_consume"]
+    assert sorted(e["kwargs"]["partition"] for e in consume) == list(range(conf.METERING_PARTITIONS))
+    assert all(e["options"]["queue"] == "metering" for e in consume)
+    assert "analytics.processed_batches_prepare" in {e["task"] for e in app.conf.beat_schedule.values()}
+    # What the broker (the suite's Redis) receives: consumers on "metering", the outbox flush elsewhere.
+    metering_consume.apply_async(kwargs={"partition": 0})
+    publish_outbox_flush.delay()
+    assert redis_client.llen("metering") == 1
+    assert redis_client.llen("celery") == 1

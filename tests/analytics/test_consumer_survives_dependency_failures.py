@@ -10,16 +10,22 @@ import redis
 from django.db import DatabaseError
 
 from analytics.ingest import consumer, services
-from gateway.contract import METERING_GROUP, METERING_STREAM
-from tests.analytics.conftest import expected_totals, random_events, rollup_totals, xadd_events
+from tests.analytics.conftest import (
+    batch_partition,
+    expected_totals,
+    pending,
+    random_requests,
+    rollup_totals,
+    write_requests,
+)
 from tests.services import RedisServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_a_database_failure_leaves_the_batch_pending_for_the_next_run(metering_redis, monkeypatch):
-    events = random_events(400, ts0=int(time.time() * 1000) - 60_000, seed=21)
-    xadd_events(metering_redis, events)
+    events = random_requests(400, ts0=int(time.time() * 1000) - 60_000, seed=21)
+    batches = write_requests(metering_redis, events, size=20)
     real_commit = services.metering_batch_commit
 
     def database_down(**kwargs):
@@ -29,22 +35,26 @@ def test_a_database_failure_leaves_the_batch_pending_for_the_next_run(metering_r
     with pytest.raises(DatabaseError):
         consumer.consume(client=metering_redis, consumer="w1", budget_s=10, block_ms=0)
     assert rollup_totals("d")["requests"] == 0
-    assert metering_redis.xpending(METERING_STREAM, METERING_GROUP)["pending"] == 400
+    # The first read (all of partition 0) failed: nothing committed, nothing acknowledged.
+    first_read = sum(batch_partition(b) == 0 for b in batches)
+    assert pending(metering_redis) == first_read > 0
 
     monkeypatch.setattr(services, "metering_batch_commit", real_commit)
     monkeypatch.setattr(consumer.conf, "CLAIM_IDLE_MS", 1)
     time.sleep(0.01)
     report = consumer.consume(client=metering_redis, consumer="w1", budget_s=10, block_ms=0)
-    assert report.claimed == 400
+    assert report.claimed == first_read
+    assert report.counted == 400
     assert rollup_totals("d") == expected_totals(events)
+    assert pending(metering_redis) == 0
 
 
 def test_redis_going_away_fails_the_run_and_the_next_one_catches_up():
     server = RedisServer().start()  # appendonly, like `make run`: the stream survives a restart
     try:
-        client = redis.Redis.from_url(server.url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2)
-        events = random_events(300, ts0=int(time.time() * 1000) - 60_000, seed=22)
-        xadd_events(client, events)
+        client = redis.Redis.from_url(server.url, socket_timeout=2, socket_connect_timeout=2)
+        events = random_requests(300, ts0=int(time.time() * 1000) - 60_000, seed=22)
+        write_requests(client, events)
         client.bgrewriteaof()
         time.sleep(0.5)
         server.stop()

@@ -9,9 +9,8 @@ import time
 import pytest
 
 from analytics.exports import csv_safe
-from analytics.ingest import services
 from portal.keys.models import Application
-from tests.analytics.conftest import make_event
+from tests.analytics.conftest import commit_requests, make_request
 
 
 @pytest.mark.parametrize("evil", ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd"])
@@ -28,9 +27,9 @@ def test_it_leaves_ordinary_values_alone():
 def test_the_operator_export_neutralises_an_application_name(client, olivia, alice_app, free_plan):
     Application.objects.filter(pk=alice_app.pk).update(name='=cmd|" /C calc"!A0')
     v1 = free_plan.api.versions.get(label="v1")
-    events = [make_event(ts=int(time.time() * 1000) - 5000, application_id=alice_app.pk, api_id=free_plan.api_id,
-                         version=v1.label, subscription_id=None, plan_id=None)]
-    services.metering_batch_commit(events=events, consumer="test")
+    events = [make_request(ts=int(time.time() * 1000) - 5000, application_id=alice_app.pk, api_id=free_plan.api_id,
+                         version=v1.label, subscription_id=0, plan_id=0)]
+    commit_requests(events, consumer="test")
     client.force_login(olivia)
     response = client.get("/analytics/deprecations/?format=csv")
     assert response.status_code == 200

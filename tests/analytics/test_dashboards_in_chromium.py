@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 
 from analytics.billing import services as billing
-from analytics.ingest import services as ingest
 from analytics.reports import services as reports
 from portal.plans.models import Subscription, SubscriptionStatus
-from tests.analytics.conftest import make_event
+from tests.analytics.conftest import commit_requests, make_request
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls in the test
 # body are still plain synchronous ones.
@@ -97,14 +96,14 @@ def traffic(alice_app, charlie_app, free_plan, pro_plan, acme, globex):
         subs[app.pk] = sub
         for _ in range(volume):
             status = rng.choice([200] * 12 + [404, 500, 429])
-            events.append(make_event(
+            events.append(make_request(
                 ts=now - rng.randrange(23 * 3_600_000), application_id=app.pk, subscription_id=sub.pk,
                 plan_id=plan.pk, api_id=plan.api_id, version=rng.choice(["v1", "v2", "v2"]), status=status,
                 decision="rate_limited" if status == 429 else "allowed", latency_ms=rng.lognormvariate(3.2, 0.7),
                 key_prefix="tw_AcmeKey1" if app == alice_app else "tw_GlobexK1",
             ))
             admitted[app.pk] = admitted.get(app.pk, 0) + (status != 429)
-    ingest.metering_batch_commit(events=events, consumer="seed")
+    commit_requests(events, consumer="seed")
     from analytics.billing.rules import month_start
     from analytics.reports.selectors import admitted_by_subscription_day
 

@@ -8,9 +8,8 @@ import time
 import pytest
 from django.core import mail
 
-from analytics.ingest import services
 from analytics.models import DeprecationNotice
-from tests.analytics.conftest import make_event
+from tests.analytics.conftest import commit_requests, make_request
 
 pytestmark = pytest.mark.django_db
 
@@ -19,10 +18,10 @@ def test_it_emails_the_owners_of_applications_calling_the_deprecated_version(
     client, olivia, alice, bob, charlie, alice_app, charlie_app, echo_api, django_capture_on_commit_callbacks
 ):
     now = int(time.time() * 1000)
-    events = [make_event(ts=now - 5000, api_id=echo_api.pk, version="v1", application_id=alice_app.pk)
+    events = [make_request(ts=now - 5000, api_id=echo_api.pk, version="v1", application_id=alice_app.pk)
               for _ in range(4)]
-    events += [make_event(ts=now - 5000, api_id=echo_api.pk, version="v2", application_id=charlie_app.pk)]
-    services.metering_batch_commit(events=events, consumer="test")
+    events += [make_request(ts=now - 5000, api_id=echo_api.pk, version="v2", application_id=charlie_app.pk)]
+    commit_requests(events, consumer="test")
 
     client.force_login(olivia)
     page = client.get("/analytics/deprecations/").content.decode()

@@ -9,10 +9,9 @@ from decimal import Decimal
 import pytest
 
 from analytics.billing import services as billing
-from analytics.ingest import services as ingest
 from analytics.models import BillingPeriod, Invoice, InvoiceStatus, UsageAdjustment
 from portal.plans.models import PlanChange, Subscription, SubscriptionStatus
-from tests.analytics.conftest import make_event
+from tests.analytics.conftest import commit_requests, make_request
 
 OCT = date(2026, 10, 1)
 NOV = date(2026, 11, 1)
@@ -32,11 +31,11 @@ def _subscribe(app, plan, since: datetime) -> Subscription:
 
 def _meter(sub, plan, n: int, at: datetime, *, now: datetime, decision: str = "allowed") -> None:
     events = [
-        make_event(ts=_ms(at) + i, application_id=sub.application_id, subscription_id=sub.pk, plan_id=plan.pk,
+        make_request(ts=_ms(at) + i, application_id=sub.application_id, subscription_id=sub.pk, plan_id=plan.pk,
                    api_id=sub.api_id, decision=decision)
         for i in range(n)
     ]
-    ingest.metering_batch_commit(events=events, consumer="test", now_ms=_ms(now))
+    commit_requests(events, consumer="test", now_ms=_ms(now))
 
 
 @pytest.mark.django_db

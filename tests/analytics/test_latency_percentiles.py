@@ -7,7 +7,7 @@ import random
 from analytics.ingest.metering import HIST0, aggregate, latency_bucket
 from analytics.models import LATENCY_BUCKETS_MS
 from analytics.reports.selectors import percentile_from_histogram
-from tests.analytics.conftest import make_event
+from tests.analytics.conftest import make_request
 
 
 def _exact(values, q):
@@ -18,7 +18,7 @@ def _exact(values, q):
 def test_estimates_fall_within_a_quarter_of_the_exact_value():
     rng = random.Random(1)
     latencies = [rng.lognormvariate(3.5, 1.0) for _ in range(20_000)]
-    agg = aggregate([make_event(ts=0, latency_ms=v) for v in latencies])
+    agg = aggregate([make_request(ts=0, latency_ms=v) for v in latencies])
     [vec] = agg.minute.values()
     hist = vec[HIST0:]
     assert sum(hist) == 20_000

@@ -7,22 +7,21 @@ import time
 import pytest
 from django.core import mail
 
-from analytics.ingest import services as ingest
 from analytics.models import QuotaAlert, QuotaAlertSent
 from analytics.quotas import services as quotas
 from analytics.quotas.tasks import quota_alerts_dispatch
 from portal.core.errors import ApplicationError
 from portal.plans.models import Subscription, SubscriptionStatus
-from tests.analytics.conftest import make_event
+from tests.analytics.conftest import commit_requests, make_request
 
 pytestmark = pytest.mark.django_db
 
 
 def _meter(sub, n):
     now = int(time.time() * 1000)
-    events = [make_event(ts=now - 1000, application_id=sub.application_id, subscription_id=sub.pk,
+    events = [make_request(ts=now - 1000, application_id=sub.application_id, subscription_id=sub.pk,
                          plan_id=sub.plan_id, api_id=sub.api_id) for _ in range(n)]
-    ingest.metering_batch_commit(events=events, consumer="test")
+    commit_requests(events, consumer="test")
 
 
 @pytest.fixture

@@ -9,9 +9,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from analytics.billing import services as billing
-from analytics.ingest import services as ingest
 from portal.plans.models import Subscription, SubscriptionStatus
-from tests.analytics.conftest import make_event
+from tests.analytics.conftest import commit_requests, make_request
 
 pytestmark = pytest.mark.django_db
 
@@ -25,9 +24,9 @@ def metered(alice_app, charlie_app, free_plan):
         sub = Subscription.objects.create(application=app, plan=free_plan, api_id=free_plan.api_id,
                                           status=SubscriptionStatus.ACTIVE)
         subs[app.pk] = sub
-        events += [make_event(ts=now - 1000 - i, application_id=app.pk, subscription_id=sub.pk,
+        events += [make_request(ts=now - 1000 - i, application_id=app.pk, subscription_id=sub.pk,
                               plan_id=free_plan.pk, api_id=free_plan.api_id) for i in range(n)]
-    ingest.metering_batch_commit(events=events, consumer="test")
+    commit_requests(events, consumer="test")
     return subs
 
 

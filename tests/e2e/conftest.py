@@ -87,13 +87,14 @@ class CeleryWorker:
             "DATABASE_CONN_MAX_AGE": "0",
             "REDIS_URL": redis_url,
             "CELERY_BROKER_URL": broker_url,
-            # A killed consumer's pending entries are claimed back after 1 s, not 60 s.
+            # A killed consumer's lease lapses and its pending entries are claimed back after ~1 s, not 30 s.
             "ANALYTICS_CLAIM_IDLE_MS": "1000",
+            "ANALYTICS_LEASE_MS": "1500",
             "ANALYTICS_CONSUME_BUDGET_S": "5",
         }
         self.proc = subprocess.Popen(
             [
-                str(Path(sys.executable).parent / "celery"), "-A", "portal", "worker", "-B",
+                str(Path(sys.executable).parent / "celery"), "-A", "portal", "worker", "-B", "-Q", "celery,metering",
                 "--schedule", str(tmp / f"beat-{name}"), "--loglevel", "INFO", "--concurrency", "1",
                 "--without-heartbeat", "--without-mingle", "--without-gossip", "-n", f"{name}@%h",
             ],
