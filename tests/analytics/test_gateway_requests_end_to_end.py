@@ -17,7 +17,7 @@ from analytics.billing.rules import month_start
 from analytics.ingest.tasks import metering_consume
 from analytics.models import Rollup
 from analytics.reports import reconcile, selectors
-from gateway.contract import METERING_GROUP, METERING_STREAM
+from gateway.contract import DEFAULT_METERING_PARTITIONS, METERING_GROUP, metering_partition, metering_stream
 from tests.analytics.conftest import requires_postgres, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -69,10 +69,12 @@ def test_n_requests_through_the_gateway_are_n_everywhere(
         assert denied == 401
 
         worker = start_worker("e2e")
+        # The gateway wrote the requests, in batches, to their subscription's partition.
+        stream = metering_stream(metering_partition(subscription.pk, DEFAULT_METERING_PARTITIONS))
 
         def counted() -> bool:
-            if _admitted(subscription.pk) >= N and metering_redis.xlen(METERING_STREAM) > 0 and \
-                    metering_redis.xpending(METERING_STREAM, METERING_GROUP)["pending"] == 0:
+            if _admitted(subscription.pk) >= N and metering_redis.xlen(stream) > 0 and \
+                    metering_redis.xpending(stream, METERING_GROUP)["pending"] == 0:
                 return True
             metering_consume.delay()
             return False

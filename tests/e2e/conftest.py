@@ -320,29 +320,37 @@ def billed_requests(organization_id: int) -> int:
 
 
 def stream_drained(redis_url: str) -> bool:
-    """Every metering event in the stream has been read and committed (acked)."""
+    """Every metering batch in every partition stream (and the legacy stream) has been read
+    and committed (acked)."""
     import redis
 
-    from gateway.contract import METERING_GROUP, METERING_STREAM
+    from gateway.contract import DEFAULT_METERING_PARTITIONS, METERING_GROUP, METERING_STREAM, metering_stream
 
     def sid(stream_id: str) -> tuple[int, int]:
         ms, _, seq = stream_id.partition("-")
         return int(ms), int(seq or 0)
 
+    streams = [METERING_STREAM, *(metering_stream(p) for p in range(DEFAULT_METERING_PARTITIONS))]
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        groups = {g["name"]: g for g in client.xinfo_groups(METERING_STREAM)}
-        newest = client.xrevrange(METERING_STREAM, count=1)
-    except redis.RedisError:
-        return False
+        for stream in streams:
+            if not client.exists(stream):
+                continue  # nothing was ever written there
+            try:
+                groups = {g["name"]: g for g in client.xinfo_groups(stream)}
+                newest = client.xrevrange(stream, count=1)
+            except redis.RedisError:
+                return False
+            group = groups.get(METERING_GROUP)
+            if group is None or int(group["pending"]) != 0:
+                return False
+            # Not XINFO's "lag": Redis reports it as nil (unknown) after trims and restarts,
+            # which once let this check pass with thousands of entries still unread.
+            if newest and sid(group["last-delivered-id"]) < sid(newest[0][0]):
+                return False
+        return True
     finally:
         client.close()
-    group = groups.get(METERING_GROUP)
-    if group is None or int(group["pending"]) != 0:
-        return False
-    # Not XINFO's "lag": Redis reports it as nil (unknown) after trims and restarts,
-    # which once let this check pass with thousands of entries still unread.
-    return not newest or sid(group["last-delivered-id"]) >= sid(newest[0][0])
 
 
 def wait_drained(stack: Stack, timeout: float = 60) -> None:

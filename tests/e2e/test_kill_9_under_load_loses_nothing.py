@@ -53,11 +53,12 @@ def _diagnosis(stack: Any, gateway: Any) -> str:
     import redis
 
     from analytics.models import DeadLetter
-    from gateway.contract import METERING_STREAM
+    from gateway.contract import DEFAULT_METERING_PARTITIONS, METERING_STREAM, metering_stream
 
     client = redis.Redis.from_url(stack.redis.url, decode_responses=True)
     try:
-        stream = client.xlen(METERING_STREAM)
+        stream = sum(client.xlen(name) for name in
+                     [METERING_STREAM, *(metering_stream(p) for p in range(DEFAULT_METERING_PARTITIONS))])
     finally:
         client.close()
     metering = [line for line in httpx.get(f"{gateway.url}/_tollway/metrics").text.splitlines()
