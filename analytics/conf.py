@@ -7,7 +7,8 @@ from __future__ import annotations
 import redis
 from django.conf import settings
 
-from portal.env import env_int
+from gateway.contract import DEFAULT_METERING_PARTITIONS
+from portal.env import env, env_int
 
 
 def _positive(name: str, default: int) -> int:
@@ -39,3 +40,14 @@ def redis_client() -> redis.Redis:
     """The gateway's Redis (settings.REDIS_URL), read by ingest (the metering stream) and
     reports (the quota counters). A 30 s read timeout: XREADGROUP blocks up to BLOCK_MS."""
     return redis.Redis.from_url(settings.REDIS_URL, decode_responses=True, socket_timeout=30, socket_connect_timeout=5)
+
+
+# --- Monitoring (analytics/monitoring) ------------------------------------------------------
+# Same setting, same rule as the consumer's: how many metering partitions there are to watch.
+METERING_PARTITIONS = env_int("METERING_PARTITIONS", DEFAULT_METERING_PARTITIONS, minimum=1, maximum=1024)
+# Oldest unacknowledged metering entry older than this, on any partition: operators are
+# emailed once and the dashboard shows a banner until it is back under.
+METERING_LAG_ALERT_S = _positive("ANALYTICS_METERING_LAG_ALERT_S", 60)
+# Bearer token that lets a Prometheus scraper read /analytics/metrics without a session;
+# empty: only signed-in operators may read it.
+METRICS_TOKEN = env("ANALYTICS_METRICS_TOKEN") or ""
