@@ -139,7 +139,9 @@ def measure(client: redis.Redis, *, partitions: int, now_ms: int | None = None) 
         for _, key, start in undelivered:
             # Raw bytes: the entry's body is a MessagePack batch, which a decoding client
             # (analytics' default) would fail to read as text. Only its id is used.
-            pipe.execute_command("XRANGE", key, start, "+", "COUNT", 1, **{NEVER_DECODE: True})
+            pipe.execute_command(  # type: ignore[no-untyped-call]
+                "XRANGE", key, start, "+", "COUNT", 1, **{NEVER_DECODE: True}
+            )
         firsts = pipe.execute(raise_on_error=False)
         _raise_connection_errors(firsts)
         for (index, _, _), first in zip(undelivered, firsts, strict=True):

@@ -303,7 +303,7 @@ def api_keys_mark_used(*, last_seen: Mapping[int, dt.datetime]) -> int:
                 """,  # noqa: S608 (the table name is the model's, not input)
                 [ids, used, stale_before],
             )
-            return cur.rowcount
+            return int(cur.rowcount)
     updated = 0
     for start in range(0, len(ids), _SQLITE_KEYS_PER_STATEMENT):
         chunk = range(start, min(start + _SQLITE_KEYS_PER_STATEMENT, len(ids)))

@@ -61,7 +61,8 @@ def test_it_emails_once_per_incident_and_rearms(metering_redis, redis_client, ol
 
     assert len(mailoutbox) == 2
     alert = OperatorAlert.objects.get(name=services.METERING_LAG)
-    assert alert.incidents == 2 and alert.raised_at is not None
+    assert alert.incidents == 2
+    assert alert.raised_at is not None
 
 
 @pytest.mark.django_db

@@ -31,7 +31,9 @@ def test_an_empty_redis_has_no_lag(metering_redis):
     lag = measure(metering_redis, partitions=PARTITIONS, now_ms=NOW)
 
     assert _by_partition(lag) == {"0": (0, 0, 0.0), "1": (0, 0, 0.0), "2": (0, 0, 0.0), LEGACY: (0, 0, 0.0)}
-    assert lag.worst_age_s == 0 and lag.worst is None and lag.dead_letters == 0
+    assert lag.worst_age_s == 0
+    assert lag.worst is None
+    assert lag.dead_letters == 0
 
 
 def test_it_follows_the_oldest_unacknowledged_entry(metering_redis, redis_client):
@@ -66,7 +68,8 @@ def test_the_worst_partition_and_the_legacy_stream_count(metering_redis):
 
     lag = measure(metering_redis, partitions=PARTITIONS, now_ms=NOW)
 
-    assert lag.worst is not None and lag.worst.partition == LEGACY
+    assert lag.worst is not None
+    assert lag.worst.partition == LEGACY
     assert lag.worst_age_s == 90.0
     assert _by_partition(lag)["0"] == (1, 0, 5.0)
 
