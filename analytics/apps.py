@@ -19,6 +19,7 @@ TASK_MODULES = (
     "analytics.billing.tasks",
     "analytics.quotas.tasks",
     "analytics.reports.tasks",
+    "analytics.monitoring.tasks",
 )
 
 

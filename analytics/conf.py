@@ -8,7 +8,7 @@ import redis
 from django.conf import settings
 
 from gateway.contract import DEFAULT_METERING_PARTITIONS
-from portal.env import env_int
+from portal.env import env, env_int
 from tollway.redis_url import parse_redis_url, sync_client
 
 
@@ -50,7 +50,10 @@ CLOSE_GRACE_S = _positive("ANALYTICS_CLOSE_GRACE_S", 3600)
 def metering_redis_client() -> redis.Redis:
     """The same Redis without reply decoding: batches are MessagePack bytes, and a
     malformed one must reach the dead-letter stream byte for byte."""
-    return redis.Redis.from_url(settings.REDIS_URL, decode_responses=False, socket_timeout=30, socket_connect_timeout=5)
+    client: redis.Redis = sync_client(
+        parse_redis_url(settings.REDIS_URL), decode_responses=False, socket_timeout=30, socket_connect_timeout=5
+    )
+    return client
 
 
 def redis_client() -> redis.Redis:
@@ -63,3 +66,12 @@ def redis_client() -> redis.Redis:
         parse_redis_url(settings.REDIS_URL), decode_responses=True, socket_timeout=30, socket_connect_timeout=5
     )
     return client
+
+
+# --- Monitoring (analytics/monitoring) ------------------------------------------------------
+# Oldest unacknowledged metering entry older than this, on any partition: operators are
+# emailed once and the dashboard shows a banner until it is back under.
+METERING_LAG_ALERT_S = _positive("ANALYTICS_METERING_LAG_ALERT_S", 60)
+# Bearer token that lets a Prometheus scraper read /analytics/metrics without a session;
+# empty: only signed-in operators may read it.
+METRICS_TOKEN = env("ANALYTICS_METRICS_TOKEN") or ""

@@ -346,3 +346,24 @@ class DeprecationNotice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.api_id} {self.version} -> application {self.application_id}"
+
+
+class OperatorAlert(models.Model):
+    """One row per condition operators are alerted about (metering lag, dead letters).
+
+    ``raised_at`` is set while the condition holds: the email goes out once, when it is
+    first set, and the row is re-armed (``raised_at`` cleared) when the condition clears,
+    so a new incident emails again and a lasting one does not email every check."""
+
+    name = models.CharField(max_length=40, unique=True)
+    raised_at = models.DateTimeField(null=True, blank=True, help_text="Start of the open incident; None: all clear.")
+    cleared_at = models.DateTimeField(null=True, blank=True, help_text="End of the last incident.")
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    incidents = models.PositiveIntegerField(default=0)
+    value = models.FloatField(default=0, help_text="The measured value at the last check.")
+    threshold = models.FloatField(default=0)
+    summary = models.CharField(max_length=300, blank=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {'raised' if self.raised_at else 'clear'}"

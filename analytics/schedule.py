@@ -45,6 +45,10 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "analytics-quota-alerts": {
         "task": "analytics.quota_alerts_dispatch", "schedule": 60.0, "options": {"expires": 50},
     },
+    # Metering lag and dead letters: the metrics endpoint's figures, and the operators' alerts.
+    "analytics-metering-lag-check": {
+        "task": "analytics.metering_lag_check", "schedule": 15.0, "options": {"expires": 10},
+    },
     # Retention of minute and hour rollups and of old batch ids (whole ledger partitions).
     "analytics-rollups-prune": {
         "task": "analytics.rollups_prune", "schedule": crontab(minute=40), "options": {"expires": 3000},

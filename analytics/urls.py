@@ -4,6 +4,7 @@ from django.urls import path
 
 from analytics.billing import views as billing
 from analytics.deprecation import views as deprecation
+from analytics.monitoring import views as monitoring
 from analytics.reports import views as reports
 
 app_name = "analytics"
@@ -15,6 +16,7 @@ urlpatterns = [
     path("analytics/deprecations/notify/", deprecation.deprecation_notify, name="deprecation-notify"),
     path("analytics/billing/", billing.billing_report, name="billing-report"),
     path("analytics/reconciliation/", reports.reconciliation, name="reconciliation"),
+    path("analytics/metrics", monitoring.metrics, name="metrics"),
     path("invoices/", billing.invoice_list, name="invoices"),
     path("invoices/<int:invoice_id>/", billing.invoice_detail, name="invoice"),
 ]

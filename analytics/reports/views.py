@@ -19,6 +19,7 @@ from django.views.decorators.http import require_http_methods
 
 from analytics.exports import export
 from analytics.models import TrafficRollup
+from analytics.monitoring import selectors as monitoring
 from analytics.quotas import selectors as quota_selectors
 from analytics.quotas import services as quota_services
 from analytics.reports import selectors
@@ -135,6 +136,8 @@ def operator_dashboard(request: HttpRequest) -> HttpResponse:
         "tops": tops, "charts": charts,
         # Whether the live catalog and plans still match the last `manage.py config sync`.
         "drift": config_drift(),
+        # Metering lag per partition, live, and the open operator alerts (the banner).
+        "metering": monitoring.metering_status(),
     })
 
 

@@ -61,3 +61,8 @@ def organizations_all() -> QuerySet[Organization]:
 def user_by_email(email: str) -> User | None:
     """The user who logs in with this address (emails are matched case-insensitively), or None."""
     return User.objects.filter(email__iexact=email.strip()).first()
+
+
+def operator_emails() -> list[str]:
+    """Every active operator's (staff user's) address, sorted: who hears about operational alerts."""
+    return sorted(User.objects.filter(is_staff=True, is_active=True).exclude(email="").values_list("email", flat=True))

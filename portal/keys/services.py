@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Case, DateTimeField, Q, Value, When
 from django.utils import timezone
 from oauth2_provider.generators import generate_client_id, generate_client_secret
 from oauth2_provider.models import get_application_model
@@ -257,20 +257,63 @@ def oauth_client_delete(*, application: Application, actor: User) -> None:
     client.delete()  # its tokens cascade and are unpublished
 
 
+# last_used_at is kept to this resolution: a key already marked used within it of a
+# newer request is not written again, so a busy key costs one row write a minute, not
+# one per batch (and its row lock is not taken at all).
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+# Keys per statement on SQLite (bound parameters: 3 per key, well under its limit).
+_SQLITE_KEYS_PER_STATEMENT = 200
+
+
 @transaction.atomic
 def api_keys_mark_used(*, last_seen: Mapping[int, dt.datetime]) -> int:
     """Record when keys were last used (key id -> time of its latest admitted request).
+
     The gateway never writes the database, so the metering stream is where the portal
-    learns it. Keys are updated in id order, so that consumers whose batches share keys
-    lock them in the same order and cannot deadlock; ``last_used_at`` only ever moves
-    forwards, so a late or replayed batch cannot make a key look idle. Not audited and
-    not published: nothing the gateway reads changes. Returns the keys updated."""
+    learns it. Not audited and not published: nothing the gateway reads changes.
+    Returns the keys updated.
+
+    - At most once per key per ``LAST_USED_RESOLUTION``: a key whose ``last_used_at`` is
+      already within that of the new time is skipped, and never locked.
+    - Forwards only: a late or replayed batch cannot make a key look idle.
+    - Deadlock-free: the rows to write are locked in key-id order by one statement
+      (``ORDER BY id FOR UPDATE``, a lock taken after the sort), so consumers whose
+      batches share keys queue on the first shared key instead of each holding one the
+      other waits for. One statement on PostgreSQL, one per 200 keys on SQLite (which
+      has one writer at a time, so no lock order to keep).
+    """
+    if not last_seen:
+        return 0
+    ids = sorted(last_seen)
+    used = [last_seen[i] for i in ids]
+    stale_before = [u - LAST_USED_RESOLUTION for u in used]
+    if connection.vendor == "postgresql":
+        table = ApiKey._meta.db_table
+        with connection.cursor() as cur:
+            # MATERIALIZED: the locking CTE runs on its own, in its ORDER BY, before the update.
+            cur.execute(
+                f"""
+                WITH seen (id, used_at, stale_before) AS (
+                    SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[])
+                ), due AS MATERIALIZED (
+                    SELECT k.id, seen.used_at FROM {table} k JOIN seen ON seen.id = k.id
+                    WHERE k.last_used_at IS NULL OR k.last_used_at < seen.stale_before
+                    ORDER BY k.id
+                    FOR UPDATE OF k
+                )
+                UPDATE {table} k SET last_used_at = due.used_at FROM due WHERE k.id = due.id
+                """,  # noqa: S608 (the table name is the model's, not input)
+                [ids, used, stale_before],
+            )
+            return int(cur.rowcount)
     updated = 0
-    for key_id in sorted(last_seen):
-        used_at = last_seen[key_id]
+    for start in range(0, len(ids), _SQLITE_KEYS_PER_STATEMENT):
+        chunk = range(start, min(start + _SQLITE_KEYS_PER_STATEMENT, len(ids)))
+        stale = Case(*[When(pk=ids[i], then=Value(stale_before[i])) for i in chunk], output_field=DateTimeField())
         updated += (
-            ApiKey.objects.filter(pk=key_id)
-            .filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=used_at))
-            .update(last_used_at=used_at)
+            ApiKey.objects.filter(pk__in=[ids[i] for i in chunk])
+            .filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale))
+            .update(last_used_at=Case(*[When(pk=ids[i], then=Value(used[i])) for i in chunk],
+                                      output_field=DateTimeField()))
         )
     return updated

@@ -15,6 +15,7 @@ def test_every_analytics_job_is_scheduled_and_registered():
         "analytics.quota_alerts_dispatch",  # threshold notifications
         "analytics.rollups_prune",  # retention
         "analytics.invoices_refresh_dispatch",  # live drafts
+        "analytics.metering_lag_check",  # lag and dead-letter alerts, the metrics endpoint
     }
     scheduled = {entry["task"] for entry in schedule.values()}
     assert expected <= scheduled
