@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -23,6 +24,7 @@ from analytics import conf
 from analytics.ingest.selectors import MeteringLag, metering_lag
 from analytics.models import OperatorAlert
 from portal.accounts.selectors import operator_emails
+from portal.webhooks.services import webhook_event_emit
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,14 @@ def metering_lag_check(*, client: redis.Redis | None = None, now_ms: int | None 
         breached=lag.worst_age_s > threshold,
         value=lag.worst_age_s,
         threshold=threshold,
+        # Operators' webhook endpoints hear of the incident too (docs/webhooks.md).
+        webhook_event="metering.lag_exceeded",
+        webhook_details={
+            "lag_seconds": round(lag.worst_age_s, 3),
+            "threshold_seconds": threshold,
+            "partition": worst.partition if worst else None,
+            "pending": worst.pending if worst else 0,
+        },
         summary=(
             f"The oldest unacknowledged metering entry is {lag.worst_age_s:.0f} s old, on partition "
             f"{worst.partition} ({worst.pending} pending, {worst.length} in the stream); "
@@ -71,12 +81,21 @@ def metering_lag_check(*, client: redis.Redis | None = None, now_ms: int | None 
 
 
 def operator_alert_update(
-    *, name: str, breached: bool, value: float, threshold: float, summary: str, now: datetime | None = None
+    *,
+    name: str,
+    breached: bool,
+    value: float,
+    threshold: float,
+    summary: str,
+    now: datetime | None = None,
+    webhook_event: str = "",
+    webhook_details: dict[str, Any] | None = None,
 ) -> bool:
     """Record a check of one alert. The first check that finds it breached opens an
-    incident and emails the operators; later breached checks only update the figures; the
-    first clear check closes the incident and re-arms the alert. Returns whether this call
-    opened an incident."""
+    incident and emails the operators (and, given ``webhook_event``, emits that event to
+    the operators' webhook endpoints, in the same transaction); later breached checks only
+    update the figures; the first clear check closes the incident and re-arms the alert.
+    Returns whether this call opened an incident."""
     now = now or timezone.now()
     with transaction.atomic():
         # The row lock serialises two concurrent checks, so only one of them opens the incident.
@@ -97,6 +116,8 @@ def operator_alert_update(
         if opened and recipients:
             alert.emailed_at = now
         alert.save()
+        if opened and webhook_event:
+            webhook_event_emit(event_type=webhook_event, summary=summary, **(webhook_details or {}))
     if opened:
         log.warning("alert %s raised: %s", name, summary)
         if not recipients:

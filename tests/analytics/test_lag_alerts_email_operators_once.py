@@ -118,3 +118,24 @@ def test_the_dashboard_and_the_task_survive_redis_being_down(olivia, client):
 
     assert response.status_code == 200
     assert 'id="metering-lag-unknown"' in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_an_incident_is_also_a_webhook_event_for_operators(metering_redis, redis_client, olivia, mailoutbox):
+    from portal.webhooks import services as webhooks
+    from portal.webhooks.models import WebhookDelivery, WebhookEvent
+
+    endpoint = webhooks.webhook_endpoint_create(
+        organization=None, url="http://127.0.0.1:9/ops", event_types=["metering.lag_exceeded"], actor=olivia
+    ).endpoint
+    _entry_aged(redis_client, 3, conf.METERING_LAG_ALERT_S + 30)
+
+    services.metering_lag_check()
+    services.metering_lag_check()  # the same incident: no second event
+
+    [event] = WebhookEvent.objects.filter(event_type="metering.lag_exceeded")
+    assert event.organization_id is None
+    assert event.data["partition"] == "3"
+    assert event.data["threshold_seconds"] == conf.METERING_LAG_ALERT_S
+    assert event.data["lag_seconds"] >= conf.METERING_LAG_ALERT_S + 30
+    assert list(WebhookDelivery.objects.filter(event=event).values_list("endpoint_id", flat=True)) == [endpoint.pk]
