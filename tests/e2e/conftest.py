@@ -326,18 +326,19 @@ def stream_drained(redis_url: str) -> bool:
 
     from gateway.contract import DEFAULT_METERING_PARTITIONS, METERING_GROUP, METERING_STREAM, metering_stream
 
-    def sid(stream_id: str) -> tuple[int, int]:
-        ms, _, seq = stream_id.partition("-")
+    def sid(stream_id: bytes) -> tuple[int, int]:
+        ms, _, seq = stream_id.decode().partition("-")
         return int(ms), int(seq or 0)
 
     streams = [METERING_STREAM, *(metering_stream(p) for p in range(DEFAULT_METERING_PARTITIONS))]
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    # Not decoding replies: a batch's body is MessagePack.
+    client = redis.Redis.from_url(redis_url)
     try:
         for stream in streams:
-            if not client.exists(stream):
-                continue  # nothing was ever written there
             try:
-                groups = {g["name"]: g for g in client.xinfo_groups(stream)}
+                if not client.exists(stream):
+                    continue  # nothing was ever written there
+                groups = {g["name"].decode(): g for g in client.xinfo_groups(stream)}
                 newest = client.xrevrange(stream, count=1)
             except redis.RedisError:
                 return False

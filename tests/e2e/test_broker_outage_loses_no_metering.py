@@ -52,8 +52,8 @@ def test_metering_waits_out_a_broker_outage_and_is_all_aggregated(make_stack: An
     stream = metering_stream(metering_partition(cast.subscription.pk, DEFAULT_METERING_PARTITIONS))
     client = redis.Redis.from_url(stack.redis.url)
     try:
-        group = {g[b"name"]: g for g in client.xinfo_groups(stream)}[METERING_GROUP.encode()]
-        last = group[b"last-delivered-id"].decode()
+        group = {g["name"]: g for g in client.xinfo_groups(stream)}[METERING_GROUP.encode()]
+        last = group["last-delivered-id"].decode()
         unread = [fields for entry_id, fields in client.xrange(stream, min=f"({last}")]
     finally:
         client.close()
