@@ -37,6 +37,8 @@ from gateway.policies.rate_limit.policy import RateLimitPolicy
 from gateway.policies.rate_limit.schema import RateLimitSettings
 from gateway.policies.subscription.policy import SubscriptionPolicy
 from gateway.policies.subscription.schema import SubscriptionSettings
+from gateway.policies.transform.policy import TransformPolicy
+from gateway.policies.transform.schema import TransformSettings
 from gateway.policies.upstream_headers.policy import UpstreamHeadersPolicy
 from gateway.policies.upstream_headers.schema import UpstreamHeadersSettings
 
@@ -70,6 +72,7 @@ REGISTRY: dict[str, PolicySpec] = _by_name(
     PolicySpec(SubscriptionPolicy, SubscriptionSettings),
     PolicySpec(RateLimitPolicy, RateLimitSettings),
     PolicySpec(UpstreamHeadersPolicy, UpstreamHeadersSettings),
+    PolicySpec(TransformPolicy, TransformSettings),
     PolicySpec(MeteringPolicy, MeteringSettings),
 )
 POLICY_NAMES: tuple[str, ...] = tuple(REGISTRY)

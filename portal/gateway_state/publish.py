@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from gateway import contract
+from gateway import contract, route_policies
 from portal.catalog.selectors import versions_for_routes
 from portal.core.validators import origin_of
 from portal.gateway_state.models import PublishOutbox
@@ -79,6 +79,9 @@ def route_record(version: ApiVersion) -> contract.RouteRecord:
         successor_version=successor,
         allowed_methods=tuple(version.allowed_methods),
         cors=cors_policy(version),
+        policies=(policies := route_policies.policies_from(version.policies)),
+        # The gateway's validators need the document; sent only when they do.
+        openapi=version.openapi if policies.request_validation != "off" else None,
     )
 
 
