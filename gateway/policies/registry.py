@@ -25,6 +25,8 @@ from gateway.config import GatewayConfig
 from gateway.pipeline import Credentials, Pipeline, Policy, PolicyDeps, PolicySettings
 from gateway.policies.cors.policy import CorsPolicy
 from gateway.policies.cors.schema import CorsSettings
+from gateway.policies.ip_rules.policy import IpRulesPolicy
+from gateway.policies.ip_rules.schema import IpRulesSettings
 from gateway.policies.key_auth.policy import KeyAuthPolicy
 from gateway.policies.key_auth.schema import KeyAuthSettings
 from gateway.policies.lifecycle.policy import LifecyclePolicy
@@ -70,6 +72,7 @@ REGISTRY: dict[str, PolicySpec] = _by_name(
     PolicySpec(KeyAuthPolicy, KeyAuthSettings),
     PolicySpec(OAuth2Policy, OAuth2Settings),
     PolicySpec(SubscriptionPolicy, SubscriptionSettings),
+    PolicySpec(IpRulesPolicy, IpRulesSettings),
     PolicySpec(RateLimitPolicy, RateLimitSettings),
     PolicySpec(UpstreamHeadersPolicy, UpstreamHeadersSettings),
     PolicySpec(TransformPolicy, TransformSettings),

@@ -146,6 +146,7 @@ def application_record(application: Application) -> contract.ApplicationRecord:
         organization_id=application.organization_id,
         name=application.name,
         subscriptions={str(s.api_id): subscription_grant(s) for s in subs},
+        ip_rules=route_policies.ip_rules_check(application.ip_rules),
     )
 
 
