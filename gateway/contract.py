@@ -222,8 +222,6 @@ class RouteRecord:
     cors: CorsPolicy = CorsPolicy()
     # The version's edge policies (gateway/route_policies.py); all off by default.
     policies: VersionPolicies = NO_POLICIES
-    # The version's OpenAPI document, published only while request_validation is on.
-    openapi: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         return _dumps(self)

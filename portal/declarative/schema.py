@@ -53,7 +53,7 @@ VERSION_OPTION_PROPERTIES: dict[str, Any] = {
     "cors_allow_credentials": {"type": "boolean"},
     "policies": {
         "$ref": "#/$defs/VersionPolicies",
-        "description": "Edge policies: transforms, IP rules, request validation (docs/gateway.md).",
+        "description": "Edge policies: transforms and IP rules (docs/gateway.md).",
     },
 }
 
@@ -138,7 +138,8 @@ def config_json_schema() -> dict[str, Any]:
     )
     api = _object({**API_PROPERTIES, "versions": {"type": "array", "items": version}}, ["slug", "name"])
     # The policies' schema is the gateway's own dataclasses, as msgspec describes them.
-    _, policy_defs = msgspec.json.schema_components([route_policies.VersionPolicies])
+    _, components = msgspec.json.schema_components([route_policies.VersionPolicies])
+    policy_defs = msgspec.json.decode(msgspec.json.encode(components))  # as JSON has it: () defaults become []
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,

@@ -79,9 +79,7 @@ def route_record(version: ApiVersion) -> contract.RouteRecord:
         successor_version=successor,
         allowed_methods=tuple(version.allowed_methods),
         cors=cors_policy(version),
-        policies=(policies := route_policies.policies_from(version.policies)),
-        # The gateway's validators need the document; sent only when they do.
-        openapi=version.openapi if policies.request_validation != "off" else None,
+        policies=route_policies.policies_from(version.policies),
     )
 
 
