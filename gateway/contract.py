@@ -42,6 +42,8 @@ from typing import Any, Literal, TypeVar, cast
 
 import msgspec
 
+from gateway.route_policies import NO_POLICIES, IpRules, VersionPolicies
+
 CONTRACT_VERSION = 1
 PREFIX = f"tollway:v{CONTRACT_VERSION}"
 
@@ -219,6 +221,8 @@ class RouteRecord:
     successor_version: str | None = None  # label, e.g. "v2"
     allowed_methods: tuple[str, ...] = DEFAULT_ALLOWED_METHODS  # anything else: 405 with Allow
     cors: CorsPolicy = CorsPolicy()
+    # The version's edge policies (gateway/route_policies.py); all off by default.
+    policies: VersionPolicies = NO_POLICIES
 
     def to_json(self) -> str:
         return _dumps(self)
@@ -260,6 +264,8 @@ class ApplicationRecord:
     name: str
     # Keyed by api_id as a string (JSON object keys are strings).
     subscriptions: dict[str, SubscriptionGrant] = field(default_factory=dict)
+    # Replaces the ip_rules of every version this application calls, when set.
+    ip_rules: IpRules | None = None
 
     def to_json(self) -> str:
         return _dumps(self)

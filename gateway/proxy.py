@@ -271,6 +271,8 @@ class Proxy:
         out["X-Request-ID"] = ctx.request_id
         for name, value in ctx.upstream_headers:
             out[name] = value
+        if ctx.request_edit is not None:
+            ctx.request_edit.apply(out)  # never one of the headers above: the portal refuses those
         return out
 
     async def _body(self, request: web.BaseRequest, ctx: RequestContext, limit: int) -> AsyncIterator[bytes]:
@@ -312,7 +314,7 @@ class Proxy:
             try:
                 upstream = await self.session.request(
                     method,
-                    target.url_for(ctx.upstream_path, query),
+                    target.url_for(ctx.rewritten_path or ctx.upstream_path, query),
                     headers=headers,
                     data=data,
                     allow_redirects=False,
@@ -369,6 +371,8 @@ class Proxy:
             if lower in ctx.owned_response_headers:
                 continue
             headers.add(name, value)
+        if ctx.response_edit is not None:
+            ctx.response_edit.apply(headers)  # the upstream's headers only; the gateway's follow
         for name, value in ctx.response_headers:
             headers.add(name, value)
         headers["X-Request-ID"] = ctx.request_id

@@ -11,6 +11,8 @@ from gateway import contract
 if TYPE_CHECKING:
     from aiohttp.web_request import BaseRequest
 
+    from gateway.policies.transform.edit import HeaderEdit
+
 HeaderList = list[tuple[str, str]]
 
 
@@ -54,3 +56,9 @@ class RequestContext:
     # (the cors policy's Access-Control-*: two Allow-Origin headers would fail in a browser).
     owned_response_headers: frozenset[str] = frozenset()
     upstream_headers: HeaderList = field(default_factory=list)
+    # Set by the version's transforms (gateway/policies/transform): the path sent upstream
+    # when it differs from upstream_path (which metering keeps as the caller's), and header
+    # edits the proxy applies to the outgoing request and to the upstream's response.
+    rewritten_path: str = ""
+    request_edit: HeaderEdit | None = None
+    response_edit: HeaderEdit | None = None

@@ -25,6 +25,8 @@ from gateway.config import GatewayConfig
 from gateway.pipeline import Credentials, Pipeline, Policy, PolicyDeps, PolicySettings
 from gateway.policies.cors.policy import CorsPolicy
 from gateway.policies.cors.schema import CorsSettings
+from gateway.policies.ip_rules.policy import IpRulesPolicy
+from gateway.policies.ip_rules.schema import IpRulesSettings
 from gateway.policies.key_auth.policy import KeyAuthPolicy
 from gateway.policies.key_auth.schema import KeyAuthSettings
 from gateway.policies.lifecycle.policy import LifecyclePolicy
@@ -37,6 +39,8 @@ from gateway.policies.rate_limit.policy import RateLimitPolicy
 from gateway.policies.rate_limit.schema import RateLimitSettings
 from gateway.policies.subscription.policy import SubscriptionPolicy
 from gateway.policies.subscription.schema import SubscriptionSettings
+from gateway.policies.transform.policy import TransformPolicy
+from gateway.policies.transform.schema import TransformSettings
 from gateway.policies.upstream_headers.policy import UpstreamHeadersPolicy
 from gateway.policies.upstream_headers.schema import UpstreamHeadersSettings
 
@@ -68,8 +72,10 @@ REGISTRY: dict[str, PolicySpec] = _by_name(
     PolicySpec(KeyAuthPolicy, KeyAuthSettings),
     PolicySpec(OAuth2Policy, OAuth2Settings),
     PolicySpec(SubscriptionPolicy, SubscriptionSettings),
+    PolicySpec(IpRulesPolicy, IpRulesSettings),
     PolicySpec(RateLimitPolicy, RateLimitSettings),
     PolicySpec(UpstreamHeadersPolicy, UpstreamHeadersSettings),
+    PolicySpec(TransformPolicy, TransformSettings),
     PolicySpec(MeteringPolicy, MeteringSettings),
 )
 POLICY_NAMES: tuple[str, ...] = tuple(REGISTRY)

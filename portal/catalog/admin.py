@@ -128,7 +128,7 @@ def parse_upstreams(text: str) -> list[dict[str, Any]]:
 VERSION_FORM_FIELDS = [
     "api", "label", "successor", "sunset_at", "changelog", "connect_timeout_s", "read_timeout_s",
     "total_timeout_s", "max_body_bytes", "allow_query_key", "redis_failure_mode",
-    "allowed_methods", *services.CORS_FIELDS,
+    "allowed_methods", *services.CORS_FIELDS, "policies",
 ]
 # Lists edited as comma-separated text rather than as JSON.
 VERSION_LIST_FIELDS = [
@@ -184,6 +184,9 @@ class ApiVersionForm(forms.ModelForm[ApiVersion]):
         value = self.cleaned_data.get("cors_max_age_s")
         return contract.DEFAULT_CORS_MAX_AGE_S if value is None else int(value)
 
+    def clean_policies(self) -> dict[str, Any]:
+        return self.cleaned_data.get("policies") or {}  # left empty: no policies
+
     def clean_upstreams_text(self) -> list[dict[str, Any]]:
         return parse_upstreams(self.cleaned_data["upstreams_text"])
 
@@ -192,9 +195,10 @@ class ApiVersionForm(forms.ModelForm[ApiVersion]):
         if not upload:
             return None
         try:
-            return services.openapi_parse(upload.read(services.MAX_OPENAPI_BYTES + 1))
+            document = services.openapi_parse(upload.read(services.MAX_OPENAPI_BYTES + 1))
         except ApplicationError as exc:
             raise ValidationError([exc.message, *exc.fields.get("openapi", [])]) from exc
+        return document
 
 
 class LifecycleActionForm(ActionForm):
@@ -228,6 +232,7 @@ class ApiVersionAdmin(ServiceAdmin[ApiVersion]):
             "max_body_bytes", "allow_query_key", "redis_failure_mode", "allowed_methods",
         ]}),
         ("CORS (the portal's own origin is always allowed, for try-it)", {"fields": [*services.CORS_FIELDS]}),
+        ("Edge policies (transforms and IP rules; see docs/gateway.md)", {"fields": ["policies"]}),
     ]
     inlines = [LifecycleEventInline]
     actions = ["versions_publish", "versions_deprecate", "versions_retire"]

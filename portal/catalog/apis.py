@@ -101,6 +101,9 @@ class VersionOutputSerializer(serializers.ModelSerializer[ApiVersion]):
     openapi = serializers.JSONField(allow_null=True)
     allowed_methods = serializers.ListField(child=serializers.CharField(), read_only=True)
     gateway = serializers.SerializerMethodField(help_text="Only operators see it; null for everyone else.")
+    policies = serializers.SerializerMethodField(
+        help_text="The version's edge policies (docs/gateway.md); only operators see them, {} for everyone else."
+    )
 
     class Meta:
         model = ApiVersion
@@ -117,6 +120,7 @@ class VersionOutputSerializer(serializers.ModelSerializer[ApiVersion]):
             "max_body_bytes",
             "allow_query_key",
             "allowed_methods",
+            "policies",
             "gateway",
             "created_at",
             "updated_at",
@@ -135,6 +139,13 @@ class VersionOutputSerializer(serializers.ModelSerializer[ApiVersion]):
             "redis_failure_mode": obj.redis_failure_mode,
             **{name: getattr(obj, name) for name in services.CORS_FIELDS},
         }
+
+
+    @extend_schema_field(serializers.JSONField())
+    def get_policies(self, obj: ApiVersion) -> dict[str, object]:
+        if self.context["request"].user.is_staff:
+            return dict(obj.policies or {})
+        return {}  # IP rules and upstream credentials in transforms are the operator's business
 
 
 class ApiProductViewSet(BaseViewSet[Api]):
@@ -233,6 +244,11 @@ class VersionInputSerializer(InputSerializer):
         required=False, min_value=0, max_value=contract.MAX_CORS_MAX_AGE_S, help_text="Preflight cache lifetime."
     )
     cors_allow_credentials = serializers.BooleanField(required=False, help_text="Let browsers send cookies.")
+    policies = serializers.JSONField(
+        required=False,
+        help_text="Edge policies: request_transform, response_transform, ip_rules (docs/gateway.md). "
+        "Replaces the whole object; {} switches them all off.",
+    )
 
 
 class ApiVersionViewSet(BaseViewSet[ApiVersion]):
@@ -300,7 +316,8 @@ class ApiVersionViewSet(BaseViewSet[ApiVersion]):
         data = validated(self.UpdateInputSerializer, request)
         _openapi_document(data)
         if "successor" in data:
-            data["successor_id"] = data.pop("successor").pk if data["successor"] else None
+            successor = data.pop("successor")  # null clears it
+            data["successor_id"] = successor.pk if successor else None
         version = services.version_update(version=version, actor=request_user(request), **data)
         return Response(self._out(version))
 

@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from gateway import contract
+from gateway import contract, route_policies
 from portal.catalog.validators import (
     validate_allowed_methods,
     validate_header_names,
@@ -135,6 +135,14 @@ class ApiVersion(models.Model):
     cors_allow_credentials = models.BooleanField(
         default=False, help_text="Let browsers send cookies and HTTP auth; then * is not an allowed origin."
     )
+    # Edge policies (gateway/route_policies.py: transforms and IP rules),
+    # stored as the operator gave them and checked in clean() with the gateway's own schema.
+    policies = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Edge policies as JSON: request_transform, response_transform, ip_rules "
+        "(see docs/gateway.md). Empty: none.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -147,7 +155,7 @@ class ApiVersion(models.Model):
         return f"{self.api.slug} {self.label}"
 
     def clean(self) -> None:
-        errors: dict[str, str] = {}
+        errors: dict[str, str | list[str]] = {}
         origins = self.cors_allowed_origins
         if self.cors_allow_credentials and isinstance(origins, list) and "*" in origins:
             errors["cors_allowed_origins"] = "* cannot be combined with credentials: list the origins."
@@ -156,6 +164,10 @@ class ApiVersion(models.Model):
             extra = [m for m in cors_methods if m not in methods]
             if extra:
                 errors["cors_allowed_methods"] = f"Not in the version's allowed methods: {', '.join(extra)}."
+        try:
+            route_policies.policies_check(self.policies)
+        except route_policies.PoliciesInvalid as exc:
+            errors["policies"] = exc.problems
         if errors:
             raise ValidationError(errors)
 

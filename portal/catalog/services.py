@@ -48,6 +48,7 @@ VERSION_FIELDS = [
     "redis_failure_mode",
     "allowed_methods",
     *CORS_FIELDS,
+    "policies",
 ]
 VERSION_EDITABLE = [f for f in VERSION_FIELDS if f not in {"state", "deprecated_at"}] + ["openapi"]
 MAX_OPENAPI_BYTES = 2 * 1024 * 1024

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
+from gateway import route_policies
 from portal.catalog.selectors import RedisFailureMode, Visibility, lifecycle_states
 from portal.plans.limits import LIMITS
 
@@ -48,6 +51,10 @@ VERSION_OPTION_PROPERTIES: dict[str, Any] = {
     "cors_exposed_headers": _STRINGS,
     "cors_max_age_s": {"type": "integer", "minimum": 0},
     "cors_allow_credentials": {"type": "boolean"},
+    "policies": {
+        "$ref": "#/$defs/VersionPolicies",
+        "description": "Edge policies: transforms and IP rules (docs/gateway.md).",
+    },
 }
 
 VERSION_PROPERTIES: dict[str, Any] = {
@@ -130,6 +137,9 @@ def config_json_schema() -> dict[str, Any]:
         **{"not": {"required": ["openapi", "openapi_file"]}},
     )
     api = _object({**API_PROPERTIES, "versions": {"type": "array", "items": version}}, ["slug", "name"])
+    # The policies' schema is the gateway's own dataclasses, as msgspec describes them.
+    _, components = msgspec.json.schema_components([route_policies.VersionPolicies])
+    policy_defs = msgspec.json.decode(msgspec.json.encode(components))  # as JSON has it: () defaults become []
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
@@ -147,4 +157,5 @@ def config_json_schema() -> dict[str, Any]:
             },
             ["format_version"],
         ),
+        "$defs": policy_defs,
     }

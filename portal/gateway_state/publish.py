@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from gateway import contract
+from gateway import contract, route_policies
 from portal.catalog.selectors import versions_for_routes
 from portal.core.validators import origin_of
 from portal.gateway_state.models import PublishOutbox
@@ -79,6 +79,7 @@ def route_record(version: ApiVersion) -> contract.RouteRecord:
         successor_version=successor,
         allowed_methods=tuple(version.allowed_methods),
         cors=cors_policy(version),
+        policies=route_policies.policies_from(version.policies),
     )
 
 
@@ -143,6 +144,7 @@ def application_record(application: Application) -> contract.ApplicationRecord:
         organization_id=application.organization_id,
         name=application.name,
         subscriptions={str(s.api_id): subscription_grant(s) for s in subs},
+        ip_rules=route_policies.ip_rules_check(application.ip_rules),
     )
 
 

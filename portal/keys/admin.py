@@ -34,7 +34,7 @@ class ApplicationAdmin(admin.ModelAdmin[Application]):
     list_display = ["name", "organization", "created_at"]
     search_fields = ["name", "organization__name"]
     list_filter = ["organization"]
-    fields = ["organization", "name", "description", "oauth_client", "created_by", "created_at"]
+    fields = ["organization", "name", "description", "ip_rules", "oauth_client", "created_by", "created_at"]
     readonly_fields = ["organization", "oauth_client", "created_by", "created_at"]
     inlines = [ApiKeyInline]
 

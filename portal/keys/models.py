@@ -1,8 +1,18 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+
+from gateway import route_policies
+
+
+def validate_ip_rules(value: object) -> None:
+    try:
+        route_policies.ip_rules_check(value)
+    except route_policies.PoliciesInvalid as exc:
+        raise ValidationError(exc.problems) from None
 
 
 class Application(models.Model):
@@ -17,6 +27,16 @@ class Application(models.Model):
         null=True,
         blank=True,
         related_name="tollway_application",
+    )
+    # Operators only (the admin): replaces the IP rules of every version this application
+    # calls (gateway/route_policies.py IpRules); empty: the versions' own apply.
+    ip_rules = models.JSONField(
+        null=True,
+        blank=True,
+        default=None,
+        validators=[validate_ip_rules],
+        help_text='IP rules replacing the versions\' own, e.g. {"allow": ["203.0.113.0/24"], "deny": []}. '
+        "Empty: the versions' rules apply.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -15,17 +15,17 @@ from django.utils import timezone
 from oauth2_provider.generators import generate_client_id, generate_client_secret
 from oauth2_provider.models import get_application_model
 
-from gateway import contract
+from gateway import contract, route_policies
 from portal.audit.services import audit_record, model_snapshot
 from portal.core.changes import announce, announce_event, application_changed, key_changed
-from portal.core.errors import Conflict
+from portal.core.errors import ApplicationError, Conflict
 from portal.keys.models import ApiKey, Application, KeyStatus
 
 if TYPE_CHECKING:
     from portal.accounts.models import Organization, User
 
 MAX_ROTATION_GRACE = dt.timedelta(days=30)
-APPLICATION_FIELDS = ["name", "description"]
+APPLICATION_FIELDS = ["name", "description", "ip_rules"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,13 @@ def application_update(*, application: Application, actor: User, **changes: obje
         if name not in APPLICATION_FIELDS:
             raise ValueError(f"application field {name!r} cannot be changed here")
         setattr(application, name, value)
+    if "ip_rules" in changes:
+        if changes["ip_rules"] in ({}, None):
+            application.ip_rules = None
+        try:
+            route_policies.ip_rules_check(application.ip_rules)
+        except route_policies.PoliciesInvalid as exc:
+            raise ApplicationError("Invalid IP rules.", fields={"ip_rules": exc.problems}) from exc
     application.save()
     audit_record(
         actor=actor,

@@ -1,0 +1,118 @@
+"""A version's edge policies over REST: PATCH {"policies": ...} reaches a running gateway
+within 1 s; bad policies are a 400 naming each field, and nothing is published;
+only operators see them."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway import contract
+from portal.gateway_state.models import PublishOutbox
+from tests.gateway.conftest import GatewayProcess, start_echo
+from tests.portal.api.conftest import assert_error_shape
+
+PROPAGATION_S = 1.0
+
+
+def _url(version) -> str:
+    return f"/api/v1/apis/{version.api_id}/versions/{version.pk}/"
+
+
+def _route(redis_client, version) -> contract.RouteRecord:
+    raw = redis_client.hget(contract.ROUTES_KEY, contract.route_field(version.api.slug, version.label))
+    assert raw is not None
+    return contract.RouteRecord.from_json(raw)
+
+
+@pytest.mark.django_db
+def test_a_patched_transform_takes_effect_at_the_gateway_within_a_second(
+    client_for, olivia, alice, alice_app, echo_api, free_plan, redis_client, tmp_path: Path,
+    django_capture_on_commit_callbacks,
+):
+    from portal.keys import services as keys
+    from portal.plans import services as plans
+
+    echo = start_echo()
+    gateway = GatewayProcess(
+        redis_url=os.environ["REDIS_URL"], tmp=tmp_path, env={"GATEWAY_KEY_HASH_SECRET": os.environ[
+            "TOLLWAY_KEY_HASH_SECRET"]},
+    )
+    try:
+        v2 = echo_api.versions.get(label="v2")
+        operator = client_for(olivia)
+        with django_capture_on_commit_callbacks(execute=True):
+            operator.patch(_url(v2), {"upstreams": [{"url": echo.url}]}, format="json")
+            plans.subscription_create(application=alice_app, plan=free_plan, actor=alice)
+            key = keys.api_key_issue(application=alice_app, actor=alice).secret
+        gateway.start()
+        call = f"{gateway.url}/echo/v2/anything"
+        before = httpx.get(call, headers={"X-API-Key": key})
+        assert before.status_code == 200, before.text
+        assert "x-example" not in {k.lower() for k, _ in before.json()["headers"]}
+
+        with django_capture_on_commit_callbacks(execute=True):
+            response = operator.patch(
+                _url(v2), {"policies": {"request_transform": {"add_headers": {"X-Example": "1"}}}}, format="json"
+            )
+        assert response.status_code == 200, response.json()
+        assert response.json()["policies"] == {"request_transform": {"add_headers": {"X-Example": "1"}}}
+
+        deadline = time.monotonic() + PROPAGATION_S
+        while True:
+            headers = dict((k.lower(), v) for k, v in httpx.get(call, headers={"X-API-Key": key}).json()["headers"])
+            if headers.get("x-example") == "1":
+                break
+            assert time.monotonic() < deadline, f"X-Example not added within {PROPAGATION_S}s: {headers}"
+            time.sleep(0.02)
+    finally:
+        gateway.stop()
+        echo.proc.terminate()
+        echo.proc.wait(timeout=10)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("policies", "message"),
+    [
+        ({"ip_rules": {"allow": ["10.0.0.0/33"]}}, "ip_rules.allow: '10.0.0.0/33' is not an IP address or CIDR"),
+        ({"ip_rules": {"deny": ["192.168.1.7/24"]}}, "has host bits set: write 192.168.1.0/24"),
+        ({"request_transform": {"remove_headers": ["X-Forwarded-For"]}}, "one of the gateway's own headers"),
+        ({"request_transform": {"set_headers": {"Connection": "close"}}}, "Connection is a hop-by-hop header"),
+        ({"request_transform": {"rename_headers": {"X-A": "X-Tollway-Plan"}}}, "one of the gateway's own headers"),
+        ({"response_transform": {"remove_headers": ["RateLimit-Policy"]}}, "one of the gateway's own headers"),
+        ({"request_transform": {"add_headers": {"X-A": "$(password)"}}}, "$(password) is not a known name"),
+        ({"request_transform": {"path_prefix": {"match": "public"}}}, "is not a path prefix"),
+        ({"request_transfrom": {}}, "request_transfrom: unknown field"),
+        ({"ip_rules": {"allow": "10.0.0.0/8"}}, "ip_rules.allow: Expected `array`, got `str`"),
+        ({"request_transform": {"add_headers": {"X-A": 1}}}, "Expected `str`, got `int`"),
+        ([], "Expected `object`, got `array`"),
+    ],
+)
+def test_bad_policies_are_a_field_error_and_nothing_is_published(
+    client_for, olivia, echo_api, policies, message
+):
+    v2 = echo_api.versions.get(label="v2")
+    PublishOutbox.objects.all().delete()
+
+    response = client_for(olivia).patch(_url(v2), {"policies": policies}, format="json")
+
+    body = assert_error_shape(response, 400)
+    assert any(message in problem for problem in body["fields"]["policies"]), body
+    v2.refresh_from_db()
+    assert v2.policies == {}
+    assert not PublishOutbox.objects.exists()
+
+
+@pytest.mark.django_db
+def test_only_operators_see_the_policies(client_for, olivia, alice, echo_api):
+    v2 = echo_api.versions.get(label="v2")
+    policies = {"ip_rules": {"allow": ["203.0.113.0/24"]}}
+    client_for(olivia).patch(_url(v2), {"policies": policies}, format="json")
+
+    assert client_for(olivia).get(_url(v2)).json()["policies"] == policies
+    assert client_for(alice).get(_url(v2)).json()["policies"] == {}
