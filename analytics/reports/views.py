@@ -22,7 +22,7 @@ from analytics.models import TrafficRollup
 from analytics.quotas import selectors as quota_selectors
 from analytics.quotas import services as quota_services
 from analytics.reports import selectors
-from analytics.web import chart, finance_required, month_param, operator_required, render_page
+from analytics.web import bad_parameters, chart, finance_required, month_form, operator_required, render_page
 from portal.catalog.selectors import api_names
 from portal.core.errors import ApplicationError
 from portal.core.web import AuthenticatedHttpRequest
@@ -202,12 +202,15 @@ def developer_usage(request: AuthenticatedHttpRequest) -> HttpResponse:
 @login_required
 @finance_required
 def reconciliation(request: HttpRequest) -> HttpResponse:
-    month = month_param(request)
+    form = month_form(request)
+    if not form.is_valid():
+        return bad_parameters(request, form, "analytics/reconciliation.html", {"rows": [], "mismatches": 0})
+    month = form.cleaned_data["month"]
     rows = selectors.reconciliation_rows(month=month)
     exported = export(request, rows=rows, columns=["day", "subscription_id", "gateway", "rollups", "invoice",
                                                    "mismatch"], filename=f"reconciliation-{month:%Y-%m}")
     if exported:
         return exported
     return render_page(request, "analytics/reconciliation.html", {
-        "month": month, "rows": rows, "mismatches": sum(r["mismatch"] for r in rows),
+        "month": month, "month_form": form, "rows": rows, "mismatches": sum(r["mismatch"] for r in rows),
     })
