@@ -285,7 +285,8 @@ def credit_total(invoice: Invoice) -> Decimal:
 def invoice_mark_paid(*, invoice: Invoice, actor: User) -> Invoice:
     invoice = _invoice_locked(invoice)
     if invoice.status != InvoiceStatus.FINAL:
-        raise InvalidTransition(f"Only an issued invoice can be marked paid; this one is {invoice.get_status_display().lower()}.")
+        state = invoice.get_status_display().lower()
+        raise InvalidTransition(f"Only an issued invoice can be marked paid; this one is {state}.")
     invoice.status = InvoiceStatus.PAID
     invoice.save(update_fields=["status", "updated_at"])
     audit_record(actor=actor, action="invoice.paid", obj=invoice, before={"status": "final"},
@@ -334,7 +335,8 @@ def invoice_void(*, invoice: Invoice, actor: User, reason: str, now: datetime | 
     nothing is left), then void. Its number stays taken: the sequence has no gaps."""
     invoice = _invoice_locked(invoice)
     if invoice.status != InvoiceStatus.FINAL:
-        raise InvalidTransition(f"Only an issued, unpaid invoice can be voided; this one is {invoice.get_status_display().lower()}.")
+        state = invoice.get_status_display().lower()
+        raise InvalidTransition(f"Only an issued, unpaid invoice can be voided; this one is {state}.")
     if not reason.strip():
         raise ApplicationError("Say why.", fields={"reason": ["Say why the invoice is voided."]})
     left = invoice.total - credit_total(invoice)
