@@ -28,7 +28,8 @@ def fiona(db):
 
 def test_finance_lands_on_the_billing_report(client, fiona, alice):
     response = client.post("/accounts/login/", {"username": fiona.email, "password": PASSWORD})
-    assert response.status_code == 302 and response["Location"] == "/analytics/billing/"
+    assert response.status_code == 302
+    assert response["Location"] == "/analytics/billing/"
     assert client.get("/dashboard/")["Location"] == "/analytics/billing/"  # not "create an application"
     client.logout()
     developer = client.post("/accounts/login/", {"username": alice.email, "password": PASSWORD})
@@ -44,10 +45,12 @@ def test_amounts_are_rounded_in_every_format(client, fiona, acme, alice_app, pro
     as_json = json.loads(client.get("/analytics/billing/", {"month": "2026-10", "format": "json"}).content)
     assert as_json[0]["amount"] == "49.12"
 
-    lines = list(csv.DictReader(io.StringIO(client.get(f"/invoices/{invoice.pk}/", {"format": "csv"}).content.decode())))
+    exported = client.get(f"/invoices/{invoice.pk}/", {"format": "csv"}).content.decode()
+    lines = list(csv.DictReader(io.StringIO(exported)))
     assert [(ln["base_fee"], ln["overage_fee"], ln["amount"]) for ln in lines] == [("49.00", "0.12", "49.12")]
     detail = json.loads(client.get(f"/invoices/{invoice.pk}/", {"format": "json"}).content)
-    assert detail["total"] == "49.12" and detail["lines"][0]["amount"] == "49.12"
+    assert detail["total"] == "49.12"
+    assert detail["lines"][0]["amount"] == "49.12"
     listing = list(csv.DictReader(io.StringIO(client.get("/invoices/", {"format": "csv"}).content.decode())))
     assert {r["total"] for r in listing if r["number"] == invoice.number} == {"49.12"}
     assert ">49.12<" in client.get(f"/invoices/{invoice.pk}/").content.decode()

@@ -88,8 +88,12 @@ def test_a_draft_is_neither_paid_voided_nor_credited(acme, alice_app, pro_plan, 
 
 
 def test_a_rolled_back_issue_gives_its_number_back(db):
-    with pytest.raises(RuntimeError), transaction.atomic():
-        assert billing.invoice_number_next(year=2026) == "TW-2026-000001"
-        raise RuntimeError("the issuing transaction fails after taking a number")
+    def issue_then_fail() -> None:
+        with transaction.atomic():
+            assert billing.invoice_number_next(year=2026) == "TW-2026-000001"
+            raise RuntimeError("the issuing transaction fails after taking a number")
+
+    with pytest.raises(RuntimeError):
+        issue_then_fail()
     with transaction.atomic():
         assert billing.invoice_number_next(year=2026) == "TW-2026-000001"
