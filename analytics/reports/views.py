@@ -28,7 +28,7 @@ from portal.core.errors import ApplicationError
 from portal.core.web import AuthenticatedHttpRequest
 from portal.declarative.selectors import config_drift
 from portal.keys.selectors import api_key_prefixes, applications_for
-from portal.plans.selectors import plans_with_api
+from portal.plans.selectors import approvals_pending_count, plans_with_api
 
 # Rollup or TrafficRollup: the dashboard filters either.
 _R = TypeVar("_R", bound=Model)
@@ -135,6 +135,8 @@ def operator_dashboard(request: HttpRequest) -> HttpResponse:
         "tops": tops, "charts": charts,
         # Whether the live catalog and plans still match the last `manage.py config sync`.
         "drift": config_drift(),
+        # The admin's approvals inbox: pending subscriptions and plan changes alike.
+        "approvals_waiting": approvals_pending_count(),
     })
 
 

@@ -129,6 +129,19 @@ def subscription_is_active(subscription: Subscription) -> bool:
     return subscription.status == SubscriptionStatus.ACTIVE
 
 
+def approvals_pending() -> QuerySet[Subscription]:
+    """What waits for an operator: pending subscriptions and plan changes to a plan
+    that needs approval (an active subscription with a requested plan)."""
+    return Subscription.objects.filter(
+        Q(status=SubscriptionStatus.PENDING)
+        | Q(status__in=LIVE_SUBSCRIPTION_STATES, requested_plan__isnull=False)
+    )
+
+
+def approvals_pending_count() -> int:
+    return approvals_pending().count()
+
+
 def subscription_is_pending(subscription: Subscription) -> bool:
     return subscription.status == SubscriptionStatus.PENDING
 
