@@ -1,5 +1,5 @@
 """The admin's "set override" action opens its own form page: bad values are field
-errors on that page (never "No action selected"), and blank fields are errors, not ×2
+errors on that page (never "No action selected"), and blank fields are errors, not x2
 for 7 days."""
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ def two_requests(alice, alice_app, charlie, charlie_app, free_plan, pro_plan):
 
 
 def test_the_inbox_holds_new_subscriptions_and_plan_changes(client, olivia, two_requests):
-    new, change = two_requests
+    _new, change = two_requests
     assert change.status == SubscriptionStatus.ACTIVE
     assert change.requested_plan_id is not None
     client.force_login(olivia)
