@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import QuerySet, Sum
@@ -58,7 +59,7 @@ def revenue_report(*, month: date) -> dict[str, list[dict[str, Any]]]:
         out[key] = sorted(
             (
                 {"label": names.get(r[field], f"#{r[field]}"), "currency": r["invoice__currency"],
-                 "amount": rules.money(r["amount"] or 0, r["invoice__currency"]),
+                 "amount": rules.money(Decimal(r["amount"] or 0), r["invoice__currency"]),
                  "requests": int(r["requests"] or 0)}
                 for r in rows
             ),
@@ -70,7 +71,7 @@ def revenue_report(*, month: date) -> dict[str, list[dict[str, Any]]]:
     out["organization"] = sorted(
         (
             {"label": r["invoice__organization__name"], "currency": r["invoice__currency"],
-             "status": r["invoice__status"], "amount": rules.money(r["amount"] or 0, r["invoice__currency"]),
+             "status": r["invoice__status"], "amount": rules.money(Decimal(r["amount"] or 0), r["invoice__currency"]),
              "requests": int(r["requests"] or 0)}
             for r in rows
         ),

@@ -77,7 +77,7 @@ class ApiKey(models.Model):
 
 
 
-class OAuthClient(OAuthApplication):
+class OAuthClient(OAuthApplication):  # type: ignore[misc]  # django-oauth-toolkit ships no types
     """django-oauth-toolkit's "Application" as the admin shows it: the OAuth2 client
     (client id and secret) of a developer application, not a second kind of application."""
 
