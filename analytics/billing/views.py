@@ -113,12 +113,14 @@ def _invoice_context(invoice: Invoice) -> dict[str, Any]:
 
 
 class CreditNoteForm(forms.Form):
+    prefix = "credit"  # two forms on one page: their fields need distinct ids
     amount = forms.DecimalField(min_value=Decimal("0.001"), max_digits=14, decimal_places=3,
                                 label="Amount to credit")
-    reason = forms.CharField(max_length=200, label="Reason")
+    reason = forms.CharField(max_length=200, label="Reason for the credit note")
 
 
 class VoidForm(forms.Form):
+    prefix = "void"
     reason = forms.CharField(max_length=200, label="Reason for voiding")
 
 
