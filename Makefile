@@ -33,6 +33,8 @@ venv: $(VENV)/.installed $(ANALYTICS_ASSETS)
 
 # axe-core for the browser tests' accessibility check, pinned by tests/browser/package-lock.json.
 AXE_CORE := tests/browser/node_modules/.package-lock.json
+# WeasyPrint (invoice PDFs, requirements.txt) lays text out with Pango and Debian's DejaVu fonts.
+PDF_DEBS := -:libpango-1.0-0 -:libpangoft2-1.0-0 -:fonts-dejavu-core
 $(AXE_CORE): tests/browser/package.json tests/browser/package-lock.json
 	@bin/ensure-debs npm:npm
 	cd tests/browser && npm ci --no-audit --no-fund
@@ -62,7 +64,7 @@ DEV_ENV = DEBUG=$${DEBUG:-1} PORTAL_SERVER=$${PORTAL_SERVER:-runserver}
 RUN_PROCS = portal worker beat upstream gateway
 
 run: venv var/secret_key
-	@bin/ensure-debs redis-server:redis-server
+	@bin/ensure-debs redis-server:redis-server $(PDF_DEBS)
 	@mkdir -p var/redis
 	$(RUN_ENV) $(PY) manage.py migrate --noinput
 	$(RUN_ENV) $(PY) manage.py seed_demo
@@ -89,7 +91,7 @@ lint: venv
 	$(VENV)/bin/lint-imports --no-cache
 
 test: venv
-	@bin/ensure-debs redis-server:redis-server redis-sentinel:redis-sentinel initdb:postgresql chromium:chromium nginx:nginx-light wrk:wrk curl:curl
+	@bin/ensure-debs redis-server:redis-server redis-sentinel:redis-sentinel initdb:postgresql chromium:chromium nginx:nginx-light wrk:wrk curl:curl $(PDF_DEBS) pdftotext:poppler-utils
 	$(MAKE) lint
 	$(MAKE) test-postgres
 	$(MAKE) test-sqlite
@@ -106,7 +108,8 @@ test-sqlite: venv
 screenshots: venv
 	@bin/ensure-debs redis-server:redis-server chromium:chromium
 	TOLLWAY_UPDATE_SCREENSHOTS=1 $(VENV)/bin/pytest tests/browser/test_newcomer_journey.py tests/browser/test_try_it.py \
-	  tests/browser/test_small_screens_and_keyboard.py -q
+	  tests/browser/test_small_screens_and_keyboard.py tests/browser/test_operator_journey.py \
+	  tests/browser/test_finance_journey.py -q
 
 bench: venv
 	@bin/ensure-debs redis-server:redis-server nginx:nginx-light wrk:wrk hey:hey

@@ -237,8 +237,17 @@ class UsageAdjustment(models.Model):
 
 
 class InvoiceStatus(models.TextChoices):
+    """draft -> issued ("final", numbered when its month closes) -> paid or void.
+    A void invoice keeps its number; a credit note (CreditNote) cancels its amount."""
+
     DRAFT = "draft", "Draft"
-    FINAL = "final", "Final"
+    FINAL = "final", "Issued"
+    PAID = "paid", "Paid"
+    VOID = "void", "Void"
+
+
+# Every state an invoice can be in once it has a number: its lines never change again.
+ISSUED_STATES = (InvoiceStatus.FINAL, InvoiceStatus.PAID, InvoiceStatus.VOID)
 
 
 class Invoice(models.Model):
@@ -367,3 +376,40 @@ class OperatorAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {'raised' if self.raised_at else 'clear'}"
+
+
+class InvoiceNumberCounter(models.Model):
+    """The last invoice or credit-note number issued in a calendar year (UTC).
+
+    One row per year, locked (SELECT ... FOR UPDATE) by the transaction that issues a
+    document and incremented in it: numbers are sequential and gapless, because a
+    rolled-back issue rolls the counter back with it, and two issuers wait for each
+    other instead of taking the same number.
+    """
+
+    year = models.PositiveIntegerField(unique=True)
+    last = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.year}: {self.last}"
+
+
+class CreditNote(models.Model):
+    """A correction of an issued invoice: a negative amount that references it.
+
+    It is numbered in the invoices' own sequence (it is a negative invoice), and
+    like an invoice it never changes once issued."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
+    number = models.CharField(max_length=40, unique=True)
+    currency = models.CharField(max_length=3)
+    amount = models.DecimalField(max_digits=14, decimal_places=3, help_text="Negative: what it takes off.")
+    reason = models.CharField(max_length=200)
+    issued_at = models.DateTimeField()
+    issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+
+    class Meta:
+        ordering = ["issued_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Credit note {self.number} on {self.invoice.number}"

@@ -19,4 +19,8 @@ urlpatterns = [
     path("analytics/metrics", monitoring.metrics, name="metrics"),
     path("invoices/", billing.invoice_list, name="invoices"),
     path("invoices/<int:invoice_id>/", billing.invoice_detail, name="invoice"),
+    path("invoices/<int:invoice_id>/pdf/", billing.invoice_pdf, name="invoice-pdf"),
+    path("invoices/<int:invoice_id>/paid/", billing.invoice_pay, name="invoice-pay"),
+    path("invoices/<int:invoice_id>/void/", billing.invoice_void, name="invoice-void"),
+    path("invoices/<int:invoice_id>/credit-notes/", billing.credit_note_create, name="credit-note-create"),
 ]

@@ -11,8 +11,9 @@ from datetime import UTC, date, datetime
 from functools import wraps
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from django import forms
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -58,12 +59,35 @@ def chart(canvas: str, kind: str, labels: list[str], datasets: list[tuple[str, l
     }
 
 
-def month_param(request: HttpRequest) -> date:
-    """?month=YYYY-MM, or the current UTC month; 404 for anything else."""
-    raw = request.GET.get("month", "")
-    try:
-        month = datetime.strptime(raw, "%Y-%m").replace(tzinfo=UTC).date() if raw else month_start(timezone.now())
-        next_month(month)  # December 9999 has no end: refuse it here, not as a 500 later
-    except ValueError as exc:
-        raise Http404("Bad month") from exc
-    return month
+class MonthForm(forms.Form):
+    """?month=YYYY-MM, or the current UTC month when absent."""
+
+    month = forms.CharField(required=False, max_length=20, label="Month")
+
+    def clean_month(self) -> date:
+        raw = self.cleaned_data["month"].strip()
+        if not raw:
+            return month_start(timezone.now())
+        try:
+            month = datetime.strptime(raw, "%Y-%m").replace(tzinfo=UTC).date()
+            next_month(month)  # December 9999 has no end: refuse it here, not as a 500 later
+        except ValueError as exc:
+            raise forms.ValidationError("Give a month as YYYY-MM, e.g. 2026-10.", code="month") from exc
+        return month
+
+
+def month_form(request: HttpRequest) -> MonthForm:
+    return MonthForm(request.GET)
+
+
+def bad_parameters(request: HttpRequest, form: forms.Form, template: str, context: dict[str, Any]) -> HttpResponse:
+    """A report asked with bad parameters: 400 with the form's errors, as JSON for an
+    export (?format=csv|json), else the page itself with the errors beside the fields."""
+    if request.GET.get("format") in {"csv", "json"}:
+        fields = {name: [str(e) for e in errors] for name, errors in form.errors.items()}
+        return JsonResponse(
+            {"error": {"type": "invalid", "message": "Bad report parameters.", "fields": fields}}, status=400
+        )
+    response = render_page(request, template, {"month_form": form, "month": None, **context})
+    response.status_code = 400
+    return response

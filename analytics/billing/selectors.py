@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import QuerySet, Sum
 
 from analytics.billing import rules
-from analytics.models import Granularity, Invoice, InvoiceLine, Rollup
+from analytics.models import CreditNote, Granularity, Invoice, InvoiceLine, Rollup
 from portal.accounts.selectors import is_finance, organization_ids_for
 from portal.catalog.selectors import api_names
 from portal.plans.selectors import plan_names
@@ -58,7 +59,8 @@ def revenue_report(*, month: date) -> dict[str, list[dict[str, Any]]]:
         out[key] = sorted(
             (
                 {"label": names.get(r[field], f"#{r[field]}"), "currency": r["invoice__currency"],
-                 "amount": r["amount"], "requests": int(r["requests"] or 0)}
+                 "amount": rules.money(Decimal(r["amount"] or 0), r["invoice__currency"]),
+                 "requests": int(r["requests"] or 0)}
                 for r in rows
             ),
             key=lambda r: (-r["amount"], r["label"]),
@@ -69,9 +71,14 @@ def revenue_report(*, month: date) -> dict[str, list[dict[str, Any]]]:
     out["organization"] = sorted(
         (
             {"label": r["invoice__organization__name"], "currency": r["invoice__currency"],
-             "status": r["invoice__status"], "amount": r["amount"], "requests": int(r["requests"] or 0)}
+             "status": r["invoice__status"], "amount": rules.money(Decimal(r["amount"] or 0), r["invoice__currency"]),
+             "requests": int(r["requests"] or 0)}
             for r in rows
         ),
         key=lambda r: (-r["amount"], r["label"]),
     )
     return out
+
+
+def credit_notes_of(invoice: Invoice) -> QuerySet[CreditNote]:
+    return invoice.credit_notes.select_related("issued_by").order_by("issued_at", "pk")

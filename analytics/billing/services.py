@@ -1,4 +1,5 @@
-"""Billing writes: draft invoices recomputed from the rollups, months closed for good.
+"""Billing writes: draft invoices recomputed from the rollups, months closed for good,
+issued invoices paid or voided, corrections by credit note.
 
 Keyword-only; ``invoice_refresh`` and ``billing_period_close`` run in one
 transaction each. ``billing_close_due`` closes each due month in its own
@@ -21,13 +22,27 @@ from django.utils import timezone
 from analytics import conf
 from analytics.billing import rules
 from analytics.billing.selectors import billable_usage
-from analytics.models import BillingPeriod, Invoice, InvoiceLine, InvoiceStatus, UsageAdjustment
+from analytics.models import (
+    ISSUED_STATES,
+    BillingPeriod,
+    CreditNote,
+    Invoice,
+    InvoiceLine,
+    InvoiceNumberCounter,
+    InvoiceStatus,
+    UsageAdjustment,
+)
 from portal.accounts.selectors import organization_ids
+from portal.audit.services import audit_record
 from portal.core.changes import announce_event
+from portal.core.errors import ApplicationError, InvalidTransition
 from portal.plans.selectors import PlanSpan, plan_get, subscription_plan_spans, subscriptions_of_organization
 
 if TYPE_CHECKING:
+    from portal.accounts.models import User
     from portal.plans.models import Plan
+
+INVOICE_NUMBER_PREFIX = "TW"
 
 
 def _terms(plan: Plan) -> rules.PlanTerms:
@@ -116,7 +131,7 @@ def _adjustment_lines(organization_id: int, month: date) -> list[_AdjustmentLine
         sub = subs[sub_id]
         original = (
             InvoiceLine.objects.filter(
-                invoice__month=usage_month, invoice__status=InvoiceStatus.FINAL, subscription_id=sub_id,
+                invoice__month=usage_month, invoice__status__in=ISSUED_STATES, subscription_id=sub_id,
                 kind="usage", plan_id=plan_id or sub.plan_id,
             ).first()
         )
@@ -166,7 +181,7 @@ def _write_invoice(organization_id: int, month: date, currency: str, lines: list
     invoice, _ = Invoice.objects.select_for_update().get_or_create(
         organization_id=organization_id, month=month, currency=currency
     )
-    if invoice.status == InvoiceStatus.FINAL:
+    if invoice.status != InvoiceStatus.DRAFT:
         return invoice
     invoice.lines.all().delete()
     for line in lines:
@@ -213,7 +228,7 @@ def billing_period_close(*, month: date, now: datetime | None = None) -> list[In
             invoice = _write_invoice(org_id, month, currency, cur_lines)
             invoice.status = InvoiceStatus.FINAL
             invoice.finalized_at = now
-            invoice.number = f"TW-{month:%Y%m}-{org_id:05d}-{currency}"
+            invoice.number = invoice_number_next(year=now.year)
             invoice.save()
             announce_event("invoice.issued", invoice)
             finals.append(invoice)
@@ -243,3 +258,94 @@ def billing_close_due(*, now: datetime | None = None) -> list[date]:
         billing_period_close(month=month, now=now)
         closed.append(month)
     return closed
+
+
+def invoice_number_next(*, year: int) -> str:
+    """The next number of ``year``'s sequence, e.g. TW-2026-000001. Call it inside the
+    transaction that issues the document: the counter row stays locked until that
+    transaction ends, so a rollback returns the number and the sequence has no gaps."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("invoice_number_next must run inside the issuing transaction")
+    # get_or_create survives two first issuers of a year racing on the unique year.
+    InvoiceNumberCounter.objects.get_or_create(year=year)
+    counter = InvoiceNumberCounter.objects.select_for_update().get(year=year)
+    counter.last += 1
+    counter.save(update_fields=["last"])
+    return f"{INVOICE_NUMBER_PREFIX}-{year}-{counter.last:06d}"
+
+
+def _invoice_locked(invoice: Invoice) -> Invoice:
+    return Invoice.objects.select_for_update().get(pk=invoice.pk)
+
+
+def credit_total(invoice: Invoice) -> Decimal:
+    """What the invoice's credit notes have taken off so far (a positive amount)."""
+    return -sum((c.amount for c in invoice.credit_notes.all()), Decimal(0))
+
+
+@transaction.atomic
+def invoice_mark_paid(*, invoice: Invoice, actor: User) -> Invoice:
+    invoice = _invoice_locked(invoice)
+    if invoice.status != InvoiceStatus.FINAL:
+        state = invoice.get_status_display().lower()
+        raise InvalidTransition(f"Only an issued invoice can be marked paid; this one is {state}.")
+    invoice.status = InvoiceStatus.PAID
+    invoice.save(update_fields=["status", "updated_at"])
+    audit_record(actor=actor, action="invoice.paid", obj=invoice, before={"status": "final"},
+                 after={"status": "paid"}, organization_id=invoice.organization_id)
+    return invoice
+
+
+@transaction.atomic
+def credit_note_issue(
+    *, invoice: Invoice, actor: User, amount: Decimal, reason: str, now: datetime | None = None
+) -> CreditNote:
+    """Correct an issued (or paid) invoice by ``amount`` (positive, in its currency): a
+    credit note of -amount, numbered in the invoices' sequence. The invoice is unchanged."""
+    now = now or timezone.now()
+    invoice = _invoice_locked(invoice)
+    if invoice.status not in (InvoiceStatus.FINAL, InvoiceStatus.PAID):
+        raise InvalidTransition("Only an issued or paid invoice can be corrected by a credit note.")
+    reason = reason.strip()
+    if not reason:
+        raise ApplicationError("Say why.", fields={"reason": ["Say why the invoice is corrected."]})
+    rounded = rules.money(amount, invoice.currency)
+    if rounded != amount or amount <= 0:
+        raise ApplicationError(
+            "Give a positive amount in the currency's minor unit.",
+            fields={"amount": [f"A positive amount with at most {rules.minor_units(invoice.currency)} decimals."]},
+        )
+    left = invoice.total - credit_total(invoice)
+    if amount > left:
+        raise ApplicationError(
+            "A credit note cannot take off more than the invoice has left.",
+            fields={"amount": [f"At most {rules.money(left, invoice.currency)} {invoice.currency}."]},
+        )
+    note = CreditNote.objects.create(
+        invoice=invoice, number=invoice_number_next(year=now.year), currency=invoice.currency,
+        amount=-rounded, reason=reason[:200], issued_at=now, issued_by=actor,
+    )
+    audit_record(actor=actor, action="credit_note.issued", obj=note, after={
+        "invoice": invoice.number, "number": note.number, "amount": str(note.amount), "reason": note.reason,
+    }, organization_id=invoice.organization_id)
+    return note
+
+
+@transaction.atomic
+def invoice_void(*, invoice: Invoice, actor: User, reason: str, now: datetime | None = None) -> CreditNote | None:
+    """Cancel an issued, unpaid invoice: a credit note for what it has left (none when
+    nothing is left), then void. Its number stays taken: the sequence has no gaps."""
+    invoice = _invoice_locked(invoice)
+    if invoice.status != InvoiceStatus.FINAL:
+        state = invoice.get_status_display().lower()
+        raise InvalidTransition(f"Only an issued, unpaid invoice can be voided; this one is {state}.")
+    if not reason.strip():
+        raise ApplicationError("Say why.", fields={"reason": ["Say why the invoice is voided."]})
+    left = invoice.total - credit_total(invoice)
+    note = credit_note_issue(invoice=invoice, actor=actor, amount=left, reason=reason, now=now) if left > 0 else None
+    invoice.status = InvoiceStatus.VOID
+    invoice.save(update_fields=["status", "updated_at"])
+    audit_record(actor=actor, action="invoice.void", obj=invoice, before={"status": "final"},
+                 after={"status": "void", "credit_note": note.number if note else ""},
+                 organization_id=invoice.organization_id)
+    return note

@@ -23,13 +23,13 @@ from analytics.monitoring import selectors as monitoring
 from analytics.quotas import selectors as quota_selectors
 from analytics.quotas import services as quota_services
 from analytics.reports import selectors
-from analytics.web import chart, finance_required, month_param, operator_required, render_page
+from analytics.web import bad_parameters, chart, finance_required, month_form, operator_required, render_page
 from portal.catalog.selectors import api_names
 from portal.core.errors import ApplicationError
 from portal.core.web import AuthenticatedHttpRequest
 from portal.declarative.selectors import config_drift
 from portal.keys.selectors import api_key_prefixes, applications_for
-from portal.plans.selectors import plans_with_api
+from portal.plans.selectors import approvals_pending_count, plans_with_api
 
 # Rollup or TrafficRollup: the dashboard filters either.
 _R = TypeVar("_R", bound=Model)
@@ -138,6 +138,8 @@ def operator_dashboard(request: HttpRequest) -> HttpResponse:
         "drift": config_drift(),
         # Metering lag per partition, live, and the open operator alerts (the banner).
         "metering": monitoring.metering_status(),
+        # The admin's approvals inbox: pending subscriptions and plan changes alike.
+        "approvals_waiting": approvals_pending_count(),
     })
 
 
@@ -205,12 +207,15 @@ def developer_usage(request: AuthenticatedHttpRequest) -> HttpResponse:
 @login_required
 @finance_required
 def reconciliation(request: HttpRequest) -> HttpResponse:
-    month = month_param(request)
+    form = month_form(request)
+    if not form.is_valid():
+        return bad_parameters(request, form, "analytics/reconciliation.html", {"rows": [], "mismatches": 0})
+    month = form.cleaned_data["month"]
     rows = selectors.reconciliation_rows(month=month)
     exported = export(request, rows=rows, columns=["day", "subscription_id", "gateway", "rollups", "invoice",
                                                    "mismatch"], filename=f"reconciliation-{month:%Y-%m}")
     if exported:
         return exported
     return render_page(request, "analytics/reconciliation.html", {
-        "month": month, "rows": rows, "mismatches": sum(r["mismatch"] for r in rows),
+        "month": month, "month_form": form, "rows": rows, "mismatches": sum(r["mismatch"] for r in rows),
     })

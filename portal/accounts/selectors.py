@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import QuerySet
+from django.urls import reverse
 
 from portal.accounts.models import Membership, Organization, Role, User
 
@@ -30,6 +31,17 @@ def is_operator(user: User | AnonymousUser) -> bool:
 def is_finance(user: User | AnonymousUser) -> bool:
     """Members of the ``finance`` group, and operators: who may read revenue and reconciliation."""
     return bool(user.is_authenticated and (user.is_staff or user.groups.filter(name="finance").exists()))
+
+
+def is_finance_staff(user: User | AnonymousUser) -> bool:
+    """In the ``finance`` group without being an operator: the billing report is their home."""
+    return bool(user.is_authenticated and not user.is_staff and user.groups.filter(name="finance").exists())
+
+
+def home_url_for(user: User | AnonymousUser) -> str:
+    """Where a user lands after logging in: finance on the billing report (analytics'
+    page, reversed by name), everyone else on their dashboard."""
+    return reverse("analytics:billing-report") if is_finance_staff(user) else reverse("dashboard")
 
 
 def organization_ids() -> list[int]:

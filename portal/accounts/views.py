@@ -22,7 +22,7 @@ from portal.accounts.forms import (
     SignupForm,
 )
 from portal.accounts.models import Invitation, Membership, Organization, User
-from portal.accounts.selectors import organizations_for
+from portal.accounts.selectors import home_url_for, organizations_for
 from portal.core.errors import ApplicationError, NotAllowed
 from portal.core.throttle import client_ip, throttle_allows
 from portal.core.web import AuthenticatedHttpRequest, base_url, form_add_error
@@ -85,6 +85,9 @@ def email_verify_resend(request: HttpRequest) -> HttpResponse:
 class LoginView(auth_views.LoginView):
     form_class = LoginForm
     redirect_authenticated_user = True
+
+    def get_default_redirect_url(self) -> str:
+        return home_url_for(self.request.user)  # finance lands on the billing report
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         email = str(request.POST.get("username", "")).strip().lower()[:254]

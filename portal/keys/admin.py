@@ -4,10 +4,16 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
+from oauth2_provider.models import get_application_admin_class, get_application_model
 
 from portal.core.admin_helpers import admin_user, run_action
 from portal.keys import services
-from portal.keys.models import ApiKey, Application
+from portal.keys.models import ApiKey, Application, OAuthClient
+
+# django-oauth-toolkit registers its client model as plain "Applications"; show it as what
+# it is, the OAuth client of a developer application, beside them (same admin class).
+admin.site.unregister(get_application_model())
+admin.site.register(OAuthClient, get_application_admin_class())
 
 # Shown, never edited: a key changes only through the services (issue, rotate, revoke).
 # Tuples: the admin's fields and readonly_fields are typed differently, and both accept one.

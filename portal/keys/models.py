@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+from oauth2_provider.models import Application as OAuthApplication
 
 from gateway import route_policies
 
@@ -43,6 +44,8 @@ class Application(models.Model):
 
     class Meta:
         ordering = ["name"]
+        # "Developer", so the admin never shows two plain "Applications" (the other is OAuthClient's).
+        verbose_name = "developer application"
 
     def __str__(self) -> str:
         return self.name
@@ -92,3 +95,13 @@ class ApiKey(models.Model):
             return "rotating" if self.grace_until > now else "expired"
         return "active"
 
+
+
+class OAuthClient(OAuthApplication):  # type: ignore[misc]  # django-oauth-toolkit ships no types
+    """django-oauth-toolkit's "Application" as the admin shows it: the OAuth2 client
+    (client id and secret) of a developer application, not a second kind of application."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "OAuth client"
+        verbose_name_plural = "OAuth clients (of developer applications)"

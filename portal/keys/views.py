@@ -16,7 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from portal.accounts.selectors import organizations_of_member
+from portal.accounts.selectors import home_url_for, is_finance_staff, organizations_of_member
 from portal.core.errors import ApplicationError
 from portal.core.extensions import application_usage
 from portal.core.throttle import throttle_allows
@@ -79,6 +79,8 @@ def dashboard(request: AuthenticatedHttpRequest) -> HttpResponse:
     applications = list(
         applications_of_member(request.user).prefetch_related("keys").order_by("organization__name", "name")
     )
+    if not applications and is_finance_staff(request.user):
+        return redirect(home_url_for(request.user))  # finance's home is the billing report, not "create an app"
     subscriptions = list(
         subscriptions_current_for(request.user).filter(application__in=applications).order_by("api__name")
     )

@@ -123,3 +123,13 @@ class PlanChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subscription_id}: {self.from_plan_id} → {self.to_plan_id} at {self.changed_at:%Y-%m-%d %H:%M}"
+
+
+class Approval(Subscription):
+    """The operators' approvals inbox in the admin: subscriptions waiting for a decision,
+    new ones (pending) and plan changes (requested_plan set). Same rows, same services."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "approval"
+        verbose_name_plural = "approvals"

@@ -35,6 +35,16 @@ def plan_names() -> dict[int, str]:
     return dict(Plan.objects.values_list("pk", "name"))
 
 
+def unbilled_plan_ids(plan_ids: list[int]) -> set[int]:
+    """Of ``plan_ids``, the plans that bill nothing: no monthly price and no overage price.
+    Their invoice lines read "not billed" rather than as included and overage requests."""
+    return set(
+        Plan.objects.filter(pk__in=plan_ids, monthly_price=0)
+        .filter(Q(overage_price_per_1000__isnull=True) | Q(overage_price_per_1000=0))
+        .values_list("pk", flat=True)
+    )
+
+
 def plans_with_api() -> QuerySet[Plan]:
     return Plan.objects.select_related("api")
 
@@ -117,6 +127,19 @@ def subscriptions_current_for(user: User | AnonymousUser) -> QuerySet[Subscripti
 
 def subscription_is_active(subscription: Subscription) -> bool:
     return subscription.status == SubscriptionStatus.ACTIVE
+
+
+def approvals_pending() -> QuerySet[Subscription]:
+    """What waits for an operator: pending subscriptions and plan changes to a plan
+    that needs approval (an active subscription with a requested plan)."""
+    return Subscription.objects.filter(
+        Q(status=SubscriptionStatus.PENDING)
+        | Q(status__in=LIVE_SUBSCRIPTION_STATES, requested_plan__isnull=False)
+    )
+
+
+def approvals_pending_count() -> int:
+    return approvals_pending().count()
 
 
 def subscription_is_pending(subscription: Subscription) -> bool:

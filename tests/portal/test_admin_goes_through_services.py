@@ -65,7 +65,7 @@ def test_it_approves_pending_subscriptions_with_an_action(operator_client, olivi
 
     response = operator_client.post(
         "/admin/plans/subscription/",
-        {"action": "subscriptions_approve", "_selected_action": [sub.pk], "factor": "2", "days": "7"},
+        {"action": "subscriptions_approve", "_selected_action": [sub.pk], "index": "0"},
     )
 
     assert response.status_code == 302
@@ -81,7 +81,8 @@ def test_it_sets_an_override_with_an_action(operator_client, alice, alice_app, f
 
     operator_client.post(
         "/admin/plans/subscription/",
-        {"action": "subscriptions_set_override", "_selected_action": [sub.pk], "factor": "2", "days": "3"},
+        {"action": "subscriptions_set_override", "_selected_action": [sub.pk], "factor": "2", "days": "3",
+         "apply": "Set override"},  # from the action's own form page (test_admin_override_form.py)
     )
 
     override = Subscription.objects.get(pk=sub.pk).overrides.get()
