@@ -8,10 +8,9 @@ from decimal import Decimal
 from typing import Any
 
 from analytics.billing import services as billing
-from analytics.ingest import services as ingest
 from analytics.models import Invoice
 from portal.plans.models import PlanChange, Subscription, SubscriptionStatus
-from tests.analytics.conftest import make_event
+from tests.analytics.conftest import commit_requests, make_request
 
 OCT = date(2026, 10, 1)
 CLOSED_AT = datetime(2026, 11, 1, 2, tzinfo=UTC)
@@ -30,12 +29,12 @@ def subscribe(app: Any, plan: Any, since: datetime = datetime(2026, 9, 1, tzinfo
 
 
 def meter(sub: Subscription, n: int, at: datetime = datetime(2026, 10, 5, 10, tzinfo=UTC)) -> None:
-    events = [
-        make_event(ts=_ms(at) + i, application_id=sub.application_id, subscription_id=sub.pk, plan_id=sub.plan_id,
-                   api_id=sub.api_id)
+    requests = [
+        make_request(ts=_ms(at) + i, application_id=sub.application_id, subscription_id=sub.pk, plan_id=sub.plan_id,
+                     api_id=sub.api_id)
         for i in range(n)
     ]
-    ingest.metering_batch_commit(events=events, consumer="test", now_ms=_ms(datetime(2026, 10, 6, tzinfo=UTC)))
+    commit_requests(requests, consumer="test", now_ms=_ms(datetime(2026, 10, 6, tzinfo=UTC)))
 
 
 def cheap_pro(pro_plan: Any) -> Any:
