@@ -414,12 +414,11 @@ def usage_breakdown(qs: QuerySet[Rollup]) -> UsageBreakdown:
     ok = client = server = unknown = unreachable = 0
     for r in rows:
         n, adm, err = int(r["requests"] or 0), int(r["admitted"] or 0), int(r["errors"] or 0)
-        for acc, key in ((endpoints, r["endpoint"]), (statuses, r["status"]), (keys, r["key_prefix"])):
-            cell = acc[key]
+        status = int(r["status"] or 0)
+        for cell in (endpoints[r["endpoint"]], statuses[status], keys[r["key_prefix"]]):
             cell["requests"] += n
             cell["admitted"] += adm
             cell["errors"] += err
-        status = int(r["status"] or 0)
         if status == 0:
             unknown += adm
         elif status < 400:

@@ -127,7 +127,8 @@ def _samples(method: str, url: str, key_header: str, body: Any) -> tuple[Sample,
         curl += ['  -H "Content-Type: application/json"', f"  --data {_shell_quote(json.dumps(body))}"]
 
     python = ["import os", "", "import httpx", ""]
-    py_args = [json.dumps(upper), json.dumps(url), f"headers={{{json.dumps(key_header)}: os.environ[{json.dumps(KEY_ENV)}]}}"]
+    key_expr = f"os.environ[{json.dumps(KEY_ENV)}]"
+    py_args = [json.dumps(upper), json.dumps(url), f"headers={{{json.dumps(key_header)}: {key_expr}}}"]
     if payload is not None:
         python.append(f"payload = {_python_literal(body)}")
         py_args.append("json=payload")

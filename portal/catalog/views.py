@@ -125,7 +125,9 @@ def version_reference(request: HttpRequest, slug: str, label: str) -> HttpRespon
             "key_header": KEY_HEADER,
             "key_env": KEY_ENV,
             # Generated from the same document the reference renders, so every operation has them.
-            "operations": operation_samples(version.openapi, base_url=gateway_base(api, version), key_header=KEY_HEADER),
+            "operations": operation_samples(
+                version.openapi, base_url=gateway_base(api, version), key_header=KEY_HEADER
+            ),
         },
     )
 

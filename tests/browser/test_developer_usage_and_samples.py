@@ -85,7 +85,8 @@ def test_usage_reconciles_breaks_down_and_fits_a_phone(
         const meta = Chart.getChart(document.getElementById('usage-chart')).getDatasetMeta(0);
         return meta.data.map(p => p.options.radius);
     }""")
-    assert len(points) == 1 and points[0] >= 5, points
+    assert len(points) == 1, points
+    assert points[0] >= 5, points
     save_journey_screenshot(page, "20-usage-375px")
 
 
@@ -127,7 +128,8 @@ def test_every_operation_has_samples_with_copy_buttons(
     button.click()
     expect(first.locator("[role=status]").first).to_have_text("Copied to the clipboard.")
     copied = page.evaluate("navigator.clipboard.readText()")
-    assert copied.startswith("curl ") and "$TOLLWAY_API_KEY" in copied, copied
+    assert copied.startswith("curl "), copied
+    assert "$TOLLWAY_API_KEY" in copied, copied
     save_journey_screenshot(page, "21-reference-samples-375px")
 
     # Without JavaScript the samples are all there; copy buttons stay hidden.
