@@ -349,3 +349,108 @@ def version_requests_since(*, api_id: int, version: str, since: datetime) -> int
         granularity=Granularity.HOUR, bucket__gte=floor_to(since, Granularity.HOUR), api_id=api_id, version=version
     ).aggregate(n=Sum("requests"))["n"]
     return int(total or 0)
+
+
+# --- developer usage: reconciliation and breakdowns ------------------------------------------
+
+# Rollups keep whether the gateway admitted a request (decision "allowed") and the
+# status it sent, not the decision itself. For a request the gateway did not admit,
+# the status names the reason: the gateway's own refusals each have their code.
+REJECTION_REASONS: dict[int, str] = {
+    400: "Bad request (malformed at the gateway)",
+    401: "Unauthenticated (no key, or an unknown or revoked one)",
+    403: "Forbidden (no active subscription, suspended, or IP not allowed)",
+    404: "Unknown API or version",
+    405: "Method not allowed",
+    410: "Gone (retired version)",
+    413: "Request too large",
+    429: "Rate limit or quota exceeded",
+    503: "Gateway not ready",
+}
+# Not admitted, answered by the gateway on the upstream's behalf: it could not be
+# reached or timed out. Not billed, but the API's failure, not the caller's.
+UPSTREAM_FAILURE_STATUSES = frozenset({502, 504})
+# Endpoints shown one by one; the rest are folded into one row.
+MAX_ENDPOINT_ROWS = 20
+
+
+@dataclass(frozen=True)
+class UsageReconciliation:
+    requests: int
+    admitted: int
+    admitted_ok: int  # status 1xx-3xx
+    admitted_client_errors: int  # 4xx from the API itself
+    admitted_upstream_errors: int  # 5xx from the API
+    admitted_unknown: int  # status 0: admitted, outcome never learnt (billed)
+    rejected: int
+    rejected_by_reason: list[dict[str, Any]]
+    upstream_unreachable: int  # not admitted: 502/504 from the gateway
+    errors: int  # every status >= 400: what the error rate counts
+
+    @property
+    def upstream_errors(self) -> int:
+        return self.admitted_upstream_errors + self.upstream_unreachable
+
+
+@dataclass(frozen=True)
+class UsageBreakdown:
+    reconciliation: UsageReconciliation
+    by_endpoint: list[dict[str, Any]]
+    by_status: list[dict[str, Any]]
+    by_key: list[dict[str, Any]]
+
+
+def usage_breakdown(qs: QuerySet[Rollup]) -> UsageBreakdown:
+    """Reconciliation and breakdowns from hour or day rows (``qs``, already scoped and
+    in range: minute rows carry no endpoint or status). One scan, grouped by
+    (endpoint, status, key prefix), folded here: a bounded number of rows per key."""
+    rows = list(qs.values("endpoint", "status", "status_class", "key_prefix").annotate(
+        requests=Sum("requests"), admitted=Sum("admitted"), errors=Sum("errors")).order_by())
+    empty = {"requests": 0, "admitted": 0, "errors": 0}
+    endpoints: dict[str, dict[str, int]] = defaultdict(lambda: dict(empty))
+    statuses: dict[int, dict[str, int]] = defaultdict(lambda: dict(empty))
+    keys: dict[str, dict[str, int]] = defaultdict(lambda: dict(empty))
+    rejected: dict[int, int] = defaultdict(int)
+    ok = client = server = unknown = unreachable = 0
+    for r in rows:
+        n, adm, err = int(r["requests"] or 0), int(r["admitted"] or 0), int(r["errors"] or 0)
+        status = int(r["status"] or 0)
+        for cell in (endpoints[r["endpoint"]], statuses[status], keys[r["key_prefix"]]):
+            cell["requests"] += n
+            cell["admitted"] += adm
+            cell["errors"] += err
+        if status == 0:
+            unknown += adm
+        elif status < 400:
+            ok += adm
+        elif status < 500:
+            client += adm
+        else:
+            server += adm
+        if n > adm:
+            if status in UPSTREAM_FAILURE_STATUSES:
+                unreachable += n - adm
+            else:
+                rejected[status] += n - adm
+    ranked = sorted(endpoints.items(), key=lambda kv: (-kv[1]["requests"], kv[0]))
+    by_endpoint = [{"endpoint": e or "(unknown)", **v} for e, v in ranked[:MAX_ENDPOINT_ROWS]]
+    if len(ranked) > MAX_ENDPOINT_ROWS:
+        rest = dict(empty)
+        for _, v in ranked[MAX_ENDPOINT_ROWS:]:
+            for f in rest:
+                rest[f] += v[f]
+        by_endpoint.append({"endpoint": f"(other {len(ranked) - MAX_ENDPOINT_ROWS} endpoints)", **rest})
+    by_status = [{"status": s or "unknown", **v} for s, v in sorted(statuses.items())]
+    by_key = [{"key_prefix": k or "(no key)", **v}
+              for k, v in sorted(keys.items(), key=lambda kv: (-kv[1]["requests"], kv[0]))]
+    reasons = [{"status": s or "unknown", "reason": REJECTION_REASONS.get(s, "Other gateway refusal"), "requests": n}
+               for s, n in sorted(rejected.items())]
+    total = sum(v["requests"] for v in statuses.values())
+    admitted = sum(v["admitted"] for v in statuses.values())
+    rec = UsageReconciliation(
+        requests=total, admitted=admitted, admitted_ok=ok, admitted_client_errors=client,
+        admitted_upstream_errors=server, admitted_unknown=unknown, rejected=sum(rejected.values()),
+        rejected_by_reason=reasons, upstream_unreachable=unreachable,
+        errors=sum(v["errors"] for v in statuses.values()),
+    )
+    return UsageBreakdown(reconciliation=rec, by_endpoint=by_endpoint, by_status=by_status, by_key=by_key)

@@ -180,6 +180,15 @@ def developer_usage(request: AuthenticatedHttpRequest) -> HttpResponse:
         if key not in keys:
             raise Http404("No such key")
         qs = qs.filter(key_prefix=key)
+    # The reconciliation and breakdowns read hour or day rows (minute rows carry no
+    # endpoint or status), from the whole hour or day that holds the range's start.
+    breakdown_range = selectors.top_lists_range(tr)
+    breakdown_qs = selectors.in_range(
+        selectors.rollups_for(request.user).filter(application_id=app.pk), breakdown_range
+    ).order_by()
+    if key:
+        breakdown_qs = breakdown_qs.filter(key_prefix=key)
+    breakdown = selectors.usage_breakdown(breakdown_qs)
     points = selectors.series(qs)
     rows = [{"bucket": p["bucket"], "requests": p["requests"], "errors": p["errors"],
              "p95_ms": p["p95_ms"]} for p in points]
@@ -198,6 +207,17 @@ def developer_usage(request: AuthenticatedHttpRequest) -> HttpResponse:
         "apps": apps, "app": app, "keys": keys, "key": key, "tr": tr, "range_form": range_form,
         "totals": selectors.totals(qs), "rows": rows, "quotas": quotas, "charts": charts,
         "alert_form": alert_form, "alert": alert,
+        "breakdown": breakdown, "rec": breakdown.reconciliation,
+        "breakdown_tables": [
+            {"id": table_id, "title": title, "column": column,
+             "rows": [{"label": str(r[field]), **r} for r in items]}
+            for table_id, title, column, field, items in (
+                ("by-endpoint", "By endpoint", "Endpoint", "endpoint", breakdown.by_endpoint),
+                ("by-status", "By status code", "Status", "status", breakdown.by_status),
+                ("by-key", "By key", "Key prefix", "key_prefix", breakdown.by_key),
+            )
+        ], "breakdown_since": breakdown_range.start,
+        "breakdown_granularity": GRANULARITY_NAMES[breakdown_range.granularity],
     })
 
 

@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from portal.catalog.models import Api, ApiVersion, LifecycleState
+from portal.catalog.samples import KEY_ENV, operation_samples
 from portal.catalog.selectors import (
     api_filter_tag,
     api_search,
@@ -97,7 +98,8 @@ def version_docs(request: HttpRequest, slug: str, label: str) -> HttpResponse:
     return render(
         request,
         "catalog/version_docs.html",
-        {"api": api, "version": version, "gateway_base": gateway_base(api, version), "key_header": KEY_HEADER},
+        {"api": api, "version": version, "gateway_base": gateway_base(api, version), "key_header": KEY_HEADER,
+         "key_env": KEY_ENV},
     )
 
 
@@ -121,6 +123,11 @@ def version_reference(request: HttpRequest, slug: str, label: str) -> HttpRespon
             "gateway_base": gateway_base(api, version),
             "keys": keys,
             "key_header": KEY_HEADER,
+            "key_env": KEY_ENV,
+            # Generated from the same document the reference renders, so every operation has them.
+            "operations": operation_samples(
+                version.openapi, base_url=gateway_base(api, version), key_header=KEY_HEADER
+            ),
         },
     )
 

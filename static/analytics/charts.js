@@ -17,14 +17,19 @@
             return {
               label: ds.label, data: ds.data, borderColor: palette[i % palette.length],
               backgroundColor: palette[i % palette.length] + (spec.type === "bar" ? "cc" : "33"),
-              fill: false, tension: 0.2, pointRadius: spec.labels.length > 60 ? 0 : 2, spanGaps: true
+              fill: false, tension: 0.2, spanGaps: true,
+              // One point has no line to show it: draw it as a clear dot (a bar chart needs nothing).
+              pointRadius: spec.labels.length > 60 ? 0 : (spec.labels.length === 1 ? 6 : 3),
+              pointHoverRadius: spec.labels.length === 1 ? 8 : 5,
+              maxBarThickness: 48
             };
           })
         },
         options: {
           responsive: true, maintainAspectRatio: false, animation: false,
           plugins: { title: { display: false }, legend: { position: "bottom" } },
-          scales: { y: { beginAtZero: true } }
+          // offset: a single category sits in the middle of the axis, not on its edge.
+          scales: { x: { offset: true }, y: { beginAtZero: true } }
         }
       });
       canvas.setAttribute("data-rendered", "1");

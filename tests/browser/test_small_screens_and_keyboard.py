@@ -29,7 +29,8 @@ def test_pages_fit_a_375px_screen(browsing: Browsing, alice: Any, alice_app: Any
     save_journey_screenshot(page, "12-login-375px")
     log_in(page, alice.email, PASSWORD)
     for path in ["/dashboard/", f"/applications/{alice_app.pk}/", "/subscriptions/new/", "/accounts/profile/",
-                 "/organizations/acme/"]:
+                 "/organizations/acme/", f"/analytics/usage/?application={alice_app.pk}", "/apis/echo/v2/reference/",
+                 "/webhooks/"]:
         page.goto(path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], (path, width)  # wide tables scroll inside their own region
