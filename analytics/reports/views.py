@@ -138,6 +138,7 @@ def operator_dashboard(request: HttpRequest) -> HttpResponse:
         "drift": config_drift(),
         # Metering lag per partition, live, and the open operator alerts (the banner).
         "metering": monitoring.metering_status(),
+        "upstream_health": monitoring.upstream_health(),
     })
 
 
