@@ -252,7 +252,8 @@ class Gateway:
         self.pipeline = registry.build_pipeline(deps)
 
     async def start(self) -> None:
-        await self.proxy.start()
+        # The health checker reads the live route table and publishes into Redis.
+        await self.proxy.start(routes=lambda: self.state.routes.values(), redis=self.metering_redis)
         await self.state.start()
         self.fleet.start()
         for policy in self.pipeline.policies:

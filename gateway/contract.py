@@ -85,6 +85,12 @@ def route_field(api_slug: str, version: str) -> str:
     return f"{api_slug}/{version}"
 
 
+def health_key(node_id: str) -> str:
+    """HASH "api/version target" -> JSON {"healthy", "reason", "at"}: a gateway node's view of
+    its upstream targets (gateway/upstream_health.py), expiring with the node."""
+    return f"{PREFIX}:health:{{{node_id}}}"
+
+
 def app_key(application_id: int) -> str:
     return f"{PREFIX}:app:{application_id}"
 

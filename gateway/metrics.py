@@ -29,6 +29,16 @@ REDIS_ERRORS = Counter("tollway_gateway_redis_errors_total", "Redis calls that f
 INVALIDATIONS = Counter("tollway_gateway_invalidations_total", "Invalidations applied, by kind.", ["kind"])
 SNAPSHOT_LOADS = Counter("tollway_gateway_snapshot_loads_total", "Start-ups served from the on-disk snapshot.")
 UPSTREAM_ERRORS = Counter("tollway_gateway_upstream_errors_total", "Upstream failures, by kind.", ["kind"])
+UPSTREAM_HEALTHY = Gauge(
+    "tollway_gateway_upstream_healthy",
+    "1 while an upstream target of a version with upstream_health is in the rotation, 0 while it is out "
+    "(the lowest over the live workers).",
+    ["api", "version", "target"],
+    multiprocess_mode="livemin",
+)
+UPSTREAM_EJECTIONS = Counter(
+    "tollway_gateway_upstream_ejections_total", "Targets ejected by passive health checks.", ["api", "version"]
+)
 METERING_BUFFER = Gauge(
     "tollway_gateway_metering_buffer_events", "Metering events waiting in memory.", multiprocess_mode="livesum"
 )

@@ -17,7 +17,11 @@ The JSON shape (every key optional)::
                            "path_prefix": {"match": "/public", "replace": ""}},
      "response_transform": {"add_headers": ..., "set_headers": ..., "remove_headers": ...,
                             "rename_headers": ...},
-     "ip_rules": {"allow": ["203.0.113.0/24"], "deny": ["203.0.113.7"]}}
+     "ip_rules": {"allow": ["203.0.113.0/24"], "deny": ["203.0.113.7"]},
+     "upstream_health": {"active": {"path": "/healthz", "interval_s": 5, "timeout_s": 2,
+                                    "healthy_threshold": 2, "unhealthy_threshold": 3},
+                         "passive": {"failures": 5, "eject_s": 30},
+                         "retries": 1, "breaker_failures": 5, "breaker_cooldown_s": 10}}
 
 Values of headers and query parameters may use the caller's context as ``$(name)``, with
 the names in ``TEMPLATE_NAMES``; ``$$`` is a literal ``$``. A value that comes out empty
@@ -119,10 +123,37 @@ class IpRules:
 
 
 @dataclass(frozen=True)
+class ActiveHealthCheck:
+    path: str = "/"  # GET on each target's base URL + this; 2xx or 3xx passes
+    interval_s: float = 5.0
+    timeout_s: float = 2.0
+    healthy_threshold: int = 2  # consecutive passes that bring an unhealthy target back
+    unhealthy_threshold: int = 3  # consecutive failures that take a target out
+
+
+@dataclass(frozen=True)
+class PassiveEjection:
+    failures: int = 5  # consecutive connect errors, timeouts or 5xx answers of real traffic
+    eject_s: float = 30.0  # out of the rotation this long, then back
+
+
+@dataclass(frozen=True)
+class UpstreamHealth:
+    """Unset retries/breaker fields keep GATEWAY_RETRIES and GATEWAY_BREAKER_*."""
+
+    active: ActiveHealthCheck | None = None
+    passive: PassiveEjection | None = None
+    retries: int | None = None  # idempotent methods without a body only, as the global setting
+    breaker_failures: int | None = None
+    breaker_cooldown_s: float | None = None
+
+
+@dataclass(frozen=True)
 class VersionPolicies:
     request_transform: RequestTransform | None = None
     response_transform: ResponseTransform | None = None
     ip_rules: IpRules | None = None
+    upstream_health: UpstreamHealth | None = None
 
     @property
     def active(self) -> bool:
@@ -162,6 +193,8 @@ def policies_check(data: object) -> VersionPolicies:
         )
     if policies.ip_rules is not None:
         problems += ip_rules_problems(policies.ip_rules, "ip_rules")
+    if policies.upstream_health is not None:
+        problems += upstream_health_problems(policies.upstream_health)
     if problems:
         raise PoliciesInvalid(problems)
     return policies
@@ -328,3 +361,36 @@ def cidr_problem(item: str) -> str:
             return f"{item!r} has host bits set: write {fixed}"
         return f"{item!r} is not an IP address or CIDR network (e.g. 203.0.113.0/24 or 2001:db8::/32)"
     return ""
+
+
+MIN_CHECK_INTERVAL_S = 0.1  # a shorter interval would be a load test of the upstream
+MAX_RETRIES = 10
+_HEALTH_PATH = re.compile(r"^/[!-~]*$")  # printable, no spaces
+
+
+def upstream_health_problems(health: UpstreamHealth) -> list[str]:
+    where = "upstream_health"
+    problems = []
+    positive: list[tuple[str, float]] = []
+    at_least_one: list[tuple[str, int]] = []
+    if health.active is not None:
+        active = health.active
+        if not _HEALTH_PATH.match(active.path) or "#" in active.path or len(active.path) > MAX_VALUE_CHARS:
+            problems.append(f"{where}.active.path: {active.path!r} is not a path: start with /, no spaces or #")
+        if active.interval_s < MIN_CHECK_INTERVAL_S:
+            problems.append(f"{where}.active.interval_s: must be at least {MIN_CHECK_INTERVAL_S} seconds")
+        positive.append(("active.timeout_s", active.timeout_s))
+        at_least_one += [("active.healthy_threshold", active.healthy_threshold),
+                         ("active.unhealthy_threshold", active.unhealthy_threshold)]
+    if health.passive is not None:
+        positive.append(("passive.eject_s", health.passive.eject_s))
+        at_least_one.append(("passive.failures", health.passive.failures))
+    if health.breaker_cooldown_s is not None:
+        positive.append(("breaker_cooldown_s", health.breaker_cooldown_s))
+    if health.breaker_failures is not None:
+        at_least_one.append(("breaker_failures", health.breaker_failures))
+    problems += [f"{where}.{name}: must be more than 0 seconds" for name, value in positive if not value > 0]
+    problems += [f"{where}.{name}: must be at least 1" for name, value in at_least_one if value < 1]
+    if health.retries is not None and not 0 <= health.retries <= MAX_RETRIES:
+        problems.append(f"{where}.retries: must be between 0 and {MAX_RETRIES}")
+    return problems

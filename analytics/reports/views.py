@@ -140,6 +140,7 @@ def operator_dashboard(request: HttpRequest) -> HttpResponse:
         "metering": monitoring.metering_status(),
         # The admin's approvals inbox: pending subscriptions and plan changes alike.
         "approvals_waiting": approvals_pending_count(),
+        "upstream_health": monitoring.upstream_health(),
     })
 
 

@@ -91,6 +91,14 @@ def test_a_patched_transform_takes_effect_at_the_gateway_within_a_second(
         ({"ip_rules": {"allow": "10.0.0.0/8"}}, "ip_rules.allow: Expected `array`, got `str`"),
         ({"request_transform": {"add_headers": {"X-A": 1}}}, "Expected `str`, got `int`"),
         ([], "Expected `object`, got `array`"),
+        ({"upstream_health": {"active": {"interval_s": 0}}}, "upstream_health.active.interval_s: must be at least"),
+        ({"upstream_health": {"active": {"timeout_s": -1}}}, "upstream_health.active.timeout_s: must be more than 0"),
+        ({"upstream_health": {"active": {"unhealthy_threshold": 0}}},
+         "upstream_health.active.unhealthy_threshold: must be at least 1"),
+        ({"upstream_health": {"active": {"path": "healthz"}}}, "upstream_health.active.path: 'healthz' is not a path"),
+        ({"upstream_health": {"passive": {"eject_s": 0}}}, "upstream_health.passive.eject_s: must be more than 0"),
+        ({"upstream_health": {"breaker_failures": 0}}, "upstream_health.breaker_failures: must be at least 1"),
+        ({"upstream_health": {"retries": -1}}, "upstream_health.retries: must be between 0 and 10"),
     ],
 )
 def test_bad_policies_are_a_field_error_and_nothing_is_published(
