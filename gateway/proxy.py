@@ -310,7 +310,11 @@ class Proxy:
         last: str = "connect"
         upstream: aiohttp.ClientResponse | None = None
         for target in attempts:
-            data = self._body(request, ctx, route.max_body_bytes) if has_body else None
+            data = (
+                (ctx.body if ctx.body is not None else self._body(request, ctx, route.max_body_bytes))
+                if has_body
+                else None
+            )
             try:
                 upstream = await self.session.request(
                     method,

@@ -17,7 +17,8 @@ The JSON shape (every key optional)::
                            "path_prefix": {"match": "/public", "replace": ""}},
      "response_transform": {"add_headers": ..., "set_headers": ..., "remove_headers": ...,
                             "rename_headers": ...},
-     "ip_rules": {"allow": ["203.0.113.0/24"], "deny": ["203.0.113.7"]}}
+     "ip_rules": {"allow": ["203.0.113.0/24"], "deny": ["203.0.113.7"]},
+     "request_validation": "off" | "report" | "enforce"}
 
 Values of headers and query parameters may use the caller's context as ``$(name)``, with
 the names in ``TEMPLATE_NAMES``; ``$$`` is a literal ``$``. A value that comes out empty
@@ -30,9 +31,12 @@ import ipaddress
 import re
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
+
+ValidationMode = Literal["off", "report", "enforce"]
+VALIDATION_MODES: tuple[str, ...] = ("off", "report", "enforce")
 
 # $(name) in a header or query value: the caller's context at request time.
 TEMPLATE_NAMES: tuple[str, ...] = (
@@ -123,6 +127,7 @@ class VersionPolicies:
     request_transform: RequestTransform | None = None
     response_transform: ResponseTransform | None = None
     ip_rules: IpRules | None = None
+    request_validation: ValidationMode = "off"
 
     @property
     def active(self) -> bool:
@@ -141,10 +146,11 @@ class PoliciesInvalid(ValueError):
         self.problems = problems
 
 
-def policies_check(data: object) -> VersionPolicies:
+def policies_check(data: object, *, has_openapi: bool = False) -> VersionPolicies:
     """The typed policies of ``data`` (the JSON an operator gave), or PoliciesInvalid naming
     every problem: unknown or mistyped fields, malformed CIDRs, unknown $(names), transforms
-    of hop-by-hop or gateway headers."""
+    of hop-by-hop or gateway headers, validation without an OpenAPI document (``has_openapi``
+    says whether the version has one; not said, it has none)."""
     if data is None:
         data = {}
     problems = _unknown_fields(data, VersionPolicies, "")
@@ -162,6 +168,10 @@ def policies_check(data: object) -> VersionPolicies:
         )
     if policies.ip_rules is not None:
         problems += ip_rules_problems(policies.ip_rules, "ip_rules")
+    if policies.request_validation != "off" and not has_openapi:
+        problems.append(
+            "request_validation: this version has no OpenAPI document to validate against; upload one first."
+        )
     if problems:
         raise PoliciesInvalid(problems)
     return policies

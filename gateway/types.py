@@ -62,3 +62,6 @@ class RequestContext:
     rewritten_path: str = ""
     request_edit: HeaderEdit | None = None
     response_edit: HeaderEdit | None = None
+    # The request body, when a policy had to read it whole (request_validation, for a JSON
+    # body with a schema): the proxy sends these bytes instead of streaming.
+    body: bytes | None = None

@@ -1,6 +1,6 @@
 """A version's edge policies over REST: PATCH {"policies": ...} reaches a running gateway
 within 1 s; bad policies are a 400 naming each field, and nothing is published;
-only operators see them."""
+developers see only what affects a caller (request_validation), operators see all."""
 
 from __future__ import annotations
 
@@ -88,7 +88,8 @@ def test_a_patched_transform_takes_effect_at_the_gateway_within_a_second(
         ({"request_transform": {"add_headers": {"X-A": "$(password)"}}}, "$(password) is not a known name"),
         ({"request_transform": {"path_prefix": {"match": "public"}}}, "is not a path prefix"),
         ({"request_transfrom": {}}, "request_transfrom: unknown field"),
-        ({"ip_rules": {"allow": "10.0.0.0/8"}}, "ip_rules.allow: Expected `array`, got `str`"),
+        ({"request_validation": "enforce"}, "no OpenAPI document"),
+        ({"request_validation": "always"}, "request_validation: Invalid enum value 'always'"),
         ({"request_transform": {"add_headers": {"X-A": 1}}}, "Expected `str`, got `int`"),
         ([], "Expected `object`, got `array`"),
     ],
@@ -109,10 +110,32 @@ def test_bad_policies_are_a_field_error_and_nothing_is_published(
 
 
 @pytest.mark.django_db
-def test_only_operators_see_the_policies(client_for, olivia, alice, echo_api):
+def test_validation_is_accepted_with_a_document_and_published_with_it(
+    client_for, olivia, echo_api, redis_client, django_capture_on_commit_callbacks
+):
     v2 = echo_api.versions.get(label="v2")
-    policies = {"ip_rules": {"allow": ["203.0.113.0/24"]}}
-    client_for(olivia).patch(_url(v2), {"policies": policies}, format="json")
+    document = {"openapi": "3.0.3", "info": {"title": "Echo", "version": "2"}, "paths": {"/anything": {"get": {
+        "responses": {"200": {"description": "ok"}}}}}}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(olivia).patch(
+            _url(v2), {"openapi": document, "policies": {"request_validation": "report"}}, format="json"
+        )
+    assert response.status_code == 200, response.json()
+    route = _route(redis_client, v2)
+    assert route.policies.request_validation == "report"
+    assert route.openapi == document
+    # Without validation the document stays out of the route record (it can be large).
+    with django_capture_on_commit_callbacks(execute=True):
+        client_for(olivia).patch(_url(v2), {"policies": {}}, format="json")
+    assert _route(redis_client, v2).openapi is None
+
+
+@pytest.mark.django_db
+def test_developers_see_only_what_affects_a_caller(client_for, olivia, alice, echo_api):
+    v2 = echo_api.versions.get(label="v2")
+    document = {"openapi": "3.0.3", "info": {"title": "Echo", "version": "2"}, "paths": {}}
+    policies = {"request_validation": "enforce", "ip_rules": {"allow": ["203.0.113.0/24"]}}
+    client_for(olivia).patch(_url(v2), {"openapi": document, "policies": policies}, format="json")
 
     assert client_for(olivia).get(_url(v2)).json()["policies"] == policies
-    assert client_for(alice).get(_url(v2)).json()["policies"] == {}
+    assert client_for(alice).get(_url(v2)).json()["policies"] == {"request_validation": "enforce"}
