@@ -222,10 +222,11 @@ def _write(pipe: redis.client.Pipeline, kind: str, ref: str) -> contract.Invalid
             for field, raw in redis_client().hgetall(contract.ROUTES_KEY).items():
                 if contract.RouteRecord.from_json(raw).version_id == int(ref):
                     pipe.hdel(contract.ROUTES_KEY, field)
+            pipe.delete(contract.openapi_key(int(ref)))
             return contract.Invalidation(kind="route", id=ref)
         record = route_record(version)
         field = contract.route_field(record.api_slug, record.version)
-        if record.openapi_sha256 is not None:  # before the record that names it, in the same pipeline
+        if record.openapi_sha256 is not None and version.openapi:  # before the record naming it, same pipeline
             pipe.set(contract.openapi_key(version.pk), contract.openapi_payload(version.openapi)[0])
         else:
             pipe.delete(contract.openapi_key(version.pk))

@@ -98,7 +98,8 @@ def test_enforce_on_the_demo_echo_document(start_gateway, publish, redis_client,
 
     ok = httpx.get(f"{gateway.url}/echo/v1/anything?q=hello", headers=headers)
     posted = httpx.post(f"{gateway.url}/echo/v1/anything", headers=headers, json={"any": ["thing"]})
-    assert ok.status_code == 200 and ok.json()["query"] == "q=hello"
+    assert ok.status_code == 200
+    assert ok.json()["query"] == "q=hello"
     assert posted.status_code == 200, posted.text
     assert upstream.served() == 2
 
@@ -110,10 +111,14 @@ def test_enforce_on_the_demo_echo_document(start_gateway, publish, redis_client,
     ))
     form = errors_of(httpx.post(f"{gateway.url}/echo/v1/anything", headers=headers, data={"a": "b"}))
 
-    assert set(other_path) == {"path"} and "/elsewhere is not a path" in other_path["path"]
-    assert set(other_method) == {"method"} and "GET, HEAD, POST" in other_method["method"]
-    assert set(not_an_object) == {"body"} and "object" in not_an_object["body"]
-    assert set(not_json) == {"body"} and "Not valid JSON" in not_json["body"]
+    assert set(other_path) == {"path"}
+    assert "/elsewhere is not a path" in other_path["path"]
+    assert set(other_method) == {"method"}
+    assert "GET, HEAD, POST" in other_method["method"]
+    assert set(not_an_object) == {"body"}
+    assert "object" in not_an_object["body"]
+    assert set(not_json) == {"body"}
+    assert "Not valid JSON" in not_json["body"]
     assert set(form) == {"header.content-type"}
     assert upstream.served() == 2  # none of the refused requests reached it
     assert failures(gateway, "enforce", "path") == 1
@@ -127,7 +132,8 @@ def test_report_forwards_what_enforce_refuses_and_counts_it(start_gateway, publi
 
     r = httpx.get(f"{gateway.url}/echo/v1/elsewhere?x=1", headers={"X-API-Key": world.alice_key})
 
-    assert r.status_code == 200 and r.json()["path"] == "/elsewhere"
+    assert r.status_code == 200
+    assert r.json()["path"] == "/elsewhere"
     assert upstream.served() == 1
     assert failures(gateway, "report", "path") == 1
     assert "request_validation report echo/v1 GET /elsewhere" in gateway.log()
@@ -174,7 +180,8 @@ def test_a_valid_request_reaches_the_upstream_unchanged(start_gateway, publish, 
     validated, plain = seen
     assert validated["body_sha256"] == hashlib.sha256(VALID_ORDER).hexdigest()
     assert validated["body_size"] == len(VALID_ORDER)
-    assert validated["raw_path"] == "/orders/%37" and validated["query"] == "dry_run=false&extra=1"
+    assert validated["raw_path"] == "/orders/%37"
+    assert validated["query"] == "dry_run=false&extra=1"
     assert validated["headers"] == plain["headers"]  # same headers, same order, same Content-Length
     assert validated["body_sha256"] == plain["body_sha256"]
 
@@ -208,4 +215,5 @@ def test_a_document_it_cannot_load_fails_closed_in_enforce(
     gateway = start_gateway()
 
     r = httpx.get(f"{gateway.url}/echo/v1/anything", headers={"X-API-Key": world.alice_key})
-    assert r.status_code == 503 and r.json()["type"].endswith("validation-unavailable")
+    assert r.status_code == 503
+    assert r.json()["type"].endswith("validation-unavailable")

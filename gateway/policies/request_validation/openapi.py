@@ -53,13 +53,13 @@ def _resolve(document: Mapping[str, Any], node: Any) -> Any:
     raise DocumentUnusable("$refs loop")
 
 
-def _nullable(schema: Any) -> Any:
+def nullable_to_json_schema(schema: Any) -> Any:
     """OpenAPI 3.0's ``nullable: true`` as JSON Schema says it, everywhere in ``schema``."""
     if isinstance(schema, list):
-        return [_nullable(item) for item in schema]
+        return [nullable_to_json_schema(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {key: _nullable(value) for key, value in schema.items()}
+    out = {key: nullable_to_json_schema(value) for key, value in schema.items()}
     if out.pop("nullable", False) is True:
         kind = out.get("type")
         if isinstance(kind, str):
@@ -78,12 +78,12 @@ class SchemaCompiler:
         components = document.get("components") or {}
         # Every schema is compiled with the document's components beside it, so that
         # "#/components/schemas/X" resolves against the schema's own root.
-        self.components = components if self.v31 else _nullable(components)
+        self.components = components if self.v31 else nullable_to_json_schema(components)
 
     def compile(self, schema: Any) -> Any:
         if not isinstance(schema, dict) or not schema:
             return None  # {} accepts everything: nothing to run
-        root = dict(schema if self.v31 else _nullable(schema))
+        root = dict(schema if self.v31 else nullable_to_json_schema(schema))
         if self.components:
             root["components"] = self.components
         try:

@@ -4,6 +4,8 @@ developers see only what affects a caller (request_validation), operators see al
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -90,6 +92,7 @@ def test_a_patched_transform_takes_effect_at_the_gateway_within_a_second(
         ({"request_transfrom": {}}, "request_transfrom: unknown field"),
         ({"request_validation": "enforce"}, "no OpenAPI document"),
         ({"request_validation": "always"}, "request_validation: Invalid enum value 'always'"),
+        ({"ip_rules": {"allow": "10.0.0.0/8"}}, "ip_rules.allow: Expected `array`, got `str`"),
         ({"request_transform": {"add_headers": {"X-A": 1}}}, "Expected `str`, got `int`"),
         ([], "Expected `object`, got `array`"),
     ],
@@ -123,11 +126,16 @@ def test_validation_is_accepted_with_a_document_and_published_with_it(
     assert response.status_code == 200, response.json()
     route = _route(redis_client, v2)
     assert route.policies.request_validation == "report"
-    assert route.openapi == document
-    # Without validation the document stays out of the route record (it can be large).
+    # The document goes apart from the route record (routes are all reloaded on any change),
+    # named in it by its SHA-256, which the gateway checks and compiles once.
+    published = redis_client.get(contract.openapi_key(v2.pk))
+    assert json.loads(published) == document
+    assert route.openapi_sha256 == hashlib.sha256(published).hexdigest()
+    # Without validation the document is withdrawn.
     with django_capture_on_commit_callbacks(execute=True):
         client_for(olivia).patch(_url(v2), {"policies": {}}, format="json")
-    assert _route(redis_client, v2).openapi is None
+    assert _route(redis_client, v2).openapi_sha256 is None
+    assert redis_client.get(contract.openapi_key(v2.pk)) is None
 
 
 @pytest.mark.django_db
