@@ -7,7 +7,10 @@ counts; a valid request reaches the upstream byte for byte; ``off`` changes noth
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import socket
+import time
 from pathlib import Path
 
 import httpx
@@ -217,3 +220,52 @@ def test_a_document_it_cannot_load_fails_closed_in_enforce(
     r = httpx.get(f"{gateway.url}/echo/v1/anything", headers={"X-API-Key": world.alice_key})
     assert r.status_code == 503
     assert r.json()["type"].endswith("validation-unavailable")
+
+
+def test_a_json_body_is_invited_with_100_continue_then_validated(start_gateway, publish, redis_client, world, upstream):
+    """The body is read only once the caller is admitted: a client that waits for 100
+    Continue gets it, and its body is then validated (a refusal names the body's fields)."""
+    publish_validated(publish, redis_client, upstream, ORDERS_DOCUMENT, "enforce")
+    gateway = start_gateway()
+    upstream.reset()
+
+    def exchange(body: bytes) -> bytes:
+        head = (b"PUT /echo/v1/orders/7?dry_run=true HTTP/1.1\r\nHost: gw\r\nX-API-Key: " + world.alice_key.encode()
+                + b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode()
+                + b"\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+        with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as sock:
+            sock.sendall(head)
+            assert sock.recv(1024).startswith(b"HTTP/1.1 100 Continue")
+            sock.sendall(body)
+            response = b""
+            while chunk := sock.recv(65536):
+                response += chunk
+        return response
+
+    refused = exchange(b'{"item": "lamp", "address": {}}')
+    accepted = exchange(VALID_ORDER)
+
+    assert refused.startswith(b"HTTP/1.1 400 ")
+    assert json.loads(refused.split(b"\r\n\r\n", 1)[1])["errors"] == [
+        {"location": "body.address.city", "message": '"city" is a required property'}
+    ]
+    assert accepted.startswith(b"HTTP/1.1 200 ")
+    assert json.loads(accepted.split(b"\r\n\r\n", 1)[1])["body_sha256"] == hashlib.sha256(VALID_ORDER).hexdigest()
+    assert upstream.served() == 1
+
+
+def test_a_trickled_json_body_is_cut_off_while_it_is_read(start_gateway, publish, redis_client, world, upstream):
+    publish_validated(publish, redis_client, upstream, ORDERS_DOCUMENT, "enforce")
+    gateway = start_gateway(GATEWAY_BODY_TIMEOUT_S="0.5", GATEWAY_BODY_MIN_RATE_BPS="1000")
+    upstream.reset()
+    head = (b"PUT /echo/v1/orders/7?dry_run=true HTTP/1.1\r\nHost: gw\r\nX-API-Key: " + world.alice_key.encode()
+            + b"\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
+        sock.sendall(head)
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    assert response.startswith(b"HTTP/1.1 408 "), response[:200]
+    assert time.monotonic() - started < 5
+    assert upstream.served() == 0

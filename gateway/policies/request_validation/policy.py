@@ -6,10 +6,14 @@ route (``openapi_sha256``). Each worker fetches a document once and compiles it 
 (gateway/policies/request_validation/openapi.py), cached by that hash, so a request pays
 for matching and validating, never for compiling.
 
-Runs after authentication and the IP rules and before the rate limit: a refused request
-is never counted (nor billed: its decision is ``bad_request``), as with ip_rules. A JSON
-body with a schema is buffered here, within the version's body limit, and the proxy
-sends the buffered bytes unchanged; every other body still streams.
+Runs after authentication and the IP rules and before the rate limit, so a request
+refused for its path, method, parameters or body media type is never counted; its
+decision is ``bad_request``, never billed. A JSON body with a schema is the exception:
+the body is only invited (100 Continue) and read once the caller is admitted, so the
+policy leaves ``ctx.body_check`` and the proxy reads the body whole (within the
+version's limit, under the body-rate watchdog), calls it, and sends the same bytes on.
+Such a request, refused, counted against the rate limit like a 413 found mid-body,
+and like it is not billed. Every other body still streams.
 
 ``enforce`` answers 400 ``request-invalid`` with ``errors``: one ``{"location",
 "message"}`` per violation (``path``, ``method``, ``path.<name>``, ``query.<name>``,
@@ -30,6 +34,7 @@ from gateway import contract, metrics
 from gateway.exceptions import Reject
 from gateway.pipeline import Policy, PolicyDeps
 from gateway.policies.request_validation.openapi import (
+    Body,
     CompiledDocument,
     DocumentUnusable,
     Violation,
@@ -40,7 +45,6 @@ from gateway.policies.request_validation.openapi import (
     parameter_violations,
 )
 from gateway.policies.request_validation.schema import RequestValidationSettings
-from gateway.proxy import BodyTooSlow, too_large, too_slow
 from gateway.redis_mux import RedisHandle
 from gateway.types import RequestContext
 
@@ -105,9 +109,25 @@ class RequestValidationPolicy(Policy):
                     headers={"Retry-After": "1"},
                 )
             return
-        violations = await self.violations(ctx, document)
-        if not violations:
+        violations, pending_body = self.violations(ctx, document)
+        if pending_body is None:
+            if violations:
+                self.act(ctx, route, violations)
             return
+        # A JSON body to validate: the proxy reads it (within the body limit, after any
+        # 100 Continue, under the body-rate watchdog) and calls this before sending it on;
+        # the answer then names every violation, the ones found here included.
+        body, media = pending_body
+
+        def check_body(raw: bytes) -> None:
+            found = violations + body_violations(body, media, raw)
+            if found:
+                self.act(ctx, route, found)
+
+        ctx.body_check = check_body
+
+    def act(self, ctx: RequestContext, route: contract.RouteRecord, violations: list[Violation]) -> None:
+        mode = route.policies.request_validation
         for violation in violations:
             metrics.REQUEST_VALIDATION.labels(mode, violation["location"].split(".", 1)[0]).inc()
         if mode == "report":
@@ -121,42 +141,31 @@ class RequestValidationPolicy(Policy):
             detail=f"{len(violations)} problem(s); see errors.", extra={"errors": violations},
         )
 
-    async def violations(self, ctx: RequestContext, document: CompiledDocument) -> list[Violation]:
+    def violations(
+        self, ctx: RequestContext, document: CompiledDocument
+    ) -> tuple[list[Violation], tuple[Body, str] | None]:
+        """What is wrong without reading the body, and the body's schema and media type
+        when a JSON body remains to be validated."""
         request = ctx.request
         found = document.find(ctx.upstream_path)
         if found is None:
-            return [{"location": "path", "message": f"{ctx.upstream_path} is not a path of this API."}]
+            return [{"location": "path", "message": f"{ctx.upstream_path} is not a path of this API."}], None
         operations, path_params = found
         operation = operations.get(request.method)
         if operation is None:
             allowed = ", ".join(sorted(operations))
             message = f"{request.method} is not an operation of this path ({allowed})."
-            return [{"location": "method", "message": message}]
+            return [{"location": "method", "message": message}], None
         out: list[Violation] = []
         if operation.parameters:
             query = parse_qs(ctx.query, keep_blank_values=True) if ctx.query else {}
             path_values = {name: unquote(value) for name, value in path_params.items()}
             out += parameter_violations(operation, path_values, query, request.headers)
         body = operation.body
-        if body is not None:
-            has_body = request.body_exists
-            media = request.content_type.lower() if has_body else ""
-            raw = None
-            if has_body and is_json(media) and json_validator(body, media) is not None:
-                raw = await self.buffer(ctx, route_limit=ctx.route.max_body_bytes if ctx.route else 0)
-            out += body_violations(body, media, raw)
-        return out
-
-    async def buffer(self, ctx: RequestContext, route_limit: int) -> bytes:
-        """The whole body, within the version's limit (as the proxy counts it), kept for the proxy."""
-        chunks = []
-        try:
-            async for chunk in ctx.request.content.iter_any():
-                ctx.bytes_in += len(chunk)
-                if ctx.bytes_in > route_limit:
-                    raise too_large(route_limit)
-                chunks.append(chunk)
-        except BodyTooSlow:
-            raise too_slow() from None
-        ctx.body = b"".join(chunks)
-        return ctx.body
+        if body is None:
+            return out, None
+        media = request.content_type.lower() if request.body_exists else ""
+        problems = body_violations(body, media, None)  # presence and media type
+        if problems or not media or not is_json(media) or json_validator(body, media) is None:
+            return out + problems, None
+        return out, (body, media)
