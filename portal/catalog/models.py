@@ -6,6 +6,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from gateway import contract, route_policies
+from gateway.policies.request_validation import openapi as openapi_checks
 from portal.catalog.validators import (
     validate_allowed_methods,
     validate_header_names,
@@ -168,6 +169,13 @@ class ApiVersion(models.Model):
             route_policies.policies_check(self.policies, has_openapi=bool(self.openapi))
         except route_policies.PoliciesInvalid as exc:
             errors["policies"] = exc.problems
+        else:
+            if self.openapi and (self.policies or {}).get("request_validation", "off") != "off":
+                problem = openapi_checks.document_problem(self.openapi)
+                if problem:
+                    errors["policies"] = [
+                        f"request_validation: the gateway cannot validate with this document: {problem}"
+                    ]
         if errors:
             raise ValidationError(errors)
 

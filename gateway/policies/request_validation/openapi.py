@@ -71,10 +71,10 @@ def nullable_to_json_schema(schema: Any) -> Any:
 
 class SchemaCompiler:
     def __init__(self, document: Mapping[str, Any]) -> None:
-        version = str(document.get("openapi", ""))
+        version = str(document.get("openapi") or document.get("swagger") or "")
         self.v31 = version.startswith("3.1")
         if not (self.v31 or version.startswith("3.0")):
-            raise DocumentUnusable(f"OpenAPI {version!r}: only 3.0 and 3.1 are validated")
+            raise DocumentUnusable(f"it is version {version or '(none)'}; only OpenAPI 3.0 and 3.1 are validated")
         components = document.get("components") or {}
         # Every schema is compiled with the document's components beside it, so that
         # "#/components/schemas/X" resolves against the schema's own root.
@@ -320,6 +320,16 @@ def parameter_violations(
             value = _convert(texts[0], param.kind)
         out += schema_violations(param.validator, value, where)
     return out
+
+
+def document_problem(document: object) -> str:
+    """Why the gateway could not validate against ``document`` ("" when it can): the
+    portal asks before it lets request_validation on, so the gateway never meets it."""
+    try:
+        CompiledDocument(document)  # type: ignore[arg-type]  # checked inside
+    except DocumentUnusable as exc:
+        return str(exc)
+    return ""
 
 
 def document_from_bytes(raw: bytes) -> CompiledDocument:

@@ -147,3 +147,28 @@ def test_developers_see_only_what_affects_a_caller(client_for, olivia, alice, ec
 
     assert client_for(olivia).get(_url(v2)).json()["policies"] == policies
     assert client_for(alice).get(_url(v2)).json()["policies"] == {"request_validation": "enforce"}
+
+
+@pytest.mark.django_db
+def test_a_document_the_gateway_cannot_validate_with_is_a_field_error(client_for, olivia, echo_api):
+    v2 = echo_api.versions.get(label="v2")
+    swagger = {"swagger": "2.0", "info": {"title": "Echo", "version": "2"}, "paths": {}}
+    PublishOutbox.objects.all().delete()
+
+    response = client_for(olivia).patch(
+        _url(v2), {"openapi": swagger, "policies": {"request_validation": "enforce"}}, format="json"
+    )
+
+    body = assert_error_shape(response, 400)
+    assert body["fields"]["policies"] == [
+        "request_validation: the gateway cannot validate with this document: it is version 2.0; only OpenAPI 3.0 "
+        "and 3.1 are validated"
+    ], body
+    assert not PublishOutbox.objects.exists()
+    # Removing the document of a validated version is refused the same way.
+    document = {"openapi": "3.0.3", "info": {"title": "Echo", "version": "2"}, "paths": {}}
+    ok = client_for(olivia).patch(_url(v2), {"openapi": document, "policies": {"request_validation": "enforce"}},
+                                  format="json")
+    assert ok.status_code == 200, ok.json()
+    removed = client_for(olivia).patch(_url(v2), {"openapi": None}, format="json")
+    assert any("no OpenAPI document" in p for p in assert_error_shape(removed, 400)["fields"]["policies"])
