@@ -117,6 +117,7 @@ bench: venv
 	$(PY) bench/analytics.py
 	$(PY) bench/portal_server.py
 	$(PY) bench/redis_clients.py --cluster  # coredis and valkey-glide are measured only where installed
+	$(PY) bench/json_validators.py  # fastjsonschema is measured only where installed
 
 clean:
 	rm -rf var bench/results .pytest_cache

@@ -13,7 +13,10 @@ leases and caches cannot flatter the result); then the added p99 latency at a fi
 rate of half the full gateway's maximum (hey -q, rate-paced); then the Redis bytes
 one subscription on a 10,000/min plan holds after --memory-seconds at its limit;
 and optionally (--flatness) throughput with 1,000,000 keys and 1,000 APIs published
-against one key and one API.
+against one key and one API. Also a JSON POST (a ~200-byte body with a nested required
+field) to a version with ``request_validation: enforce`` against the same POST to a version
+with it off, on the full gateway: ``validation.ratio_enforce_vs_off`` (goal >= 0.9).
+``--validation-only`` runs just that and updates the ``validation`` part of gateway.json.
 
 Writes bench/results/gateway.json in the shape the issue asks for, plus
 bench/results/gateway-extra.json (paced latency, flatness, machine). Everything
@@ -41,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 
 from gateway import contract  # noqa: E402
+from gateway.route_policies import VersionPolicies  # noqa: E402
 from tests.services import RedisServer, free_port, wait_for_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -174,6 +178,76 @@ def publish_basic(client: redis.Redis, upstream_url: str) -> str:
     client.set(contract.key_key(contract.key_hash(key, SECRET.encode())), record.to_json())
     client.incr(contract.GENERATION_KEY)
     return key
+
+
+VALIDATION_DOCUMENT = {
+    "openapi": "3.0.3",
+    "info": {"title": "Bench orders", "version": "1"},
+    "paths": {
+        "/orders": {
+            "post": {
+                "parameters": [{"name": "dry_run", "in": "query", "schema": {"type": "boolean"}}],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["item", "quantity", "address"],
+                    "properties": {
+                        "item": {"type": "string", "maxLength": 100},
+                        "quantity": {"type": "integer", "minimum": 1},
+                        "tags": {"type": "array", "items": {"type": "string"}},
+                        "note": {"type": "string", "nullable": True},
+                        "address": {"type": "object", "required": ["city"], "properties": {
+                            "street": {"type": "string"}, "city": {"type": "string"},
+                            "zip": {"type": "string", "pattern": "^[0-9]{5}$"}}},
+                    }}}}},
+                "responses": {"200": {"description": "ok"}},
+            }
+        }
+    },
+}
+VALIDATION_BODY = json.dumps({"item": "desk lamp", "quantity": 2, "tags": ["office", "light"], "note": None,
+                              "address": {"street": "Invalidenstrasse 1", "city": "Berlin", "zip": "10115"}})
+
+
+def publish_validation(client: redis.Redis, upstream_url: str) -> None:
+    """bench/v2 validates against VALIDATION_DOCUMENT (enforce), bench/v3 is the same without."""
+    raw, digest = contract.openapi_payload(VALIDATION_DOCUMENT)
+    for version, version_id, mode in (("v2", 2, "enforce"), ("v3", 3, "off")):
+        route = contract.RouteRecord(
+            api_id=1, api_slug="bench", version=version, version_id=version_id, state="published",
+            upstreams=(contract.Upstream(url=upstream_url),),
+            policies=VersionPolicies(request_validation=mode),  # type: ignore[arg-type]
+            openapi_sha256=digest if mode != "off" else None,
+        )
+        client.set(contract.openapi_key(version_id), raw)
+        client.hset(contract.ROUTES_KEY, f"bench/{version}", route.to_json())
+    client.incr(contract.GENERATION_KEY)
+
+
+def post_script(tmp: Path) -> Path:
+    script = tmp / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(VALIDATION_BODY)}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    return script
+
+
+def validation_run(port: int, seconds: int, auth: dict[str, str], tmp: Path) -> dict[str, object]:
+    script = post_script(tmp)
+    on_url, off_url = (f"http://127.0.0.1:{port}/bench/{v}/orders?dry_run=false" for v in ("v2", "v3"))
+    wrk(on_url, 1, auth, script)  # warm-up: every worker fetches and compiles the document
+    wrk(off_url, 1, auth, script)
+    off = wrk(off_url, seconds, auth, script)
+    enforce = wrk(on_url, seconds, auth, script)
+    for name, r in (("validation off", off), ("validation enforce", enforce)):
+        if r.get("non_2xx"):
+            print(f"warning: {name} had {r['non_2xx']} non-2xx responses", file=sys.stderr)
+    return {
+        "body_bytes": len(VALIDATION_BODY),
+        "off": {m: off[m] for m in ("rps", "p50_ms", "p99_ms")},
+        "enforce": {m: enforce[m] for m in ("rps", "p50_ms", "p99_ms")},
+        "ratio_enforce_vs_off": round(enforce["rps"] / off["rps"], 3),
+    }
 
 
 def publish_many(client: redis.Redis, subscriptions: int, keys: int, tmp: Path) -> Path:
@@ -365,6 +439,8 @@ def main() -> int:
                         help="GATEWAY_RATE_LIMIT_LEASE_MS for the full gateway (default: the gateway's own, 250)")
     parser.add_argument("--memory-seconds", type=int, default=60,
                         help="how long the 10,000/min subscription runs at its limit before its memory is read")
+    parser.add_argument("--validation-only", action="store_true",
+                        help="only the request_validation run; updates the validation part of gateway.json")
     args = parser.parse_args()
     for tool in ("nginx", "wrk", "hey", "redis-server"):
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
@@ -384,6 +460,19 @@ def main() -> int:
         wait_for_port(nginx_port)
         client = redis.Redis.from_url(redis_server.url)
         key = publish_basic(client, f"http://127.0.0.1:{upstream_port}")
+        publish_validation(client, f"http://127.0.0.1:{upstream_port}")
+        if args.validation_only:
+            full = Gateway(tmp, redis_server.url, "all", args.workers)
+            gateways.append(full)
+            validation = validation_run(full.port, args.seconds, {"X-API-Key": key}, tmp)
+            validation["loadavg_1m"] = {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)}
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            path = RESULTS / "gateway.json"
+            current = json.loads(path.read_text()) if path.exists() else {}
+            path.write_text(json.dumps({**current, "validation": validation}, indent=2) + "\n")
+            print(f"validation: enforce {validation['enforce']['rps']:.0f} req/s vs off "  # type: ignore[index]
+                  f"{validation['off']['rps']:.0f} req/s = {validation['ratio_enforce_vs_off']:.3f} (goal >= 0.9)")  # type: ignore[index]
+            return 0
         many_script = publish_many(client, args.many_subscriptions, args.many_keys, tmp)
         plain_port = free_port()
         plain = subprocess.Popen([sys.executable, str(ROOT / "bench" / "plain_proxy.py"), "--port", str(plain_port),
@@ -431,6 +520,8 @@ def main() -> int:
                 ),
             },
         }
+
+        shaped["validation"] = validation_run(full.port, s, auth, tmp)
 
         rate = results["gateway_full"]["rps"] / 2
         # Reference only (not in gateway.json): one process of the plainest aiohttp proxy.
@@ -508,6 +599,9 @@ def main() -> int:
           f"gateway_full p99 {paced_full['p99_ms']:.2f} ms, added {paced['added_p99_ms']:.2f} ms (goal <= 2)")  # type: ignore[index]
     print(f"metering: {metering['requests']:.0f} requests in {metering['entries']:.0f} stream entries "
           f"({metering['requests_per_entry']} per batch)")
+    v = shaped["validation"]
+    print(f"validation: enforce {v['enforce']['rps']:.0f} req/s vs off {v['off']['rps']:.0f} req/s "  # type: ignore[index]
+          f"= {v['ratio_enforce_vs_off']:.3f} (goal >= 0.9)")  # type: ignore[index]
     if "flatness" in extra:
         f = extra["flatness"]
         print(f"flatness: {f['keys']} keys / {f['apis']} APIs {f['large']['rps']:.0f} req/s vs one key "  # type: ignore[index]

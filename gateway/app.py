@@ -34,6 +34,7 @@ import os
 import re
 import socket
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -66,9 +67,10 @@ LINGERING_S = 2.0
 
 
 def problem_response(
-    status: int, problem: str, title: str, *, detail: str | None = None, request_id: str = ""
+    status: int, problem: str, title: str, *, detail: str | None = None, request_id: str = "",
+    extra: Mapping[str, Any] | None = None,
 ) -> web.Response:
-    body: dict[str, Any] = {"type": PROBLEM_BASE + problem, "title": title, "status": status}
+    body: dict[str, Any] = {**(extra or {}), "type": PROBLEM_BASE + problem, "title": title, "status": status}
     if detail:
         body["detail"] = detail
     if request_id:
@@ -448,7 +450,8 @@ class Gateway:
             response: web.Response = Response(status=reject.status)
         else:
             response = problem_response(
-                reject.status, reject.problem, reject.title, detail=reject.detail, request_id=ctx.request_id
+                reject.status, reject.problem, reject.title, detail=reject.detail, request_id=ctx.request_id,
+                extra=reject.extra,
             )
         headers = response.headers
         for name, value in ctx.response_headers:

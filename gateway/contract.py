@@ -91,6 +91,17 @@ def health_key(node_id: str) -> str:
     return f"{PREFIX}:health:{{{node_id}}}"
 
 
+def openapi_key(version_id: int) -> str:
+    """The version's OpenAPI document as compact JSON, while its request_validation is on."""
+    return f"{PREFIX}:openapi:{version_id}"
+
+
+def openapi_payload(document: dict[str, Any]) -> tuple[bytes, str]:
+    """What the portal writes at openapi_key(), and its SHA-256 for RouteRecord.openapi_sha256."""
+    raw = json.dumps(document, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    return raw, hashlib.sha256(raw).hexdigest()
+
+
 def app_key(application_id: int) -> str:
     return f"{PREFIX}:app:{application_id}"
 
@@ -229,6 +240,10 @@ class RouteRecord:
     cors: CorsPolicy = CorsPolicy()
     # The version's edge policies (gateway/route_policies.py); all off by default.
     policies: VersionPolicies = NO_POLICIES
+    # While request_validation is on: the SHA-256 of the version's OpenAPI document, which
+    # is published apart, at openapi_key(version_id) (documents can be large; routes are
+    # all reloaded on every change). The gateway compiles it once per hash.
+    openapi_sha256: str | None = None
 
     def to_json(self) -> str:
         return _dumps(self)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 
 from aiohttp import web
 
@@ -29,8 +30,10 @@ async def echo(request: web.Request) -> web.StreamResponse:
         request.app[SERVED][0] = 0
         return web.json_response({"served": 0})
     size = 0
+    digest = hashlib.sha256()  # so a test can tell the body arrived byte for byte
     async for chunk in request.content.iter_any():
         size += len(chunk)
+        digest.update(chunk)
     request.app[SERVED][0] += 1
     delay = request.query.get("delay_ms", "")
     if delay.isdigit():
@@ -43,6 +46,7 @@ async def echo(request: web.Request) -> web.StreamResponse:
             "query": request.query_string,
             "headers": [[k, v] for k, v in request.headers.items()],
             "body_size": size,
+            "body_sha256": digest.hexdigest(),
         }
     )
 

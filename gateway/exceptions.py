@@ -18,6 +18,7 @@ the same path but is sent as a bodiless response with its status and headers.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 PROBLEM_BASE = "https://tollway.dev/problems/"
 
@@ -51,6 +52,7 @@ class Reject(GatewayError):
         detail: str | None = None,
         headers: Mapping[str, str] | None = None,
         close: bool = False,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(title)
         self.status = status
@@ -60,6 +62,7 @@ class Reject(GatewayError):
         self.detail = detail
         self.headers = dict(headers or {})
         self.close = close
+        self.extra = extra  # more members of the problem document, e.g. request_validation's "errors"
 
 
 class Answer(Reject):

@@ -26,6 +26,12 @@ LIMITER_DECISIONS = Counter(
     "tollway_gateway_limiter_decisions_total", "Rate limit and quota decisions.", ["decision"]
 )
 REDIS_ERRORS = Counter("tollway_gateway_redis_errors_total", "Redis calls that failed or timed out.")
+REQUEST_VALIDATION = Counter(
+    "tollway_gateway_request_validation_failures_total",
+    "Requests that failed their version's OpenAPI document, by mode (report, enforce) and where: path, method, "
+    "query, header, body; 'unavailable' when the document could not be loaded.",
+    ["mode", "location"],
+)
 INVALIDATIONS = Counter("tollway_gateway_invalidations_total", "Invalidations applied, by kind.", ["kind"])
 SNAPSHOT_LOADS = Counter("tollway_gateway_snapshot_loads_total", "Start-ups served from the on-disk snapshot.")
 UPSTREAM_ERRORS = Counter("tollway_gateway_upstream_errors_total", "Upstream failures, by kind.", ["kind"])

@@ -327,6 +327,17 @@ class Proxy:
                 raise BodyTooLarge
             yield chunk
 
+    async def _whole_body(self, request: web.BaseRequest, ctx: RequestContext, limit: int) -> bytes:
+        chunks = []
+        try:
+            async for chunk in self._body(request, ctx, limit):
+                chunks.append(chunk)
+        except BodyTooLarge:
+            raise too_large(limit) from None
+        except BodyTooSlow:
+            raise too_slow() from None
+        return b"".join(chunks)
+
     async def forward(self, ctx: RequestContext) -> web.StreamResponse:
         route = ctx.route
         assert route is not None
@@ -357,8 +368,13 @@ class Proxy:
         timeout = self.timeout(route)
         last: str = "connect"
         upstream: aiohttp.ClientResponse | None = None
+        body = await self._whole_body(request, ctx, route.max_body_bytes) if has_body and ctx.body_check else None
+        if body is not None and ctx.body_check is not None:
+            ctx.body_check(body)  # request_validation; raises Reject in enforce mode
         for target in attempts:
-            data = self._body(request, ctx, route.max_body_bytes) if has_body else None
+            data = (
+                (body if body is not None else self._body(request, ctx, route.max_body_bytes)) if has_body else None
+            )
             try:
                 upstream = await self.session.request(
                     method,

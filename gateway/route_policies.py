@@ -21,7 +21,8 @@ The JSON shape (every key optional)::
      "upstream_health": {"active": {"path": "/healthz", "interval_s": 5, "timeout_s": 2,
                                     "healthy_threshold": 2, "unhealthy_threshold": 3},
                          "passive": {"failures": 5, "eject_s": 30},
-                         "retries": 1, "breaker_failures": 5, "breaker_cooldown_s": 10}}
+                         "retries": 1, "breaker_failures": 5, "breaker_cooldown_s": 10},
+     "request_validation": "off" | "report" | "enforce"}
 
 Values of headers and query parameters may use the caller's context as ``$(name)``, with
 the names in ``TEMPLATE_NAMES``; ``$$`` is a literal ``$``. A value that comes out empty
@@ -34,9 +35,12 @@ import ipaddress
 import re
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
+
+ValidationMode = Literal["off", "report", "enforce"]
+VALIDATION_MODES: tuple[str, ...] = ("off", "report", "enforce")
 
 # $(name) in a header or query value: the caller's context at request time.
 TEMPLATE_NAMES: tuple[str, ...] = (
@@ -154,6 +158,7 @@ class VersionPolicies:
     response_transform: ResponseTransform | None = None
     ip_rules: IpRules | None = None
     upstream_health: UpstreamHealth | None = None
+    request_validation: ValidationMode = "off"
 
     @property
     def active(self) -> bool:
@@ -172,10 +177,11 @@ class PoliciesInvalid(ValueError):
         self.problems = problems
 
 
-def policies_check(data: object) -> VersionPolicies:
+def policies_check(data: object, *, has_openapi: bool = False) -> VersionPolicies:
     """The typed policies of ``data`` (the JSON an operator gave), or PoliciesInvalid naming
     every problem: unknown or mistyped fields, malformed CIDRs, unknown $(names), transforms
-    of hop-by-hop or gateway headers."""
+    of hop-by-hop or gateway headers, validation without an OpenAPI document (``has_openapi``
+    says whether the version has one; not said, it has none)."""
     if data is None:
         data = {}
     problems = _unknown_fields(data, VersionPolicies, "")
@@ -195,6 +201,10 @@ def policies_check(data: object) -> VersionPolicies:
         problems += ip_rules_problems(policies.ip_rules, "ip_rules")
     if policies.upstream_health is not None:
         problems += upstream_health_problems(policies.upstream_health)
+    if policies.request_validation != "off" and not has_openapi:
+        problems.append(
+            "request_validation: this version has no OpenAPI document to validate against; upload one first."
+        )
     if problems:
         raise PoliciesInvalid(problems)
     return policies

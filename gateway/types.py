@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -62,3 +63,7 @@ class RequestContext:
     rewritten_path: str = ""
     request_edit: HeaderEdit | None = None
     response_edit: HeaderEdit | None = None
+    # Set by request_validation for a JSON body with a schema: the proxy reads the body
+    # whole (within the limit, under the body-rate watchdog), calls this with it (it may
+    # raise Reject) and sends those bytes instead of streaming.
+    body_check: Callable[[bytes], None] | None = None

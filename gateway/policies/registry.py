@@ -37,6 +37,8 @@ from gateway.policies.oauth2.policy import OAuth2Policy
 from gateway.policies.oauth2.schema import OAuth2Settings
 from gateway.policies.rate_limit.policy import RateLimitPolicy
 from gateway.policies.rate_limit.schema import RateLimitSettings
+from gateway.policies.request_validation.policy import RequestValidationPolicy
+from gateway.policies.request_validation.schema import RequestValidationSettings
 from gateway.policies.subscription.policy import SubscriptionPolicy
 from gateway.policies.subscription.schema import SubscriptionSettings
 from gateway.policies.transform.policy import TransformPolicy
@@ -73,6 +75,7 @@ REGISTRY: dict[str, PolicySpec] = _by_name(
     PolicySpec(OAuth2Policy, OAuth2Settings),
     PolicySpec(SubscriptionPolicy, SubscriptionSettings),
     PolicySpec(IpRulesPolicy, IpRulesSettings),
+    PolicySpec(RequestValidationPolicy, RequestValidationSettings),
     PolicySpec(RateLimitPolicy, RateLimitSettings),
     PolicySpec(UpstreamHeadersPolicy, UpstreamHeadersSettings),
     PolicySpec(TransformPolicy, TransformSettings),

@@ -198,6 +198,8 @@ class ApiVersionForm(forms.ModelForm[ApiVersion]):
             document = services.openapi_parse(upload.read(services.MAX_OPENAPI_BYTES + 1))
         except ApplicationError as exc:
             raise ValidationError([exc.message, *exc.fields.get("openapi", [])]) from exc
+        # The model's checks (request_validation needs a document) see the one uploaded now.
+        self.instance.openapi = document
         return document
 
 
@@ -232,7 +234,7 @@ class ApiVersionAdmin(ServiceAdmin[ApiVersion]):
             "max_body_bytes", "allow_query_key", "redis_failure_mode", "allowed_methods",
         ]}),
         ("CORS (the portal's own origin is always allowed, for try-it)", {"fields": [*services.CORS_FIELDS]}),
-        ("Edge policies (transforms and IP rules; see docs/gateway.md)", {"fields": ["policies"]}),
+        ("Edge policies (transforms, IP rules, request validation; see docs/gateway.md)", {"fields": ["policies"]}),
     ]
     inlines = [LifecycleEventInline]
     actions = ["versions_publish", "versions_deprecate", "versions_retire"]

@@ -102,7 +102,8 @@ class VersionOutputSerializer(serializers.ModelSerializer[ApiVersion]):
     allowed_methods = serializers.ListField(child=serializers.CharField(), read_only=True)
     gateway = serializers.SerializerMethodField(help_text="Only operators see it; null for everyone else.")
     policies = serializers.SerializerMethodField(
-        help_text="The version's edge policies (docs/gateway.md); only operators see them, {} for everyone else."
+        help_text="The version's edge policies (docs/gateway.md). Operators see them all; everyone else only "
+        "what affects a caller: request_validation, when it is on."
     )
 
     class Meta:
@@ -145,7 +146,8 @@ class VersionOutputSerializer(serializers.ModelSerializer[ApiVersion]):
     def get_policies(self, obj: ApiVersion) -> dict[str, object]:
         if self.context["request"].user.is_staff:
             return dict(obj.policies or {})
-        return {}  # IP rules and upstream credentials in transforms are the operator's business
+        mode = (obj.policies or {}).get("request_validation", "off")
+        return {"request_validation": mode} if mode != "off" else {}
 
 
 class ApiProductViewSet(BaseViewSet[Api]):
@@ -246,8 +248,8 @@ class VersionInputSerializer(InputSerializer):
     cors_allow_credentials = serializers.BooleanField(required=False, help_text="Let browsers send cookies.")
     policies = serializers.JSONField(
         required=False,
-        help_text="Edge policies: request_transform, response_transform, ip_rules (docs/gateway.md). "
-        "Replaces the whole object; {} switches them all off.",
+        help_text="Edge policies: request_transform, response_transform, ip_rules, request_validation "
+        "(docs/gateway.md). Replaces the whole object; {} switches them all off.",
     )
 
 

@@ -6,6 +6,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from gateway import contract, route_policies
+from gateway.policies.request_validation import openapi as openapi_checks
 from portal.catalog.validators import (
     validate_allowed_methods,
     validate_header_names,
@@ -135,12 +136,12 @@ class ApiVersion(models.Model):
     cors_allow_credentials = models.BooleanField(
         default=False, help_text="Let browsers send cookies and HTTP auth; then * is not an allowed origin."
     )
-    # Edge policies (gateway/route_policies.py: transforms and IP rules),
+    # Edge policies (gateway/route_policies.py: transforms, IP rules, request validation),
     # stored as the operator gave them and checked in clean() with the gateway's own schema.
     policies = models.JSONField(
         default=dict,
         blank=True,
-        help_text="Edge policies as JSON: request_transform, response_transform, ip_rules "
+        help_text="Edge policies as JSON: request_transform, response_transform, ip_rules, request_validation "
         "(see docs/gateway.md). Empty: none.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -165,9 +166,16 @@ class ApiVersion(models.Model):
             if extra:
                 errors["cors_allowed_methods"] = f"Not in the version's allowed methods: {', '.join(extra)}."
         try:
-            route_policies.policies_check(self.policies)
+            route_policies.policies_check(self.policies, has_openapi=bool(self.openapi))
         except route_policies.PoliciesInvalid as exc:
             errors["policies"] = exc.problems
+        else:
+            if self.openapi and (self.policies or {}).get("request_validation", "off") != "off":
+                problem = openapi_checks.document_problem(self.openapi)
+                if problem:
+                    errors["policies"] = [
+                        f"request_validation: the gateway cannot validate with this document: {problem}"
+                    ]
         if errors:
             raise ValidationError(errors)
 

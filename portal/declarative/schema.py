@@ -53,7 +53,7 @@ VERSION_OPTION_PROPERTIES: dict[str, Any] = {
     "cors_allow_credentials": {"type": "boolean"},
     "policies": {
         "$ref": "#/$defs/VersionPolicies",
-        "description": "Edge policies: transforms and IP rules (docs/gateway.md).",
+        "description": "Edge policies: transforms, IP rules, request validation (docs/gateway.md).",
     },
 }
 

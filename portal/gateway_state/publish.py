@@ -79,7 +79,13 @@ def route_record(version: ApiVersion) -> contract.RouteRecord:
         successor_version=successor,
         allowed_methods=tuple(version.allowed_methods),
         cors=cors_policy(version),
-        policies=route_policies.policies_from(version.policies),
+        policies=(policies := route_policies.policies_from(version.policies)),
+        # The gateway's validators need the document (published apart, by _write); only when they do.
+        openapi_sha256=(
+            contract.openapi_payload(version.openapi)[1]
+            if policies.request_validation != "off" and version.openapi
+            else None
+        ),
     )
 
 
@@ -216,9 +222,14 @@ def _write(pipe: redis.client.Pipeline, kind: str, ref: str) -> contract.Invalid
             for field, raw in redis_client().hgetall(contract.ROUTES_KEY).items():
                 if contract.RouteRecord.from_json(raw).version_id == int(ref):
                     pipe.hdel(contract.ROUTES_KEY, field)
+            pipe.delete(contract.openapi_key(int(ref)))
             return contract.Invalidation(kind="route", id=ref)
         record = route_record(version)
         field = contract.route_field(record.api_slug, record.version)
+        if record.openapi_sha256 is not None and version.openapi:  # before the record naming it, same pipeline
+            pipe.set(contract.openapi_key(version.pk), contract.openapi_payload(version.openapi)[0])
+        else:
+            pipe.delete(contract.openapi_key(version.pk))
         pipe.hset(contract.ROUTES_KEY, field, record.to_json())
         return contract.Invalidation(kind="route", id=field)
     if kind == "app":

@@ -76,9 +76,16 @@ def state_rebuild(
 
     # Routes: replaced in one MULTI so a gateway never reads a half-written table.
     routes: dict[FieldT, EncodableT] = {}
+    live_documents: set[str] = set()
+    documents = client.pipeline(transaction=False)
     for version in versions_for_routes():
         record = publish.route_record(version)
         routes[contract.route_field(record.api_slug, record.version)] = record.to_json()
+        if record.openapi_sha256 is not None and version.openapi:  # request_validation's document
+            documents.set(contract.openapi_key(version.pk), contract.openapi_payload(version.openapi)[0])
+            live_documents.add(contract.openapi_key(version.pk))
+    documents.execute()  # before the routes that name them
+    _remove_stale(client, contract.openapi_key(0).rsplit(":", 1)[0] + ":*", live_documents, stats)
     pipe = client.pipeline(transaction=True)
     pipe.delete(contract.ROUTES_KEY)
     if routes:

@@ -32,6 +32,7 @@ def test_it_saves_and_publishes_policies(client, olivia, echo_api):
     [
         ({"ip_rules": {"allow": ["10.1.2.300"]}}, "ip_rules.allow: &#x27;10.1.2.300&#x27; is not an IP address"),
         ({"request_transform": {"remove_headers": ["X-Request-ID"]}}, "one of the gateway&#x27;s own headers"),
+        ({"request_validation": "enforce"}, "has no OpenAPI document"),
     ],
 )
 def test_bad_policies_are_a_form_error(client, olivia, echo_api, policies, message):

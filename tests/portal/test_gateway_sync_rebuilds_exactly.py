@@ -88,3 +88,22 @@ def test_it_is_idempotent_and_announces_a_full_reload(populated, redis_client):
             kinds.append(contract.Invalidation.from_json(message["data"]).kind)
     assert kinds == ["all", "all"]
     pubsub.close()
+
+
+@pytest.mark.django_db
+def test_it_rebuilds_the_documents_of_validated_versions(populated, redis_client, echo_api, olivia):
+    from portal.catalog import services as catalog
+
+    v2 = echo_api.versions.get(label="v2")
+    document = {"openapi": "3.0.3", "info": {"title": "Echo", "version": "2"}, "paths": {"/anything": {"get": {
+        "responses": {"200": {"description": "ok"}}}}}}
+    catalog.version_update(version=v2, actor=olivia, openapi=document, policies={"request_validation": "enforce"})
+    publish.outbox_flush()
+    incremental = _dump(redis_client)
+    assert contract.openapi_key(v2.pk) in incremental
+
+    redis_client.flushdb()
+    redis_client.set(contract.openapi_key(987654), b"{}")  # a deleted version's: stale
+    call_command("gateway_sync", stdout=io.StringIO())
+
+    assert _dump(redis_client) == incremental

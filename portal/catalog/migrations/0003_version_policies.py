@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='apiversion',
             name='policies',
-            field=models.JSONField(blank=True, default=dict, help_text='Edge policies as JSON: request_transform, response_transform, ip_rules (see docs/gateway.md). Empty: none.'),
+            field=models.JSONField(blank=True, default=dict, help_text='Edge policies as JSON: request_transform, response_transform, ip_rules, request_validation (see docs/gateway.md). Empty: none.'),
         ),
     ]

@@ -1,9 +1,11 @@
 """A version's edge policies over REST: PATCH {"policies": ...} reaches a running gateway
 within 1 s; bad policies are a 400 naming each field, and nothing is published;
-only operators see them."""
+developers see only what affects a caller (request_validation), operators see all."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -88,6 +90,8 @@ def test_a_patched_transform_takes_effect_at_the_gateway_within_a_second(
         ({"request_transform": {"add_headers": {"X-A": "$(password)"}}}, "$(password) is not a known name"),
         ({"request_transform": {"path_prefix": {"match": "public"}}}, "is not a path prefix"),
         ({"request_transfrom": {}}, "request_transfrom: unknown field"),
+        ({"request_validation": "enforce"}, "no OpenAPI document"),
+        ({"request_validation": "always"}, "request_validation: Invalid enum value 'always'"),
         ({"ip_rules": {"allow": "10.0.0.0/8"}}, "ip_rules.allow: Expected `array`, got `str`"),
         ({"request_transform": {"add_headers": {"X-A": 1}}}, "Expected `str`, got `int`"),
         ([], "Expected `object`, got `array`"),
@@ -117,10 +121,62 @@ def test_bad_policies_are_a_field_error_and_nothing_is_published(
 
 
 @pytest.mark.django_db
-def test_only_operators_see_the_policies(client_for, olivia, alice, echo_api):
+def test_validation_is_accepted_with_a_document_and_published_with_it(
+    client_for, olivia, echo_api, redis_client, django_capture_on_commit_callbacks
+):
     v2 = echo_api.versions.get(label="v2")
-    policies = {"ip_rules": {"allow": ["203.0.113.0/24"]}}
-    client_for(olivia).patch(_url(v2), {"policies": policies}, format="json")
+    document = {"openapi": "3.0.3", "info": {"title": "Echo", "version": "2"}, "paths": {"/anything": {"get": {
+        "responses": {"200": {"description": "ok"}}}}}}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(olivia).patch(
+            _url(v2), {"openapi": document, "policies": {"request_validation": "report"}}, format="json"
+        )
+    assert response.status_code == 200, response.json()
+    route = _route(redis_client, v2)
+    assert route.policies.request_validation == "report"
+    # The document goes apart from the route record (routes are all reloaded on any change),
+    # named in it by its SHA-256, which the gateway checks and compiles once.
+    published = redis_client.get(contract.openapi_key(v2.pk))
+    assert json.loads(published) == document
+    assert route.openapi_sha256 == hashlib.sha256(published).hexdigest()
+    # Without validation the document is withdrawn.
+    with django_capture_on_commit_callbacks(execute=True):
+        client_for(olivia).patch(_url(v2), {"policies": {}}, format="json")
+    assert _route(redis_client, v2).openapi_sha256 is None
+    assert redis_client.get(contract.openapi_key(v2.pk)) is None
+
+
+@pytest.mark.django_db
+def test_developers_see_only_what_affects_a_caller(client_for, olivia, alice, echo_api):
+    v2 = echo_api.versions.get(label="v2")
+    document = {"openapi": "3.0.3", "info": {"title": "Echo", "version": "2"}, "paths": {}}
+    policies = {"request_validation": "enforce", "ip_rules": {"allow": ["203.0.113.0/24"]}}
+    client_for(olivia).patch(_url(v2), {"openapi": document, "policies": policies}, format="json")
 
     assert client_for(olivia).get(_url(v2)).json()["policies"] == policies
-    assert client_for(alice).get(_url(v2)).json()["policies"] == {}
+    assert client_for(alice).get(_url(v2)).json()["policies"] == {"request_validation": "enforce"}
+
+
+@pytest.mark.django_db
+def test_a_document_the_gateway_cannot_validate_with_is_a_field_error(client_for, olivia, echo_api):
+    v2 = echo_api.versions.get(label="v2")
+    swagger = {"swagger": "2.0", "info": {"title": "Echo", "version": "2"}, "paths": {}}
+    PublishOutbox.objects.all().delete()
+
+    response = client_for(olivia).patch(
+        _url(v2), {"openapi": swagger, "policies": {"request_validation": "enforce"}}, format="json"
+    )
+
+    body = assert_error_shape(response, 400)
+    assert body["fields"]["policies"] == [
+        "request_validation: the gateway cannot validate with this document: it is version 2.0; only OpenAPI 3.0 "
+        "and 3.1 are validated"
+    ], body
+    assert not PublishOutbox.objects.exists()
+    # Removing the document of a validated version is refused the same way.
+    document = {"openapi": "3.0.3", "info": {"title": "Echo", "version": "2"}, "paths": {}}
+    ok = client_for(olivia).patch(_url(v2), {"openapi": document, "policies": {"request_validation": "enforce"}},
+                                  format="json")
+    assert ok.status_code == 200, ok.json()
+    removed = client_for(olivia).patch(_url(v2), {"openapi": None}, format="json")
+    assert any("no OpenAPI document" in p for p in assert_error_shape(removed, 400)["fields"]["policies"])

@@ -55,6 +55,17 @@ def test_a_deprecated_version_page_points_to_its_successor(client: Any, document
     assert "http://127.0.0.1:8080/echo/v1" in body
 
 
+def test_the_version_page_says_when_requests_are_validated(client: Any, documented: Any, olivia: Any) -> None:
+    from portal.catalog import services
+
+    assert "validates requests" not in client.get("/apis/echo/v2/").content.decode()
+    v2 = documented.versions.get(label="v2")
+    services.version_update(version=v2, actor=olivia, policies={"request_validation": "enforce"})
+    body = client.get("/apis/echo/v2/").content.decode()
+    assert "The gateway validates requests against this reference" in body
+    assert "<code>400</code>" in body
+
+
 def test_the_openapi_document_targets_the_gateway_with_a_key_header(client: Any, documented: Any) -> None:
     doc = client.get("/apis/echo/v2/openapi.json").json()
     assert doc["servers"] == [{"url": "http://127.0.0.1:8080/echo/v2", "description": "Tollway gateway"}]

@@ -1,0 +1,171 @@
+"""Requests checked against the version's OpenAPI document: ``off``, ``report`` or ``enforce``.
+
+Whether is the route's ``policies.request_validation``; against what is the document the
+portal publishes at ``contract.openapi_key(version_id)``, named by its SHA-256 in the
+route (``openapi_sha256``). Each worker fetches a document once and compiles it once
+(gateway/policies/request_validation/openapi.py), cached by that hash, so a request pays
+for matching and validating, never for compiling.
+
+Runs after authentication and the IP rules and before the rate limit, so a request
+refused for its path, method, parameters or body media type is never counted; its
+decision is ``bad_request``, never billed. A JSON body with a schema is the exception:
+the body is only invited (100 Continue) and read once the caller is admitted, so the
+policy leaves ``ctx.body_check`` and the proxy reads the body whole (within the
+version's limit, under the body-rate watchdog), calls it, and sends the same bytes on.
+Such a request, refused, counted against the rate limit like a 413 found mid-body,
+and like it is not billed. Every other body still streams.
+
+``enforce`` answers 400 ``request-invalid`` with ``errors``: one ``{"location",
+"message"}`` per violation (``path``, ``method``, ``path.<name>``, ``query.<name>``,
+``header.<name>``, ``body``, ``body.address.city``). ``report`` logs the same list and
+counts it (``tollway_gateway_request_validation_failures_total``), then forwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from urllib.parse import parse_qs, unquote
+
+from redis.exceptions import RedisError
+
+from gateway import contract, metrics
+from gateway.exceptions import Reject
+from gateway.pipeline import Policy, PolicyDeps
+from gateway.policies.request_validation.openapi import (
+    Body,
+    CompiledDocument,
+    DocumentUnusable,
+    Violation,
+    body_violations,
+    document_from_bytes,
+    is_json,
+    json_validator,
+    parameter_violations,
+)
+from gateway.policies.request_validation.schema import RequestValidationSettings
+from gateway.redis_mux import RedisHandle
+from gateway.types import RequestContext
+
+log = logging.getLogger("gateway.request_validation")
+
+RETRY_FETCH_S = 1.0  # a document that could not be fetched is asked for again at most this often
+MAX_DOCUMENTS = 256
+
+
+class RequestValidationPolicy(Policy):
+    NAME = "request_validation"
+    PRIORITY = 1000  # after key_auth/oauth2/subscription and ip_rules (1050), before rate_limit (900)
+
+    def __init__(self, redis: RedisHandle) -> None:
+        self.redis = redis
+        self.documents: dict[str, CompiledDocument] = {}  # SHA-256 -> compiled
+        self.unusable: dict[str, float] = {}  # SHA-256 -> when to try again
+
+    @classmethod
+    def create(cls, settings: RequestValidationSettings, deps: PolicyDeps) -> RequestValidationPolicy:
+        return cls(deps.redis)
+
+    async def document(self, route: contract.RouteRecord) -> CompiledDocument | None:
+        digest = route.openapi_sha256
+        if digest is None:
+            return None
+        found = self.documents.get(digest)
+        if found is not None:
+            return found
+        now = time.monotonic()
+        if self.unusable.get(digest, 0.0) > now:
+            return None
+        try:
+            raw = await self.redis.get(contract.openapi_key(route.version_id))
+            if raw is None or hashlib.sha256(raw).hexdigest() != digest:
+                raise DocumentUnusable("not published yet, or already replaced")
+            compiled = document_from_bytes(raw)
+        except (RedisError, OSError, TimeoutError, DocumentUnusable) as exc:
+            log.warning("OpenAPI document of %s/%s unavailable: %s", route.api_slug, route.version, exc)
+            self.unusable[digest] = now + RETRY_FETCH_S
+            return None
+        if len(self.documents) >= MAX_DOCUMENTS:  # documents come and go; never grow without bound
+            self.documents.clear()
+        self.documents[digest] = compiled
+        self.unusable.pop(digest, None)
+        return compiled
+
+    async def access(self, ctx: RequestContext) -> None:
+        route = ctx.route
+        if route is None:
+            return
+        mode = route.policies.request_validation
+        if mode == "off":
+            return  # the usual case: two attribute reads
+        document = await self.document(route)
+        if document is None:
+            metrics.REQUEST_VALIDATION.labels(mode, "unavailable").inc()
+            if mode == "enforce" and route.redis_failure_mode == "fail_closed":
+                raise Reject(
+                    503, "validation-unavailable", "Request validation unavailable", decision="redis_unavailable",
+                    detail="The gateway could not load this version's OpenAPI document; try again shortly.",
+                    headers={"Retry-After": "1"},
+                )
+            return
+        violations, pending_body = self.violations(ctx, document)
+        if pending_body is None:
+            if violations:
+                self.act(ctx, route, violations)
+            return
+        # A JSON body to validate: the proxy reads it (within the body limit, after any
+        # 100 Continue, under the body-rate watchdog) and calls this before sending it on;
+        # the answer then names every violation, the ones found here included.
+        body, media = pending_body
+
+        def check_body(raw: bytes) -> None:
+            found = violations + body_violations(body, media, raw)
+            if found:
+                self.act(ctx, route, found)
+
+        ctx.body_check = check_body
+
+    def act(self, ctx: RequestContext, route: contract.RouteRecord, violations: list[Violation]) -> None:
+        mode = route.policies.request_validation
+        for violation in violations:
+            metrics.REQUEST_VALIDATION.labels(mode, violation["location"].split(".", 1)[0]).inc()
+        if mode == "report":
+            log.info(
+                "request_validation report %s/%s %s %s request_id=%s: %s", route.api_slug, route.version,
+                ctx.request.method, ctx.upstream_path, ctx.request_id, violations,
+            )
+            return
+        raise Reject(
+            400, "request-invalid", "Request does not match the API's description", decision="bad_request",
+            detail=f"{len(violations)} problem(s); see errors.", extra={"errors": violations},
+        )
+
+    def violations(
+        self, ctx: RequestContext, document: CompiledDocument
+    ) -> tuple[list[Violation], tuple[Body, str] | None]:
+        """What is wrong without reading the body, and the body's schema and media type
+        when a JSON body remains to be validated."""
+        request = ctx.request
+        found = document.find(ctx.upstream_path)
+        if found is None:
+            return [{"location": "path", "message": f"{ctx.upstream_path} is not a path of this API."}], None
+        operations, path_params = found
+        operation = operations.get(request.method)
+        if operation is None:
+            allowed = ", ".join(sorted(operations))
+            message = f"{request.method} is not an operation of this path ({allowed})."
+            return [{"location": "method", "message": message}], None
+        out: list[Violation] = []
+        if operation.parameters:
+            query = parse_qs(ctx.query, keep_blank_values=True) if ctx.query else {}
+            path_values = {name: unquote(value) for name, value in path_params.items()}
+            out += parameter_violations(operation, path_values, query, request.headers)
+        body = operation.body
+        if body is None:
+            return out, None
+        media = request.content_type.lower() if request.body_exists else ""
+        problems = body_violations(body, media, None)  # presence and media type
+        if problems or not media or not is_json(media) or json_validator(body, media) is None:
+            return out + problems, None
+        return out, (body, media)
