@@ -7,6 +7,8 @@ requests it served so that tests can check exact admission from the upstream's
 own point of view: ``GET /_echo/stats`` returns ``{"served": N}`` (not counted),
 ``POST /_echo/reset`` sets it back to zero. ``?delay_ms=N`` (at most 10,000) makes it a
 slow upstream: the request is counted as served when it arrives, then answered N ms later.
+``?set_header=Name:Value`` (repeatable) adds that header to the answer (Cache-Control,
+Vary, ... for the cache tests).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ async def echo(request: web.Request) -> web.StreamResponse:
     delay = request.query.get("delay_ms", "")
     if delay.isdigit():
         await asyncio.sleep(min(int(delay), MAX_DELAY_MS) / 1000)
-    return web.json_response(
+    response = web.json_response(
         {
             "method": request.method,
             "path": request.path,
@@ -45,6 +47,11 @@ async def echo(request: web.Request) -> web.StreamResponse:
             "body_size": size,
         }
     )
+    for item in request.query.getall("set_header", ()):
+        name, _, value = item.partition(":")
+        if name.strip():
+            response.headers.add(name.strip(), value.strip())
+    return response
 
 
 def make_app() -> web.Application:

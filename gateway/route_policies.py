@@ -17,7 +17,8 @@ The JSON shape (every key optional)::
                            "path_prefix": {"match": "/public", "replace": ""}},
      "response_transform": {"add_headers": ..., "set_headers": ..., "remove_headers": ...,
                             "rename_headers": ...},
-     "ip_rules": {"allow": ["203.0.113.0/24"], "deny": ["203.0.113.7"]}}
+     "ip_rules": {"allow": ["203.0.113.0/24"], "deny": ["203.0.113.7"]},
+     "cache": {"ttl_s": 60, "default_ttl_s": 10, "shared": false}}
 
 Values of headers and query parameters may use the caller's context as ``$(name)``, with
 the names in ``TEMPLATE_NAMES``; ``$$`` is a literal ``$``. A value that comes out empty
@@ -118,11 +119,24 @@ class IpRules:
     deny: tuple[str, ...] = ()
 
 
+MAX_CACHE_TTL_S = 86_400
+
+
+@dataclass(frozen=True)
+class ResponseCache:
+    """GET and HEAD responses kept in each worker's memory (the cache policy)."""
+
+    ttl_s: int = 60  # the ceiling: no response is served from the cache for longer
+    default_ttl_s: int | None = None  # for responses without max-age/s-maxage; None: those are not stored
+    shared: bool = False  # one entry for every application; otherwise the application is part of the key
+
+
 @dataclass(frozen=True)
 class VersionPolicies:
     request_transform: RequestTransform | None = None
     response_transform: ResponseTransform | None = None
     ip_rules: IpRules | None = None
+    cache: ResponseCache | None = None
 
     @property
     def active(self) -> bool:
@@ -162,6 +176,8 @@ def policies_check(data: object) -> VersionPolicies:
         )
     if policies.ip_rules is not None:
         problems += ip_rules_problems(policies.ip_rules, "ip_rules")
+    if policies.cache is not None:
+        problems += cache_problems(policies.cache)
     if problems:
         raise PoliciesInvalid(problems)
     return policies
@@ -328,3 +344,19 @@ def cidr_problem(item: str) -> str:
             return f"{item!r} has host bits set: write {fixed}"
         return f"{item!r} is not an IP address or CIDR network (e.g. 203.0.113.0/24 or 2001:db8::/32)"
     return ""
+
+
+def cache_problems(cache: ResponseCache) -> list[str]:
+    problems = []
+    for name, value in (("ttl_s", cache.ttl_s), ("default_ttl_s", cache.default_ttl_s)):
+        if value is None:
+            continue
+        if value <= 0:
+            problems.append(
+                f"cache.{name}: {value} caches nothing: give at least 1 second (leave cache out to switch it off)"
+            )
+        elif value > MAX_CACHE_TTL_S:
+            problems.append(f"cache.{name}: at most {MAX_CACHE_TTL_S} seconds (a day)")
+    if cache.default_ttl_s is not None and 0 < cache.ttl_s < cache.default_ttl_s:
+        problems.append(f"cache.default_ttl_s: above the ceiling ttl_s ({cache.ttl_s})")
+    return problems

@@ -11,6 +11,7 @@ from gateway import contract
 if TYPE_CHECKING:
     from aiohttp.web_request import BaseRequest
 
+    from gateway.policies.cache.store import CacheTicket
     from gateway.policies.transform.edit import HeaderEdit
 
 HeaderList = list[tuple[str, str]]
@@ -62,3 +63,5 @@ class RequestContext:
     rewritten_path: str = ""
     request_edit: HeaderEdit | None = None
     response_edit: HeaderEdit | None = None
+    # Set by the version's cache (gateway/policies/cache) on a GET or HEAD it may answer or store.
+    cache: CacheTicket | None = None

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from gateway import metrics
 from gateway.config import GatewayConfig
 from gateway.pipeline import Credentials, Pipeline, Policy, PolicyDeps, PolicySettings
+from gateway.policies.cache.policy import CachePolicy
+from gateway.policies.cache.schema import CacheSettings
 from gateway.policies.cors.policy import CorsPolicy
 from gateway.policies.cors.schema import CorsSettings
 from gateway.policies.ip_rules.policy import IpRulesPolicy
@@ -76,6 +78,7 @@ REGISTRY: dict[str, PolicySpec] = _by_name(
     PolicySpec(RateLimitPolicy, RateLimitSettings),
     PolicySpec(UpstreamHeadersPolicy, UpstreamHeadersSettings),
     PolicySpec(TransformPolicy, TransformSettings),
+    PolicySpec(CachePolicy, CacheSettings),
     PolicySpec(MeteringPolicy, MeteringSettings),
 )
 POLICY_NAMES: tuple[str, ...] = tuple(REGISTRY)
