@@ -306,6 +306,9 @@ class Proxy:
                 headers={"Retry-After": str(int(self.config.breaker_cooldown_s))},
                 close=has_body,
             )
+        if ctx.websocket is not None:  # gateway/policies/websocket: relayed until either side closes
+            url = targets[0].url_for(ctx.rewritten_path or ctx.upstream_path, query)
+            return await ctx.websocket.run(self.session, url, headers, route.connect_timeout_s + route.read_timeout_s)
         retryable = method in IDEMPOTENT and not has_body
         attempts = targets[: 1 + self.config.retries] if retryable else targets[:1]
         timeout = self.timeout(route)

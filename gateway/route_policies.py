@@ -18,7 +18,8 @@ The JSON shape (every key optional)::
      "response_transform": {"add_headers": ..., "set_headers": ..., "remove_headers": ...,
                             "rename_headers": ...},
      "ip_rules": {"allow": ["203.0.113.0/24"], "deny": ["203.0.113.7"]},
-     "cache": {"ttl_s": 60, "default_ttl_s": 10, "shared": false}}
+     "cache": {"ttl_s": 60, "default_ttl_s": 10, "shared": false},
+     "websocket": {"idle_timeout_s": 60, "max_lifetime_s": 3600, "max_message_bytes": 1048576}}
 
 Values of headers and query parameters may use the caller's context as ``$(name)``, with
 the names in ``TEMPLATE_NAMES``; ``$$`` is a literal ``$``. A value that comes out empty
@@ -131,12 +132,26 @@ class ResponseCache:
     shared: bool = False  # one entry for every application; otherwise the application is part of the key
 
 
+MAX_WEBSOCKET_LIFETIME_S = 86_400
+MAX_WEBSOCKET_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class WebSocket:
+    """Upgrade requests are proxied (the websocket policy); without it they are refused."""
+
+    idle_timeout_s: int = 60  # closed after this long without a message either way
+    max_lifetime_s: int = 3600  # closed this long after the handshake, however busy
+    max_message_bytes: int = 1024 * 1024  # a larger message closes the connection (1009)
+
+
 @dataclass(frozen=True)
 class VersionPolicies:
     request_transform: RequestTransform | None = None
     response_transform: ResponseTransform | None = None
     ip_rules: IpRules | None = None
     cache: ResponseCache | None = None
+    websocket: WebSocket | None = None
 
     @property
     def active(self) -> bool:
@@ -178,6 +193,8 @@ def policies_check(data: object) -> VersionPolicies:
         problems += ip_rules_problems(policies.ip_rules, "ip_rules")
     if policies.cache is not None:
         problems += cache_problems(policies.cache)
+    if policies.websocket is not None:
+        problems += websocket_problems(policies.websocket)
     if problems:
         raise PoliciesInvalid(problems)
     return policies
@@ -359,4 +376,16 @@ def cache_problems(cache: ResponseCache) -> list[str]:
             problems.append(f"cache.{name}: at most {MAX_CACHE_TTL_S} seconds (a day)")
     if cache.default_ttl_s is not None and 0 < cache.ttl_s < cache.default_ttl_s:
         problems.append(f"cache.default_ttl_s: above the ceiling ttl_s ({cache.ttl_s})")
+    return problems
+
+
+def websocket_problems(ws: WebSocket) -> list[str]:
+    problems = []
+    for name, value, ceiling in (
+        ("idle_timeout_s", ws.idle_timeout_s, MAX_WEBSOCKET_LIFETIME_S),
+        ("max_lifetime_s", ws.max_lifetime_s, MAX_WEBSOCKET_LIFETIME_S),
+        ("max_message_bytes", ws.max_message_bytes, MAX_WEBSOCKET_MESSAGE_BYTES),
+    ):
+        if not 1 <= value <= ceiling:
+            problems.append(f"websocket.{name}: {value} is outside 1 to {ceiling}")
     return problems

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
     from gateway.policies.cache.store import CacheTicket
     from gateway.policies.transform.edit import HeaderEdit
+    from gateway.policies.websocket.relay import Connection
 
 HeaderList = list[tuple[str, str]]
 
@@ -65,3 +66,8 @@ class RequestContext:
     response_edit: HeaderEdit | None = None
     # Set by the version's cache (gateway/policies/cache) on a GET or HEAD it may answer or store.
     cache: CacheTicket | None = None
+    # Set by the websocket policy on an upgrade request to a version that allows it.
+    websocket: Connection | None = None
+    # The hash of the key (key_auth) or token (oauth2) that authenticated the request:
+    # open WebSockets are closed when it is revoked.
+    credential_hash: str = ""

@@ -45,6 +45,8 @@ from gateway.policies.transform.policy import TransformPolicy
 from gateway.policies.transform.schema import TransformSettings
 from gateway.policies.upstream_headers.policy import UpstreamHeadersPolicy
 from gateway.policies.upstream_headers.schema import UpstreamHeadersSettings
+from gateway.policies.websocket.policy import WebSocketPolicy
+from gateway.policies.websocket.schema import WebSocketSettings
 
 log = logging.getLogger("gateway")
 
@@ -79,6 +81,7 @@ REGISTRY: dict[str, PolicySpec] = _by_name(
     PolicySpec(UpstreamHeadersPolicy, UpstreamHeadersSettings),
     PolicySpec(TransformPolicy, TransformSettings),
     PolicySpec(CachePolicy, CacheSettings),
+    PolicySpec(WebSocketPolicy, WebSocketSettings),
     PolicySpec(MeteringPolicy, MeteringSettings),
 )
 POLICY_NAMES: tuple[str, ...] = tuple(REGISTRY)

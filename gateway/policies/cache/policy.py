@@ -38,6 +38,6 @@ class CachePolicy(Policy):
         if cache is None:
             return  # the usual case
         request = ctx.request
-        if request.method not in ("GET", "HEAD") or request.body_exists:
+        if request.method not in ("GET", "HEAD") or request.body_exists or ctx.websocket is not None:
             return
         ctx.cache = CacheTicket(self.store, cache, ctx)
