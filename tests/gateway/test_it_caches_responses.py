@@ -176,3 +176,37 @@ def test_a_ttl_of_zero_or_below_is_a_field_error(ttl):
     with pytest.raises(PoliciesInvalid):
         policies_check({"cache": {"ttl_s": 10, "default_ttl_s": 20}})
     assert policies_check({"cache": {"ttl_s": 10, "shared": True}}).cache == ResponseCache(ttl_s=10, shared=True)
+
+
+def test_each_worker_keeps_at_most_its_bounds_least_recently_used_first(start_gateway, publish, world, upstream):
+    publish.route(upstream.url, policies=cached(ttl_s=30))
+    gateway = start_gateway(GATEWAY_CACHE_MAX_ENTRIES="2", GATEWAY_CACHE_MAX_ENTRY_BYTES="2000")
+
+    def status(path):
+        return get(gateway, path + MAX_AGE, world.alice_key).headers["Cache-Status"]
+
+    assert status("/a").endswith("stored")
+    assert status("/b").endswith("stored")
+    assert status("/a").startswith("Tollway; hit")  # /a is now the most recently used
+    assert status("/c").endswith("stored")  # evicts /b, the least recently used
+    assert status("/a").startswith("Tollway; hit")
+    assert status("/b") == "Tollway; fwd=uri-miss; stored"
+    assert upstream.served() == 4
+    # Larger than GATEWAY_CACHE_MAX_ENTRY_BYTES: never stored.
+    big = "/big" + MAX_AGE + "&pad=" + "x" * 2000
+    assert get(gateway, big, world.alice_key).headers["Cache-Status"] == "Tollway; fwd=uri-miss; detail=size"
+
+
+def test_the_byte_bound_evicts_too(start_gateway, publish, world, upstream):
+    publish.route(upstream.url, policies=cached(ttl_s=30))
+    first = get(start_gateway(), "/x" + MAX_AGE, world.alice_key)
+    size = len(first.content) + sum(len(k) + len(v) for k, v in first.headers.items()) + 256  # about one entry
+    gateway = start_gateway(GATEWAY_CACHE_MAX_BYTES=str(int(size * 2.5)))  # room for two answers, not three
+
+    def status(path):
+        return get(gateway, path + MAX_AGE, world.alice_key).headers["Cache-Status"]
+
+    for path in ("/a", "/b", "/c"):
+        assert status(path).endswith("stored")
+    assert status("/a") == "Tollway; fwd=uri-miss; stored"
+    assert status("/c").startswith("Tollway; hit")
