@@ -13,7 +13,8 @@ leases and caches cannot flatter the result); then the added p99 latency at a fi
 rate of half the full gateway's maximum (hey -q, rate-paced); then the Redis bytes
 one subscription on a 10,000/min plan holds after --memory-seconds at its limit;
 and optionally (--flatness) throughput with 1,000,000 keys and 1,000 APIs published
-against one key and one API.
+against one key and one API; optionally (--cache) the full gateway answering from its
+response cache (a version with ``policies.cache``) against the same uncached requests.
 
 Writes bench/results/gateway.json in the shape the issue asks for, plus
 bench/results/gateway-extra.json (paced latency, flatness, machine). Everything
@@ -41,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 
 from gateway import contract  # noqa: E402
+from gateway.route_policies import ResponseCache, VersionPolicies  # noqa: E402
 from tests.services import RedisServer, free_port, wait_for_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -365,6 +367,8 @@ def main() -> int:
                         help="GATEWAY_RATE_LIMIT_LEASE_MS for the full gateway (default: the gateway's own, 250)")
     parser.add_argument("--memory-seconds", type=int, default=60,
                         help="how long the 10,000/min subscription runs at its limit before its memory is read")
+    parser.add_argument("--cache", action="store_true",
+                        help="also measure cache hits: bench/v2 with policies.cache, against the uncached v1")
     args = parser.parse_args()
     for tool in ("nginx", "wrk", "hey", "redis-server"):
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
@@ -460,6 +464,22 @@ def main() -> int:
             "paced": {"upstream": paced_upstream, "gateway_full": paced_full,
                       "added_p99_ms": round(paced_full["p99_ms"] - paced_upstream["p99_ms"], 3)},
         }
+        if args.cache:
+            cached = contract.RouteRecord(
+                api_id=1, api_slug="bench", version="v2", version_id=2, state="published",
+                upstreams=(contract.Upstream(url=f"http://127.0.0.1:{upstream_port}"),),
+                policies=VersionPolicies(cache=ResponseCache(ttl_s=60, default_ttl_s=60)),
+            )
+            client.hset(contract.ROUTES_KEY, contract.route_field("bench", "v2"), cached.to_json())
+            client.incr(contract.GENERATION_KEY)
+            client.publish(contract.INVALIDATION_CHANNEL, contract.Invalidation(kind="route", id="bench/v2").to_json())
+            time.sleep(1)
+            wrk(f"http://127.0.0.1:{full.port}/bench/v2/", 2, auth)  # every worker stores the one resource
+            hits = wrk(f"http://127.0.0.1:{full.port}/bench/v2/", s, auth)
+            extra["cache"] = {
+                "gateway_full_cache_hit": hits,
+                "ratio_vs_gateway_full": round(hits["rps"] / results["gateway_full"]["rps"], 3),
+            }
         if args.flatness:
             script = publish_large(client, f"http://127.0.0.1:{upstream_port}", args.apis, args.keys, tmp)
             flat_gw = Gateway(tmp, redis_server.url, "all", args.workers, **leases)
@@ -508,6 +528,10 @@ def main() -> int:
           f"gateway_full p99 {paced_full['p99_ms']:.2f} ms, added {paced['added_p99_ms']:.2f} ms (goal <= 2)")  # type: ignore[index]
     print(f"metering: {metering['requests']:.0f} requests in {metering['entries']:.0f} stream entries "
           f"({metering['requests_per_entry']} per batch)")
+    if "cache" in extra:
+        c = extra["cache"]
+        print(f"cache hits: {c['gateway_full_cache_hit']['rps']:.0f} req/s = {c['ratio_vs_gateway_full']:.3f} "  # type: ignore[index]
+              "x gateway_full (uncached)")
     if "flatness" in extra:
         f = extra["flatness"]
         print(f"flatness: {f['keys']} keys / {f['apis']} APIs {f['large']['rps']:.0f} req/s vs one key "  # type: ignore[index]
