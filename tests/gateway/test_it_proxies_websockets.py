@@ -119,6 +119,11 @@ def test_a_malformed_handshake_is_refused(start_gateway, publish, world, upstrea
         assert refused.status_code == 400
         assert refused.json()["type"].endswith("/bad-websocket-handshake")
     assert upstream.served() == 0
+    # The well-formed handshake is accepted, in the gateway's name.
+    accepted = httpx.get(f"{gateway.url}/echo/v1/stream", headers={**UPGRADE, "X-API-Key": world.alice_key})
+    assert accepted.status_code == 101
+    assert accepted.headers["Server"] == "Tollway"
+    assert accepted.headers["Upgrade"].lower() == "websocket"
 
 
 async def closed_after(url: str, key: str, *, chatter: float | None = None) -> tuple[int | None, float]:
