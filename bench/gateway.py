@@ -17,6 +17,8 @@ against one key and one API. Also a JSON POST (a ~200-byte body with a nested re
 field) to a version with ``request_validation: enforce`` against the same POST to a version
 with it off, on the full gateway: ``validation.ratio_enforce_vs_off`` (goal >= 0.9).
 ``--validation-only`` runs just that and updates the ``validation`` part of gateway.json.
+Optionally (--cache) the full gateway answering from its
+response cache (a version with ``policies.cache``) against the same uncached requests.
 
 Writes bench/results/gateway.json in the shape the issue asks for, plus
 bench/results/gateway-extra.json (paced latency, flatness, machine). Everything
@@ -44,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 
 from gateway import contract  # noqa: E402
-from gateway.route_policies import VersionPolicies  # noqa: E402
+from gateway.route_policies import ResponseCache, VersionPolicies  # noqa: E402
 from tests.services import RedisServer, free_port, wait_for_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -441,6 +443,8 @@ def main() -> int:
                         help="how long the 10,000/min subscription runs at its limit before its memory is read")
     parser.add_argument("--validation-only", action="store_true",
                         help="only the request_validation run; updates the validation part of gateway.json")
+    parser.add_argument("--cache", action="store_true",
+                        help="also measure cache hits: bench/v2 with policies.cache, against the uncached v1")
     args = parser.parse_args()
     for tool in ("nginx", "wrk", "hey", "redis-server"):
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
@@ -551,6 +555,22 @@ def main() -> int:
             "paced": {"upstream": paced_upstream, "gateway_full": paced_full,
                       "added_p99_ms": round(paced_full["p99_ms"] - paced_upstream["p99_ms"], 3)},
         }
+        if args.cache:
+            cached = contract.RouteRecord(
+                api_id=1, api_slug="bench", version="v2", version_id=2, state="published",
+                upstreams=(contract.Upstream(url=f"http://127.0.0.1:{upstream_port}"),),
+                policies=VersionPolicies(cache=ResponseCache(ttl_s=60, default_ttl_s=60)),
+            )
+            client.hset(contract.ROUTES_KEY, contract.route_field("bench", "v2"), cached.to_json())
+            client.incr(contract.GENERATION_KEY)
+            client.publish(contract.INVALIDATION_CHANNEL, contract.Invalidation(kind="route", id="bench/v2").to_json())
+            time.sleep(1)
+            wrk(f"http://127.0.0.1:{full.port}/bench/v2/", 2, auth)  # every worker stores the one resource
+            hits = wrk(f"http://127.0.0.1:{full.port}/bench/v2/", s, auth)
+            extra["cache"] = {
+                "gateway_full_cache_hit": hits,
+                "ratio_vs_gateway_full": round(hits["rps"] / results["gateway_full"]["rps"], 3),
+            }
         if args.flatness:
             script = publish_large(client, f"http://127.0.0.1:{upstream_port}", args.apis, args.keys, tmp)
             flat_gw = Gateway(tmp, redis_server.url, "all", args.workers, **leases)
@@ -602,6 +622,10 @@ def main() -> int:
     v = shaped["validation"]
     print(f"validation: enforce {v['enforce']['rps']:.0f} req/s vs off {v['off']['rps']:.0f} req/s "  # type: ignore[index]
           f"= {v['ratio_enforce_vs_off']:.3f} (goal >= 0.9)")  # type: ignore[index]
+    if "cache" in extra:
+        c = extra["cache"]
+        print(f"cache hits: {c['gateway_full_cache_hit']['rps']:.0f} req/s = {c['ratio_vs_gateway_full']:.3f} "  # type: ignore[index]
+              "x gateway_full (uncached)")
     if "flatness" in extra:
         f = extra["flatness"]
         print(f"flatness: {f['keys']} keys / {f['apis']} APIs {f['large']['rps']:.0f} req/s vs one key "  # type: ignore[index]

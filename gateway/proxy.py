@@ -342,6 +342,8 @@ class Proxy:
         route = ctx.route
         assert route is not None
         assert self.session is not None
+        if ctx.cache is not None and ctx.cache.hit is not None:
+            return await ctx.cache.answer(ctx)  # gateway/policies/cache: nothing goes upstream
         request = ctx.request
         method = request.method
         headers = self.request_headers(ctx)
@@ -363,6 +365,9 @@ class Proxy:
                 headers={"Retry-After": str(math.ceil(balancer.breaker_cooldown_s))},
                 close=has_body,
             )
+        if ctx.websocket is not None:  # gateway/policies/websocket: relayed until either side closes
+            url = targets[0].url_for(ctx.rewritten_path or ctx.upstream_path, query)
+            return await ctx.websocket.run(self.session, url, headers, route.connect_timeout_s + route.read_timeout_s)
         retryable = method in IDEMPOTENT and not has_body
         attempts = targets[: 1 + balancer.retries] if retryable else targets[:1]
         timeout = self.timeout(route)
@@ -442,11 +447,15 @@ class Proxy:
             if lower in ctx.owned_response_headers:
                 continue
             headers.add(name, value)
+        cache = ctx.cache
+        kept = cache.keep(ctx, upstream, headers) if cache is not None else None  # before the edit
         if ctx.response_edit is not None:
             ctx.response_edit.apply(headers)  # the upstream's headers only; the gateway's follow
         for name, value in ctx.response_headers:
             headers.add(name, value)
         headers["X-Request-ID"] = ctx.request_id
+        if cache is not None:
+            headers.add("Cache-Status", cache.status(kept is not None))
         length = upstream.content_length
         limit = self.config.max_response_bytes
         if limit and length is not None and length > limit and request.method != "HEAD":
@@ -461,9 +470,11 @@ class Proxy:
                 detail=f"The upstream declared a body over the gateway's limit of {limit} bytes.",
             )
         ctx.status = upstream.status
-        if length is not None and length <= SMALL_RESPONSE and request.method != "HEAD":
+        if length is not None and (length <= SMALL_RESPONSE or kept is not None) and request.method != "HEAD":
             body = await upstream.read()
             ctx.bytes_out = len(body)
+            if kept is not None and cache is not None:
+                cache.store_body(kept, body)
             small = Response(status=upstream.status, reason=upstream.reason, headers=headers, body=body)
             await small.prepare(request)
             await small.write_eof()

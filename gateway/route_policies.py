@@ -22,7 +22,9 @@ The JSON shape (every key optional)::
                                     "healthy_threshold": 2, "unhealthy_threshold": 3},
                          "passive": {"failures": 5, "eject_s": 30},
                          "retries": 1, "breaker_failures": 5, "breaker_cooldown_s": 10},
-     "request_validation": "off" | "report" | "enforce"}
+     "request_validation": "off" | "report" | "enforce",
+     "cache": {"ttl_s": 60, "default_ttl_s": 10, "shared": false},
+     "websocket": {"idle_timeout_s": 60, "max_lifetime_s": 3600, "max_message_bytes": 1048576}}
 
 Values of headers and query parameters may use the caller's context as ``$(name)``, with
 the names in ``TEMPLATE_NAMES``; ``$$`` is a literal ``$``. A value that comes out empty
@@ -126,6 +128,31 @@ class IpRules:
     deny: tuple[str, ...] = ()
 
 
+MAX_CACHE_TTL_S = 86_400
+
+
+@dataclass(frozen=True)
+class ResponseCache:
+    """GET and HEAD responses kept in each worker's memory (the cache policy)."""
+
+    ttl_s: int = 60  # the ceiling: no response is served from the cache for longer
+    default_ttl_s: int | None = None  # for responses without max-age/s-maxage; None: those are not stored
+    shared: bool = False  # one entry for every application; otherwise the application is part of the key
+
+
+MAX_WEBSOCKET_LIFETIME_S = 86_400
+MAX_WEBSOCKET_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class WebSocket:
+    """Upgrade requests are proxied (the websocket policy); without it they are refused."""
+
+    idle_timeout_s: int = 60  # closed after this long without a message either way
+    max_lifetime_s: int = 3600  # closed this long after the handshake, however busy
+    max_message_bytes: int = 1024 * 1024  # a larger message closes the connection (1009)
+
+
 @dataclass(frozen=True)
 class ActiveHealthCheck:
     path: str = "/"  # GET on each target's base URL + this; 2xx or 3xx passes
@@ -159,6 +186,8 @@ class VersionPolicies:
     ip_rules: IpRules | None = None
     upstream_health: UpstreamHealth | None = None
     request_validation: ValidationMode = "off"
+    cache: ResponseCache | None = None
+    websocket: WebSocket | None = None
 
     @property
     def active(self) -> bool:
@@ -205,6 +234,10 @@ def policies_check(data: object, *, has_openapi: bool = False) -> VersionPolicie
         problems.append(
             "request_validation: this version has no OpenAPI document to validate against; upload one first."
         )
+    if policies.cache is not None:
+        problems += cache_problems(policies.cache)
+    if policies.websocket is not None:
+        problems += websocket_problems(policies.websocket)
     if problems:
         raise PoliciesInvalid(problems)
     return policies
@@ -403,4 +436,32 @@ def upstream_health_problems(health: UpstreamHealth) -> list[str]:
     problems += [f"{where}.{name}: must be at least 1" for name, value in at_least_one if value < 1]
     if health.retries is not None and not 0 <= health.retries <= MAX_RETRIES:
         problems.append(f"{where}.retries: must be between 0 and {MAX_RETRIES}")
+    return problems
+
+
+def cache_problems(cache: ResponseCache) -> list[str]:
+    problems = []
+    for name, value in (("ttl_s", cache.ttl_s), ("default_ttl_s", cache.default_ttl_s)):
+        if value is None:
+            continue
+        if value <= 0:
+            problems.append(
+                f"cache.{name}: {value} caches nothing: give at least 1 second (leave cache out to switch it off)"
+            )
+        elif value > MAX_CACHE_TTL_S:
+            problems.append(f"cache.{name}: at most {MAX_CACHE_TTL_S} seconds (a day)")
+    if cache.default_ttl_s is not None and 0 < cache.ttl_s < cache.default_ttl_s:
+        problems.append(f"cache.default_ttl_s: above the ceiling ttl_s ({cache.ttl_s})")
+    return problems
+
+
+def websocket_problems(ws: WebSocket) -> list[str]:
+    problems = []
+    for name, value, ceiling in (
+        ("idle_timeout_s", ws.idle_timeout_s, MAX_WEBSOCKET_LIFETIME_S),
+        ("max_lifetime_s", ws.max_lifetime_s, MAX_WEBSOCKET_LIFETIME_S),
+        ("max_message_bytes", ws.max_message_bytes, MAX_WEBSOCKET_MESSAGE_BYTES),
+    ):
+        if not 1 <= value <= ceiling:
+            problems.append(f"websocket.{name}: {value} is outside 1 to {ceiling}")
     return problems

@@ -132,6 +132,8 @@ class State:
         self.tokens: Cache[contract.TokenRecord] = Cache(config.cache_max_entries)
         # Bumped by every invalidation; a load that raced one is stored as already stale.
         self.invalidations = 0
+        # Called with every invalidation applied (the websocket policy closes revoked sockets).
+        self.invalidation_listeners: list[Callable[[contract.Invalidation], None]] = []
         self.generation_seen = 0
         self._generation_behind_since: float | None = None
         self._dirty = False
@@ -314,6 +316,8 @@ class State:
             with contextlib.suppress(StateUnavailable):
                 await self.load_routes()
         metrics.INVALIDATIONS.labels(inv.kind).inc()
+        for listener in self.invalidation_listeners:
+            listener(inv)
 
     async def _pubsub_moved(self, subscribed_to: tuple[str, int] | None) -> bool:
         """Sentinel only: has the master moved since we subscribed? Our subscription on a

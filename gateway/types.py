@@ -12,7 +12,9 @@ from gateway import contract
 if TYPE_CHECKING:
     from aiohttp.web_request import BaseRequest
 
+    from gateway.policies.cache.store import CacheTicket
     from gateway.policies.transform.edit import HeaderEdit
+    from gateway.policies.websocket.relay import Connection
 
 HeaderList = list[tuple[str, str]]
 
@@ -67,3 +69,10 @@ class RequestContext:
     # whole (within the limit, under the body-rate watchdog), calls this with it (it may
     # raise Reject) and sends those bytes instead of streaming.
     body_check: Callable[[bytes], None] | None = None
+    # Set by the version's cache (gateway/policies/cache) on a GET or HEAD it may answer or store.
+    cache: CacheTicket | None = None
+    # Set by the websocket policy on an upgrade request to a version that allows it.
+    websocket: Connection | None = None
+    # The hash of the key (key_auth) or token (oauth2) that authenticated the request:
+    # open WebSockets are closed when it is revoked.
+    credential_hash: str = ""

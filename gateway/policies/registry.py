@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from gateway import metrics
 from gateway.config import GatewayConfig
 from gateway.pipeline import Credentials, Pipeline, Policy, PolicyDeps, PolicySettings
+from gateway.policies.cache.policy import CachePolicy
+from gateway.policies.cache.schema import CacheSettings
 from gateway.policies.cors.policy import CorsPolicy
 from gateway.policies.cors.schema import CorsSettings
 from gateway.policies.ip_rules.policy import IpRulesPolicy
@@ -45,6 +47,8 @@ from gateway.policies.transform.policy import TransformPolicy
 from gateway.policies.transform.schema import TransformSettings
 from gateway.policies.upstream_headers.policy import UpstreamHeadersPolicy
 from gateway.policies.upstream_headers.schema import UpstreamHeadersSettings
+from gateway.policies.websocket.policy import WebSocketPolicy
+from gateway.policies.websocket.schema import WebSocketSettings
 
 log = logging.getLogger("gateway")
 
@@ -79,6 +83,8 @@ REGISTRY: dict[str, PolicySpec] = _by_name(
     PolicySpec(RateLimitPolicy, RateLimitSettings),
     PolicySpec(UpstreamHeadersPolicy, UpstreamHeadersSettings),
     PolicySpec(TransformPolicy, TransformSettings),
+    PolicySpec(CachePolicy, CacheSettings),
+    PolicySpec(WebSocketPolicy, WebSocketSettings),
     PolicySpec(MeteringPolicy, MeteringSettings),
 )
 POLICY_NAMES: tuple[str, ...] = tuple(REGISTRY)

@@ -248,8 +248,8 @@ class VersionInputSerializer(InputSerializer):
     cors_allow_credentials = serializers.BooleanField(required=False, help_text="Let browsers send cookies.")
     policies = serializers.JSONField(
         required=False,
-        help_text="Edge policies: request_transform, response_transform, ip_rules, request_validation "
-        "(docs/gateway.md). Replaces the whole object; {} switches them all off.",
+        help_text="Edge policies: request_transform, response_transform, ip_rules, request_validation, cache, "
+        "websocket, upstream_health (docs/gateway.md). Replaces the whole object; {} switches them all off.",
     )
 
 

@@ -141,8 +141,8 @@ class ApiVersion(models.Model):
     policies = models.JSONField(
         default=dict,
         blank=True,
-        help_text="Edge policies as JSON: request_transform, response_transform, ip_rules, request_validation "
-        "(see docs/gateway.md). Empty: none.",
+        help_text="Edge policies as JSON: request_transform, response_transform, ip_rules, request_validation, cache, "
+        "websocket, upstream_health (see docs/gateway.md). Empty: none.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -95,8 +95,9 @@ class KeyAuthPolicy(Policy):
         key = key.strip()
         if not contract.key_is_well_formed(key):
             raise unauthenticated("The API key is malformed.")
+        digest = contract.key_hash(key, self.secret)
         try:
-            record = await self.state.key(contract.key_hash(key, self.secret))
+            record = await self.state.key(digest)
         except StateUnavailable as exc:
             raise state_unavailable() from exc
         if record is None or not key_usable(record, time.time()):
@@ -108,4 +109,5 @@ class KeyAuthPolicy(Policy):
         if application is None:
             raise unauthenticated("The API key's application no longer exists.")
         ctx.application = application
+        ctx.credential_hash = digest
         ctx.key_prefix = record.prefix or contract.key_display_prefix(key)

@@ -37,8 +37,9 @@ class OAuth2Policy(Policy):
         if token is None or token.startswith(contract.KEY_PREFIX):
             return
         ctx.credential_present = True
+        digest = contract.token_hash(token)
         try:
-            record = await self.state.token(contract.token_hash(token))
+            record = await self.state.token(digest)
         except StateUnavailable as exc:
             raise state_unavailable() from exc
         if record is None or record.revoked or epoch(record.expires_at) <= time.time():
@@ -50,4 +51,5 @@ class OAuth2Policy(Policy):
         if application is None:
             raise unauthenticated("The access token's application no longer exists.")
         ctx.application = application
+        ctx.credential_hash = digest
         ctx.client_id = record.client_id
