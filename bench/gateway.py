@@ -34,6 +34,7 @@ import platform
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -532,6 +533,18 @@ def main() -> int:
         plain_result = wrk(f"http://127.0.0.1:{plain_port}/bench/v1/", s, {})
         plain.terminate()
         plain.wait(timeout=10)
+        # The same proxy served by granian (RSGI) instead of aiohttp's server: issue 16's question.
+        granian_port = free_port()
+        granian = subprocess.Popen([sys.executable, str(ROOT / "bench" / "plain_proxy.py"), "--port",
+                                    str(granian_port), "--upstream", f"http://127.0.0.1:{upstream_port}",
+                                    "--server", "granian"], start_new_session=True)
+        try:
+            wait_for_port(granian_port)
+            wrk(f"http://127.0.0.1:{granian_port}/bench/v1/", 1, {})  # its worker starts the client lazily
+            granian_result = wrk(f"http://127.0.0.1:{granian_port}/bench/v1/", s, {})
+        finally:
+            os.killpg(granian.pid, signal.SIGTERM)  # granian's master and its worker
+            granian.wait(timeout=10)
         paced_upstream = hey_paced(f"http://127.0.0.1:{upstream_port}/bench/v1/", s, rate, {})
         paced_full = hey_paced(f"http://127.0.0.1:{full.port}/bench/v1/", s, rate, auth)
         metering = metering_summary(client)
@@ -552,6 +565,7 @@ def main() -> int:
             "redis_bytes_per_subscription": memory,
             "lease_ms": "gateway default (250)" if args.lease_ms is None else args.lease_ms,
             "reference_plain_aiohttp_proxy_1_process": plain_result,
+            "reference_plain_proxy_granian_1_process": granian_result,
             "paced": {"upstream": paced_upstream, "gateway_full": paced_full,
                       "added_p99_ms": round(paced_full["p99_ms"] - paced_upstream["p99_ms"], 3)},
         }
@@ -607,6 +621,8 @@ def main() -> int:
     for name in ("many_keys_gateway_off", "many_keys_gateway_full"):
         r = results[name]
         print(f"{name:14}{r['rps']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}")
+    for name, r in (("plain_aiohttp", plain_result), ("plain_granian", granian_result)):
+        print(f"{name:14}{r['rps']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}  (reference, 1 process)")
     ratios = shaped["ratios"]
     print(f"full / nginx = {ratios['full_vs_nginx']:.3f} (goal >= 0.25)")  # type: ignore[index]
     print(f"full / off   = {ratios['full_vs_off']:.3f} (goal >= 0.85)")  # type: ignore[index]

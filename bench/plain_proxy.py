@@ -3,13 +3,23 @@ aiohttp client, uvloop, one process), with none of the gateway's work. The gap b
 this and gateway_off is what routing, hygiene and metrics cost; the gap between this and
 nginx is Python's.
 
-    python bench/plain_proxy.py --port 9000 --upstream http://127.0.0.1:8090
+``--server granian`` serves the same handler with granian (RSGI, its single-threaded
+runtime, uvloop) instead of aiohttp's server, still with the aiohttp client: the
+comparison issue 16 asks for before any switch of the gateway's server
+(docs/performance.md).
+
+    python bench/plain_proxy.py --port 9000 --upstream http://127.0.0.1:8090 [--server granian]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 import uvloop
@@ -31,11 +41,38 @@ async def serve(port: int, upstream: str) -> None:
     await asyncio.Event().wait()
 
 
+class RSGIProxy:
+    """The handler above as a granian RSGI application (upstream from PLAIN_PROXY_UPSTREAM)."""
+
+    def __init__(self) -> None:
+        self.session: aiohttp.ClientSession | None = None
+
+    async def __rsgi__(self, scope: Any, proto: Any) -> None:
+        if self.session is None:  # in the worker's loop, not at import
+            self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), auto_decompress=False)
+        path = scope.path + ("?" + scope.query_string if scope.query_string else "")
+        async with self.session.request(scope.method, os.environ["PLAIN_PROXY_UPSTREAM"] + path) as r:
+            body = await r.read()
+            content_type = r.headers.get("Content-Type", "application/octet-stream")
+            proto.response_bytes(r.status, [("content-type", content_type)], body)
+
+
+rsgi_app = RSGIProxy()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True)
+    parser.add_argument("--server", choices=("aiohttp", "granian"), default="aiohttp")
     args = parser.parse_args()
+    if args.server == "granian":
+        os.environ["PLAIN_PROXY_UPSTREAM"] = args.upstream
+        granian = str(Path(sys.executable).with_name("granian"))
+        sys.exit(subprocess.call([granian, "--interface", "rsgi", "--host", "127.0.0.1", "--port", str(args.port),
+                           "--workers", "1", "--runtime-mode", "st", "--loop", "uvloop", "--no-ws",
+                           "--log-level", "warning", "--working-dir", str(Path(__file__).parent),
+                           "plain_proxy:rsgi_app"]))
     uvloop.run(serve(args.port, args.upstream))
 
 
