@@ -138,8 +138,16 @@ def database_dump() -> str:
     return out.getvalue()
 
 
+def _walk(root: Path) -> Iterable[Path]:
+    # os.walk, not rglob: a directory that vanishes mid-walk (another pytest session
+    # pruning its old basetemps) is skipped instead of ending the scan with an error.
+    for parent, _dirs, names in os.walk(root):
+        for name in names:
+            yield Path(parent) / name
+
+
 def files_under(root: Path) -> Iterable[tuple[Path, str]]:
-    for path in root.rglob("*"):
+    for path in _walk(root):
         try:
             if path.is_file() and not path.is_symlink() and path.stat().st_size <= MAX_FILE_BYTES:
                 yield path, path.read_bytes().decode("utf-8", errors="replace")
