@@ -320,17 +320,18 @@ class RateLimitPolicy(Policy):
             return await self._call(subscription_id, limits, 1, "", None)
         if self._from_lease(ctx, subscription_id, limits):
             return None
-        pending = self.inflight.get(subscription_id)
-        if pending is not None:
+        while (pending := self.inflight.get(subscription_id)) is not None:
             # Another request of this subscription is fetching a lease: wait for it, then
             # take from it, or share its refusal (the bucket was empty a moment ago, and
-            # refusing is always safe), or else ask for this request alone.
+            # refusing is always safe), or else go round: the next waiter to find no fetch
+            # in flight becomes the fetcher, and, the subscription being busy, asks for a
+            # larger lease. (Each going to Redis alone would never start a lease in a burst
+            # that arrives all at once.)
             shared = await asyncio.shield(pending)
             if self._from_lease(ctx, subscription_id, limits):
                 return None
             if shared is not None and shared.denied:
                 return shared
-            return await self._call(subscription_id, limits, 1, "", None)
         future: asyncio.Future[Reply | None] = asyncio.get_running_loop().create_future()
         self.inflight[subscription_id] = future
         reply = None
