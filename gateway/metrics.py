@@ -51,6 +51,10 @@ METERING_BUFFER = Gauge(
 METERING_WRITTEN = Counter(
     "tollway_gateway_metering_written_total", "Metering events (requests) written to the streams, in batches."
 )
+METERING_UNREPLICATED = Counter(
+    "tollway_gateway_metering_unreplicated_total",
+    "Metering events Redis took but too few replicas confirmed (GATEWAY_METERING_WAIT_REPLICAS): spilled, replayed.",
+)
 METERING_SPILLED = Counter("tollway_gateway_metering_spilled_total", "Metering events spilled to the local file.")
 METERING_REPLAYED = Counter("tollway_gateway_metering_replayed_total", "Spilled events replayed into the stream.")
 METERING_DROPPED = Counter(

@@ -50,3 +50,21 @@ def test_redis_url_falls_back_to_redis_url_then_localhost():
     assert load_config({"SECRET_KEY": "s", "REDIS_URL": "redis://r:1/2"}).redis_url == "redis://r:1/2"
     assert load_config({"SECRET_KEY": "s"}).redis_url == "redis://127.0.0.1:6379/0"
     assert load_config({"SECRET_KEY": "s"}).port == 8080
+
+
+def test_metering_waits_for_a_replica_on_sentinel_by_default():
+    from gateway.policies.metering.schema import MeteringSettings
+
+    def metering(**env: str) -> MeteringSettings:
+        env = {"SECRET_KEY": "s", **env}
+        return MeteringSettings.from_env(env, load_config(env))
+
+    sentinel = "redis+sentinel://127.0.0.1:26379/tollway/0"
+    assert metering(REDIS_URL=sentinel).wait_replicas == 1
+    assert metering(REDIS_URL="redis://r:1/2").wait_replicas == 0
+    assert metering(REDIS_URL=sentinel, GATEWAY_METERING_WAIT_REPLICAS="0").wait_replicas == 0
+    assert metering(GATEWAY_METERING_WAIT_REPLICAS="2").wait_replicas == 2
+    # Within the handle's own timeout (GATEWAY_REDIS_TIMEOUT_MS), which would cut WAIT off first.
+    assert metering(GATEWAY_REDIS_TIMEOUT_MS="400").wait_ms == 200
+    with pytest.raises(ConfigError, match="GATEWAY_METERING_WAIT_REPLICAS"):
+        metering(GATEWAY_METERING_WAIT_REPLICAS="-1")

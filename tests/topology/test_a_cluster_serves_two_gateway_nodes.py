@@ -2,7 +2,8 @@
 (after-commit flushes and ``manage.py gateway_sync``), two gateway nodes (separate
 processes, separate snapshot and spill folders, two workers each) serve from it, a
 revocation reaches every worker of both within a second, metering lands in the
-partition streams, and the limiter admits exactly the limit across both nodes."""
+partition streams and the analytics consumer (on the same cluster URL) counts it into
+the rollups exactly, and the limiter admits exactly the limit across both nodes."""
 
 from __future__ import annotations
 
@@ -129,6 +130,31 @@ def test_metering_lands_in_the_partition_streams(portal_on_cluster, echo_upstrea
         time.sleep(0.1)
     legacy = client.xlen(contract.METERING_STREAM)
     assert metered() == len(requests), f"{legacy} entries went to the legacy stream {contract.METERING_STREAM}"
+
+    # End to end: the analytics consumer, on the cluster's REDIS_URL (the portal_on_cluster
+    # fixture set it), drains every partition into the rollups; each request admitted at
+    # either node is counted exactly once.
+    from django.db.models import Sum
+
+    from analytics import conf
+    from analytics.ingest import consumer
+    from analytics.models import Granularity, Rollup
+
+    metering = conf.metering_redis_client()
+    try:
+        report = consumer.consume(client=metering, consumer="topology", budget_s=20, block_ms=0)
+    finally:
+        metering.close()
+    assert report.busy == []
+    assert report.counted == len(requests)
+    for granularity in (Granularity.MINUTE, Granularity.HOUR, Granularity.DAY):
+        totals = Rollup.objects.filter(granularity=granularity, subscription_id=cast.subscription.pk).aggregate(
+            requests=Sum("requests"), admitted=Sum("admitted"))
+        assert totals == {"requests": len(requests), "admitted": len(requests)}, granularity
+    # Every partition stream's entries are acknowledged: nothing is left pending on any node.
+    for stream in streams:
+        if client.exists(stream):
+            assert client.xpending(stream, contract.METERING_GROUP)["pending"] == 0
 
 
 def test_exact_admission_across_two_nodes(portal_on_cluster, echo_upstream, gateways, cluster):

@@ -342,12 +342,23 @@ class Meter:
             return True
         if not self.health.available():
             return False
+        commands = [self._xadd(b) for b in batches]
+        replicas = self.settings.wait_replicas
+        if replicas:
+            commands.append(("WAIT", replicas, self.settings.wait_ms))
         try:
-            await self.redis.pipeline([self._xadd(b) for b in batches])
+            replies = await self.redis.pipeline(commands)
         except (RedisError, OSError) as exc:
             self.health.failed(exc)
             return False
         self.health.ok()
+        if replicas and int(replies[-1]) < replicas:
+            # Only the master holds these batches. After a Sentinel failover that is the old
+            # master, which keeps taking writes until it is demoted and then discards them: so
+            # they count as not sent. Spilled and replayed (to the new master once this
+            # connection gets READONLY); a batch that did arrive is counted once by its id.
+            metrics.METERING_UNREPLICATED.inc(sum(len(b.requests) for b in batches))
+            return False
         return True
 
     def _spill(self, batches: list[contract.MeteringBatch]) -> None:

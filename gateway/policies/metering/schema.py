@@ -43,6 +43,12 @@ class MeteringSettings(PolicySettings):
         0, "Approximate MAXLEN per partition stream, in entries (batches); 0 leaves trimming to analytics, "
         "which trims only what it acknowledged (GATEWAY_METERING_MAXLEN).",
     )
+    wait_replicas: int = setting(
+        0, "Replicas that must hold a batch (WAIT) before it counts as sent, else it is spilled and replayed; "
+        "default 1 on Sentinel, where a failover drops what only the old master took, else 0 "
+        "(GATEWAY_METERING_WAIT_REPLICAS).",
+    )
+    wait_ms: int = setting(25, "How long WAIT waits for those replicas: half GATEWAY_REDIS_TIMEOUT_MS.")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], config: GatewayConfig) -> MeteringSettings:
@@ -54,4 +60,9 @@ class MeteringSettings(PolicySettings):
             spill_dir=read_str("GATEWAY_SPILL_DIR", defaults.spill_dir, env),
             spill_max_events=read_int("GATEWAY_SPILL_MAX_EVENTS", defaults.spill_max_events, env, minimum=0),
             stream_maxlen=read_int("GATEWAY_METERING_MAXLEN", defaults.stream_maxlen, env, minimum=0),
+            wait_replicas=read_int(
+                "GATEWAY_METERING_WAIT_REPLICAS", 1 if config.redis.kind == "sentinel" else 0, env, minimum=0
+            ),
+            # Within the handle's own timeout, which would otherwise cut WAIT off first.
+            wait_ms=max(1, int(config.redis_timeout_s * 1000) // 2),
         )
