@@ -609,7 +609,8 @@ def main() -> int:
         nginx.terminate()
         nginx.wait(timeout=10)
         redis_server.cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not os.environ.get("BENCH_KEEP_TMP"):  # BENCH_KEEP_TMP=1 keeps the gateways' logs for a post-mortem
+            shutil.rmtree(tmp, ignore_errors=True)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "gateway.json").write_text(json.dumps(shaped, indent=2) + "\n")
