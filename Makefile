@@ -109,7 +109,8 @@ screenshots: venv
 	@bin/ensure-debs redis-server:redis-server chromium:chromium
 	TOLLWAY_UPDATE_SCREENSHOTS=1 $(VENV)/bin/pytest tests/browser/test_newcomer_journey.py tests/browser/test_try_it.py \
 	  tests/browser/test_small_screens_and_keyboard.py tests/browser/test_operator_journey.py \
-	  tests/browser/test_finance_journey.py tests/browser/test_developer_usage_and_samples.py -q
+	  tests/browser/test_finance_journey.py tests/browser/test_developer_usage_and_samples.py \
+	  tests/analytics/test_dashboards_in_chromium.py -q
 
 bench: venv
 	@bin/ensure-debs redis-server:redis-server nginx:nginx-light wrk:wrk hey:hey
