@@ -31,23 +31,10 @@ from gateway.exceptions import Reject
 from gateway.pipeline import Credentials
 from gateway.redis_mux import RedisHandle
 from gateway.responses import Response, StreamResponse
+from gateway.route_policies import HOP_BY_HOP_HEADERS as HOP_BY_HOP
 from gateway.types import RequestContext
 from gateway.upstream_health import HealthChecks, TargetHealth
 
-# RFC 9110 §7.6.1 plus the older RFC 2616 set that proxies still meet.
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "proxy-connection",
-        "keep-alive",
-        "te",
-        "transfer-encoding",
-        "upgrade",
-        "trailer",
-        "proxy-authenticate",
-        "proxy-authorization",
-    }
-)
 # Set by us from what we saw, never taken from an untrusted client.
 FORWARDING = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded"})
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})

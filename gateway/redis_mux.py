@@ -118,7 +118,31 @@ class _Protocol(asyncio.Protocol):
         self.owner.lost(self, exc)
 
 
-class MuxRedis:
+class _Commands:
+    """What MuxRedis and ClusterMux share, built on their own ``execute``."""
+
+    _scripts: dict[str, bytes]
+
+    async def execute(self, *args: Arg) -> Any:
+        raise NotImplementedError
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self.execute("GET", key)
+        assert value is None or isinstance(value, bytes)
+        return value
+
+    async def hgetall(self, key: str) -> dict[bytes, bytes]:
+        flat = await self.execute("HGETALL", key)
+        return dict(zip(flat[::2], flat[1::2], strict=True))
+
+    def script_sha(self, script: str) -> bytes:
+        sha = self._scripts.get(script)
+        if sha is None:
+            sha = self._scripts[script] = hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest().encode()
+        return sha
+
+
+class MuxRedis(_Commands):
     def __init__(self, target: RedisTarget | str, *, timeout: float) -> None:
         if isinstance(target, str):
             target = parse_redis_url(target)
@@ -283,21 +307,6 @@ class MuxRedis:
 
     # --- helpers ------------------------------------------------------------------------
 
-    async def get(self, key: str) -> bytes | None:
-        value = await self.execute("GET", key)
-        assert value is None or isinstance(value, bytes)
-        return value
-
-    async def hgetall(self, key: str) -> dict[bytes, bytes]:
-        flat = await self.execute("HGETALL", key)
-        return dict(zip(flat[::2], flat[1::2], strict=True))
-
-    def script_sha(self, script: str) -> bytes:
-        sha = self._scripts.get(script)
-        if sha is None:
-            sha = self._scripts[script] = hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest().encode()
-        return sha
-
     async def evalsha_encoded(self, script: str, command: bytes) -> Any:
         """Run an EVALSHA the caller encoded itself (see script_sha), loading the script
         on NOSCRIPT. For the hot path, where re-encoding constant arguments would show."""
@@ -411,7 +420,7 @@ def _redirect(exc: BaseException) -> tuple[str, int, tuple[str, int]] | None:
 MAX_REDIRECTS = 5
 
 
-class ClusterMux:
+class ClusterMux(_Commands):
     """The handle on a Redis Cluster: one MuxRedis per master (so one connection per
     node, with the same pipelining and timeouts), a slot map read with CLUSTER SLOTS,
     and each command sent to the node that owns its key's slot. MOVED updates the map
@@ -515,20 +524,6 @@ class ClusterMux:
     async def execute(self, *args: Arg) -> Any:
         return await self._run(_slot(args[1]) if len(args) > 1 else None, args)
 
-    async def get(self, key: str) -> bytes | None:
-        value = await self.execute("GET", key)
-        assert value is None or isinstance(value, bytes)
-        return value
-
-    async def hgetall(self, key: str) -> dict[bytes, bytes]:
-        flat = await self.execute("HGETALL", key)
-        return dict(zip(flat[::2], flat[1::2], strict=True))
-
-    def script_sha(self, script: str) -> bytes:
-        sha = self._scripts.get(script)
-        if sha is None:
-            sha = self._scripts[script] = hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest().encode()
-        return sha
 
     async def evalsha(self, script: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         """Every key in ``keys`` must share one slot (one hash tag): the script runs there."""

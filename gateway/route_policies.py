@@ -62,10 +62,9 @@ MAX_ENTRIES = 50
 MAX_VALUE_CHARS = 2048
 MAX_CIDRS = 500
 
-# Hop-by-hop headers (RFC 9110 §7.6.1 and the older set proxies still meet): the gateway
-# strips them on both sides, so no transform may set them. (gateway/proxy.py's HOP_BY_HOP,
-# a test keeps the two in step, plus Expect, which the gateway answers itself.)
-HOP_BY_HOP: frozenset[str] = frozenset(
+# Hop-by-hop headers: RFC 9110 §7.6.1 plus the older RFC 2616 set that proxies still meet.
+# The proxy strips them on both sides (gateway/proxy.py imports this set).
+HOP_BY_HOP_HEADERS: frozenset[str] = frozenset(
     {
         "connection",
         "proxy-connection",
@@ -76,9 +75,10 @@ HOP_BY_HOP: frozenset[str] = frozenset(
         "trailer",
         "proxy-authenticate",
         "proxy-authorization",
-        "expect",
     }
 )
+# No transform may set them, nor Expect, which the gateway answers itself.
+HOP_BY_HOP: frozenset[str] = HOP_BY_HOP_HEADERS | {"expect"}
 # The gateway's own request headers (set from what it saw, or credentials it strips): no
 # transform may add, set, remove or rename them, or a caller could be impersonated.
 GATEWAY_REQUEST_HEADERS: frozenset[str] = frozenset(
