@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -138,3 +140,9 @@ class PostgresServer:
         with contextlib.suppress(Exception):
             self._run([_require("pg_ctl", "postgresql"), "-D", str(self.workdir / "data"), "-m", "immediate", "stop"])
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def requires_postgres(reason: str) -> pytest.MarkDecorator:
+    """Skip on SQLite, saying why: for what only PostgreSQL has (row locks, partitions, a
+    worker subprocess sharing the test database). `make test` runs these on PostgreSQL."""
+    return pytest.mark.skipif(not os.environ.get("DATABASE_URL", "").startswith("postgres"), reason=reason)

@@ -27,6 +27,7 @@ from gateway.contract import (
     metering_partition,
     metering_stream,
 )
+from tests.services import requires_postgres as requires_postgres_because
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -183,9 +184,8 @@ def metering_redis(redis_client: Any) -> Iterator[Any]:
 
 # --- a real Celery worker against the test database -----------------------------------------
 
-requires_postgres = pytest.mark.skipif(
-    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
-    reason="needs PostgreSQL (make test runs it): a worker subprocess cannot share SQLite's in-memory test database",
+requires_postgres = requires_postgres_because(
+    "needs PostgreSQL (make test runs it): a worker subprocess cannot share SQLite's in-memory test database"
 )
 
 

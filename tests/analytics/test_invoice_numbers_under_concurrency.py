@@ -3,7 +3,6 @@ so numbers are unique and gapless even when some issuing transactions roll back.
 
 from __future__ import annotations
 
-import os
 import threading
 
 import pytest
@@ -11,11 +10,11 @@ from django.db import connection, transaction
 
 from analytics.billing import services as billing
 from analytics.models import InvoiceNumberCounter
+from tests.services import requires_postgres
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not os.environ.get("DATABASE_URL", "").startswith("postgres"),
-                       reason="row locks: SQLite serialises whole-database writes (run with TOLLWAY_TEST_DB=postgres)"),
+    requires_postgres("row locks: SQLite serialises whole-database writes (run with TOLLWAY_TEST_DB=postgres)"),
 ]
 
 ISSUERS = 8

@@ -17,7 +17,6 @@ table. A deadlock shows as an error in a consumer and in ``pg_stat_database.dead
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from gateway.contract import (
     metering_stream,
 )
 from portal.keys import services as keys
+from tests.services import requires_postgres as requires_postgres_because
 
 DURATION_S = 60  # the minute under load
 EVENTS_PER_S_PER_PARTITION = 2_000
@@ -50,9 +50,8 @@ SAMPLE_EVERY_S = 0.010
 DRAIN_TIMEOUT_S = 120  # after the load stops, both partitions must catch up within this
 PARTITIONS = (0, 1)
 
-requires_postgres = pytest.mark.skipif(
-    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
-    reason="row locks, pg_locks and deadlocks are PostgreSQL's; SQLite has one writer at a time",
+requires_postgres = requires_postgres_because(
+    "row locks, pg_locks and deadlocks are PostgreSQL's; SQLite has one writer at a time"
 )
 
 

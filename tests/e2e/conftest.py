@@ -43,15 +43,15 @@ from tests.browser.conftest import (  # noqa: F401  (fixtures and the report hoo
 )
 from tests.gateway.conftest import Echo, GatewayProcess, start_echo
 from tests.services import RedisServer
+from tests.services import requires_postgres as requires_postgres_because
 
 ROOT = Path(__file__).resolve().parents[2]
 # One INFO line per request would bury a failure's report under the load's thousands.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
-requires_postgres = pytest.mark.skipif(
-    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
-    reason="end-to-end: a Celery worker subprocess needs PostgreSQL (make test runs TOLLWAY_TEST_DB=postgres); "
-    "it cannot share SQLite's in-memory test database",
+requires_postgres = requires_postgres_because(
+    "end-to-end: a Celery worker subprocess needs PostgreSQL (make test runs TOLLWAY_TEST_DB=postgres); "
+    "it cannot share SQLite's in-memory test database"
 )
 
 

@@ -7,7 +7,6 @@ minute, forwards only, and deadlock-free between consumers committing at the sam
 from __future__ import annotations
 
 import datetime as dt
-import os
 import threading
 import time
 from typing import Any
@@ -18,6 +17,7 @@ from django.test.utils import CaptureQueriesContext
 
 from portal.keys import services as keys
 from portal.keys.models import ApiKey
+from tests.services import requires_postgres as requires_postgres_because
 
 T0 = dt.datetime(2026, 11, 3, 12, 0, 0, tzinfo=dt.UTC)
 
@@ -92,9 +92,8 @@ def test_it_marks_many_keys_in_a_few_statements(alice, alice_app):
 
 # --- two consumers at once, on PostgreSQL ---------------------------------------------------
 
-requires_postgres = pytest.mark.skipif(
-    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
-    reason="row locks and deadlocks are PostgreSQL's; SQLite has one writer at a time",
+requires_postgres = requires_postgres_because(
+    "row locks and deadlocks are PostgreSQL's; SQLite has one writer at a time"
 )
 
 ROUNDS_S = 3.0  # how long the two callers race
