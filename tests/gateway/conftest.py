@@ -343,6 +343,28 @@ def fire(requests: list[tuple[str, str, dict[str, str]]]) -> list[tuple[int, dic
     return asyncio.run(_fire(requests))
 
 
+def fire_timed(requests: list[tuple[str, str, dict[str, str]]]) -> tuple[list[int], float]:
+    """fire(), keeping only the statuses, and the seconds from the first send to the last answer."""
+    started = time.monotonic()
+    results = fire(requests)
+    return [status for status, _, _ in results], time.monotonic() - started
+
+
+def refilled_within(limits: dict[str, int], seconds: float) -> int:
+    """The most admissions a plan's buckets may add to their depth in `seconds`: the limiter's
+    guarantee is at most depth + rate x t in any t seconds (docs/gateway.md, "Rate limits").
+    A 100/min bucket drained at once refills one admission every 0.6 s, so a burst of
+    requests that takes longer than that may rightly see one more. Quotas never refill."""
+    bounds = []
+    if limits.get("rate_per_second"):
+        bounds.append(int(limits["rate_per_second"] * seconds))
+    if limits.get("rate_per_minute"):
+        bounds.append(int(limits["rate_per_minute"] * seconds / 60))
+    if limits.get("quota_per_day") or limits.get("quota_per_month"):
+        bounds.append(0)
+    return min(bounds) if bounds else 0
+
+
 @dataclass
 class Stage:
     """A Redis of this test's own (to kill) with the standard cast published on it."""

@@ -1,11 +1,15 @@
 """Exact admission: with a limit of 100 and 1,000 concurrent requests spread over two
-gateway processes, exactly 100 reach the upstream, counted by the upstream itself."""
+gateway processes, exactly 100 reach the upstream, counted by the upstream itself.
+
+A rate limit is a token bucket: a drained 100/min bucket earns one admission back every
+0.6 s, so when the 1,000 take longer than that (a loaded box), each 0.6 s may rightly admit
+one more; never more than that. A quota never refills: exactly 100, however long it takes."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.gateway.conftest import ALICE_APP, ECHO_API_ID, fire, grant
+from tests.gateway.conftest import ALICE_APP, ECHO_API_ID, fire_timed, grant, refilled_within
 
 
 @pytest.mark.parametrize(
@@ -25,9 +29,9 @@ def test_it_admits_exactly_the_limit_across_two_processes(start_gateway, publish
     headers = {"X-API-Key": world.alice_key}
     requests = [("GET", f"{(first if i % 2 else second).url}/echo/v1/item/{i}", headers) for i in range(1000)]
 
-    results = fire(requests)
+    statuses, seconds = fire_timed(requests)
 
-    statuses = [status for status, _, _ in results]
-    assert statuses.count(200) == 100
-    assert statuses.count(429) == 900
-    assert upstream.served() == 100
+    admitted = statuses.count(200)
+    assert 100 <= admitted <= 100 + refilled_within(limits, seconds), (admitted, seconds)
+    assert statuses.count(429) == 1000 - admitted
+    assert upstream.served() == admitted
