@@ -371,9 +371,15 @@ class Gateway:
                     # The client waits for our 100 before sending the body, so there is
                     # nothing to drain: close now rather than linger for a body that never comes.
                     request.protocol.force_close()
-            except (ConnectionResetError, asyncio.CancelledError):
+            except asyncio.CancelledError:
                 ctx.status = 499  # the client went away; nginx's code for it
                 raise
+            except ConnectionResetError:
+                # The client hung up before its body was in (gateway/proxy.py ClientGone). Nothing
+                # to log as an error: the 499 is counted, and aiohttp drops the answer quietly.
+                ctx.status = 499
+                response = web.Response(status=499)
+                response.force_close()
             except Exception:
                 # The path only: the query may carry ?api_key=.
                 log.exception("unhandled error on %s %s", request.method, raw_path.partition("?")[0])

@@ -68,6 +68,11 @@ class BodyTooSlow(Exception):
     """Set on the request's body stream by the body-rate watchdog (gateway/app.py)."""
 
 
+class ClientGone(ConnectionResetError):
+    """The client's connection broke while its body was being read (or relayed upstream):
+    the client's doing, never counted against the upstream's circuit breaker or health."""
+
+
 class CircuitBreaker:
     """Opens after ``threshold`` consecutive failures; after ``cooldown`` one trial
     request is let through (half-open) and its outcome closes or re-opens it."""
@@ -321,11 +326,16 @@ class Proxy:
         return out
 
     async def _body(self, request: web.BaseRequest, ctx: RequestContext, limit: int) -> AsyncIterator[bytes]:
-        async for chunk in request.content.iter_any():
-            ctx.bytes_in += len(chunk)
-            if ctx.bytes_in > limit:
-                raise BodyTooLarge
-            yield chunk
+        try:
+            async for chunk in request.content.iter_any():
+                ctx.bytes_in += len(chunk)
+                if ctx.bytes_in > limit:
+                    raise BodyTooLarge
+                yield chunk
+        except ClientGone:
+            raise
+        except ConnectionResetError as exc:
+            raise ClientGone(str(exc)) from None
 
     async def _whole_body(self, request: web.BaseRequest, ctx: RequestContext, limit: int) -> bytes:
         chunks = []
@@ -406,6 +416,9 @@ class Proxy:
                 last = "timeout"
                 break
             except aiohttp.ClientError as exc:
+                if isinstance(exc.__cause__, ClientGone) or isinstance(exc.__context__, ClientGone):
+                    # The client hung up mid-body: the upstream did nothing wrong.
+                    raise ClientGone("the client went away while its body was relayed") from None
                 if isinstance(exc.__cause__, BodyTooLarge) or isinstance(exc.__context__, BodyTooLarge):
                     raise too_large(route.max_body_bytes) from None
                 if isinstance(exc.__cause__, BodyTooSlow) or isinstance(exc.__context__, BodyTooSlow):
