@@ -21,6 +21,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 import jsonschema_rs
 import orjson
@@ -146,6 +147,8 @@ class Body:
 class Operation:
     parameters: tuple[Parameter, ...]
     body: Body | None
+    query: bool = False  # whether a parameter is in the query: only then is the query parsed
+    path: bool = False  # the same for path parameters (their percent-decoding)
 
 
 def is_json(media: str) -> bool:
@@ -223,7 +226,12 @@ class CompiledDocument:
                 media=tuple(media.lower().split(";")[0].strip() for media in content),
                 json_validators=json_validators,
             )
-        return Operation(parameters=tuple(parameters), body=body)
+        return Operation(
+            parameters=tuple(parameters),
+            body=body,
+            query=any(p.location == "query" for p in parameters),
+            path=any(p.location == "path" for p in parameters),
+        )
 
     def find(self, path: str) -> tuple[dict[str, Operation], dict[str, str]] | None:
         """The operations at ``path`` and its path parameters (still percent-encoded)."""
@@ -266,6 +274,36 @@ def media_matches(media: str, declared: tuple[str, ...]) -> bool:
     return False
 
 
+def json_body_violations(body: Body, validator: Any, raw: bytes) -> list[Violation]:
+    """A buffered JSON body against its compiled schema (``validator``: json_validator's
+    answer; None checks only that it is JSON). The common case (valid) is one orjson
+    parse and one is_valid call."""
+    if not raw:
+        return [{"location": "body", "message": "A request body is required."}] if body.required else []
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return [{"location": "body", "message": f"Not valid JSON: {exc}"}]
+    return schema_violations(validator, value, "body")
+
+
+def parse_query(query: str) -> dict[str, list[str]]:
+    """``parse_qs(query, keep_blank_values=True)``, with a fast path for the usual query
+    that needs no decoding (no ``%``, no ``+``): the same answer in a fraction of the time."""
+    if "%" in query or "+" in query:
+        return parse_qs(query, keep_blank_values=True)
+    out: dict[str, list[str]] = {}
+    for part in query.split("&"):
+        if part:  # parse_qs skips empty fields ("a=1&&b=2")
+            name, _, value = part.partition("=")
+            found = out.get(name)
+            if found is None:
+                out[name] = [value]
+            else:
+                found.append(value)
+    return out
+
+
 def body_violations(body: Body, media: str, raw: bytes | None) -> list[Violation]:
     """``raw`` is the buffered body when the media type is JSON with a schema, else None."""
     if not media:
@@ -275,13 +313,7 @@ def body_violations(body: Body, media: str, raw: bytes | None) -> list[Violation
                  "message": f"{media} is not a declared media type ({', '.join(body.media)})."}]
     if raw is None:
         return []
-    if not raw:
-        return [{"location": "body", "message": "A request body is required."}] if body.required else []
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return [{"location": "body", "message": f"Not valid JSON: {exc}"}]
-    return schema_violations(json_validator(body, media), value, "body")
+    return json_body_violations(body, json_validator(body, media), raw)
 
 
 def json_validator(body: Body, media: str) -> Any:

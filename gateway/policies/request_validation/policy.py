@@ -26,8 +26,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from urllib.parse import parse_qs, unquote
+from typing import Any
+from urllib.parse import unquote
 
+from aiohttp.web import BaseRequest
 from redis.exceptions import RedisError
 
 from gateway import contract, metrics
@@ -41,8 +43,10 @@ from gateway.policies.request_validation.openapi import (
     body_violations,
     document_from_bytes,
     is_json,
+    json_body_violations,
     json_validator,
     parameter_violations,
+    parse_query,
 )
 from gateway.policies.request_validation.schema import RequestValidationSettings
 from gateway.redis_mux import RedisHandle
@@ -52,6 +56,7 @@ log = logging.getLogger("gateway.request_validation")
 
 RETRY_FETCH_S = 1.0  # a document that could not be fetched is asked for again at most this often
 MAX_DOCUMENTS = 256
+MAX_MEDIA_TYPES = 256
 
 
 class RequestValidationPolicy(Policy):
@@ -62,6 +67,7 @@ class RequestValidationPolicy(Policy):
         self.redis = redis
         self.documents: dict[str, CompiledDocument] = {}  # SHA-256 -> compiled
         self.unusable: dict[str, float] = {}  # SHA-256 -> when to try again
+        self.media_types: dict[str, str] = {}  # Content-Type header -> its media type
 
     @classmethod
     def create(cls, settings: RequestValidationSettings, deps: PolicyDeps) -> RequestValidationPolicy:
@@ -99,7 +105,8 @@ class RequestValidationPolicy(Policy):
         mode = route.policies.request_validation
         if mode == "off":
             return  # the usual case: two attribute reads
-        document = await self.document(route)
+        # The compiled document is a dict hit after the first request; only a miss awaits.
+        document = self.documents.get(route.openapi_sha256 or "") or await self.document(route)
         if document is None:
             metrics.REQUEST_VALIDATION.labels(mode, "unavailable").inc()
             if mode == "enforce" and route.redis_failure_mode == "fail_closed":
@@ -109,22 +116,15 @@ class RequestValidationPolicy(Policy):
                     headers={"Retry-After": "1"},
                 )
             return
-        violations, pending_body = self.violations(ctx, document)
-        if pending_body is None:
+        violations, pending = self.violations(ctx, document)
+        if pending is None:
             if violations:
                 self.act(ctx, route, violations)
             return
         # A JSON body to validate: the proxy reads it (within the body limit, after any
         # 100 Continue, under the body-rate watchdog) and calls this before sending it on;
         # the answer then names every violation, the ones found here included.
-        body, media = pending_body
-
-        def check_body(raw: bytes) -> None:
-            found = violations + body_violations(body, media, raw)
-            if found:
-                self.act(ctx, route, found)
-
-        ctx.body_check = check_body
+        ctx.body_check = BodyCheck(self, ctx, violations, pending[0], pending[1])
 
     def act(self, ctx: RequestContext, route: contract.RouteRecord, violations: list[Violation]) -> None:
         mode = route.policies.request_validation
@@ -141,11 +141,26 @@ class RequestValidationPolicy(Policy):
             detail=f"{len(violations)} problem(s); see errors.", extra={"errors": violations},
         )
 
+    def media_type(self, request: BaseRequest) -> str:
+        """``request.content_type`` in lower case (aiohttp's parse: ``application/octet-stream``
+        when absent or malformed), remembered per distinct header value: a service sees a
+        handful, and the parse (email's header parser) cost more than the schema check of
+        a small body."""
+        raw = request.headers.get("Content-Type")
+        if raw is None:
+            return "application/octet-stream"
+        media = self.media_types.get(raw)
+        if media is None:
+            if len(self.media_types) >= MAX_MEDIA_TYPES:  # clients choose these: never grow without bound
+                self.media_types.clear()
+            media = self.media_types[raw] = request.content_type.lower()
+        return media
+
     def violations(
         self, ctx: RequestContext, document: CompiledDocument
-    ) -> tuple[list[Violation], tuple[Body, str] | None]:
-        """What is wrong without reading the body, and the body's schema and media type
-        when a JSON body remains to be validated."""
+    ) -> tuple[list[Violation], tuple[Body, Any] | None]:
+        """What is wrong without reading the body, and the body's schema and compiled
+        validator when a JSON body remains to be validated."""
         request = ctx.request
         found = document.find(ctx.upstream_path)
         if found is None:
@@ -158,14 +173,41 @@ class RequestValidationPolicy(Policy):
             return [{"location": "method", "message": message}], None
         out: list[Violation] = []
         if operation.parameters:
-            query = parse_qs(ctx.query, keep_blank_values=True) if ctx.query else {}
-            path_values = {name: unquote(value) for name, value in path_params.items()}
+            # Parsed only when a parameter lives there (each is a few µs per request).
+            query = parse_query(ctx.query) if operation.query and ctx.query else {}
+            path_values = {name: unquote(value) for name, value in path_params.items()} if operation.path else {}
             out += parameter_violations(operation, path_values, query, request.headers)
         body = operation.body
         if body is None:
             return out, None
-        media = request.content_type.lower() if request.body_exists else ""
+        media = self.media_type(request) if request.body_exists else ""
         problems = body_violations(body, media, None)  # presence and media type
-        if problems or not media or not is_json(media) or json_validator(body, media) is None:
+        if problems or not media or not is_json(media):
             return out + problems, None
-        return out, (body, media)
+        validator = json_validator(body, media)
+        if validator is None:
+            return out, None
+        return out, (body, validator)
+
+
+class BodyCheck:
+    """``ctx.body_check`` for a JSON body with a schema: what was found before the body
+    (parameters), and the compiled validator the body goes through once it is read."""
+
+    __slots__ = ("body", "ctx", "found", "policy", "validator")
+
+    def __init__(
+        self, policy: RequestValidationPolicy, ctx: RequestContext, found: list[Violation], body: Body, validator: Any
+    ) -> None:
+        self.policy = policy
+        self.ctx = ctx
+        self.found = found
+        self.body = body
+        self.validator = validator
+
+    def __call__(self, raw: bytes) -> None:
+        found = self.found + json_body_violations(self.body, self.validator, raw)
+        if found:
+            route = self.ctx.route
+            assert route is not None
+            self.policy.act(self.ctx, route, found)
