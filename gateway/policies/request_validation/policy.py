@@ -26,6 +26,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import unquote
 
@@ -41,11 +43,13 @@ from gateway.policies.request_validation.openapi import (
     DocumentUnusable,
     Violation,
     body_violations,
+    check_parameters,
     document_from_bytes,
     is_json,
+    json_body_valid,
     json_body_violations,
     json_validator,
-    parameter_violations,
+    media_matches,
     parse_query,
 )
 from gateway.policies.request_validation.schema import RequestValidationSettings
@@ -116,15 +120,7 @@ class RequestValidationPolicy(Policy):
                     headers={"Retry-After": "1"},
                 )
             return
-        violations, pending = self.violations(ctx, document)
-        if pending is None:
-            if violations:
-                self.act(ctx, route, violations)
-            return
-        # A JSON body to validate: the proxy reads it (within the body limit, after any
-        # 100 Continue, under the body-rate watchdog) and calls this before sending it on;
-        # the answer then names every violation, the ones found here included.
-        ctx.body_check = BodyCheck(self, ctx, violations, pending[0], pending[1])
+        self.check(ctx, route, document)
 
     def act(self, ctx: RequestContext, route: contract.RouteRecord, violations: list[Violation]) -> None:
         mode = route.policies.request_validation
@@ -156,48 +152,64 @@ class RequestValidationPolicy(Policy):
             media = self.media_types[raw] = request.content_type.lower()
         return media
 
-    def violations(
-        self, ctx: RequestContext, document: CompiledDocument
-    ) -> tuple[list[Violation], tuple[Body, Any] | None]:
-        """What is wrong without reading the body, and the body's schema and compiled
-        validator when a JSON body remains to be validated."""
+    def check(self, ctx: RequestContext, route: contract.RouteRecord, document: CompiledDocument) -> None:
+        """Acts on what is wrong without reading the body; for a JSON body with a schema,
+        leaves ``ctx.body_check``: the proxy reads the body (within the body limit, after
+        any 100 Continue, under the body-rate watchdog) and calls it before sending the
+        body on; its answer names every violation, the ones found here included. A valid
+        request allocates next to nothing here (each allocation brings the next garbage
+        collection closer: docs/performance.md)."""
         request = ctx.request
         found = document.find(ctx.upstream_path)
         if found is None:
-            return [{"location": "path", "message": f"{ctx.upstream_path} is not a path of this API."}], None
+            self.act(ctx, route, [{"location": "path", "message": f"{ctx.upstream_path} is not a path of this API."}])
+            return
         operations, path_params = found
         operation = operations.get(request.method)
         if operation is None:
             allowed = ", ".join(sorted(operations))
             message = f"{request.method} is not an operation of this path ({allowed})."
-            return [{"location": "method", "message": message}], None
-        out: list[Violation] = []
+            self.act(ctx, route, [{"location": "method", "message": message}])
+            return
+        violations: list[Violation] | None = None
         if operation.parameters:
             # Parsed only when a parameter lives there (each is a few µs per request).
-            query = parse_query(ctx.query) if operation.query and ctx.query else {}
-            path_values = {name: unquote(value) for name, value in path_params.items()} if operation.path else {}
-            out += parameter_violations(operation, path_values, query, request.headers)
+            query = parse_query(ctx.query) if operation.query and ctx.query else NO_QUERY
+            if operation.path:
+                path_params = {name: unquote(value) for name, value in path_params.items()}
+            violations = check_parameters(operation, path_params, query, request.headers)
         body = operation.body
-        if body is None:
-            return out, None
-        media = self.media_type(request) if request.body_exists else ""
-        problems = body_violations(body, media, None)  # presence and media type
-        if problems or not media or not is_json(media):
-            return out + problems, None
-        validator = json_validator(body, media)
-        if validator is None:
-            return out, None
-        return out, (body, validator)
+        if body is not None:
+            media = self.media_type(request) if request.body_exists else ""
+            if not media or (body.media and not media_matches(media, body.media)):
+                problems = body_violations(body, media, None)  # missing, or not a declared media type
+                if problems:
+                    violations = (violations or []) + problems
+            elif is_json(media):
+                validator = json_validator(body, media)
+                if validator is not None:
+                    ctx.body_check = BodyCheck(self, ctx, violations, body, validator)
+                    return
+        if violations:
+            self.act(ctx, route, violations)
+
+
+NO_QUERY: Mapping[str, list[str]] = MappingProxyType({})
 
 
 class BodyCheck:
     """``ctx.body_check`` for a JSON body with a schema: what was found before the body
-    (parameters), and the compiled validator the body goes through once it is read."""
+    (parameters, or None), and the compiled validator the body goes through once read."""
 
     __slots__ = ("body", "ctx", "found", "policy", "validator")
 
     def __init__(
-        self, policy: RequestValidationPolicy, ctx: RequestContext, found: list[Violation], body: Body, validator: Any
+        self,
+        policy: RequestValidationPolicy,
+        ctx: RequestContext,
+        found: list[Violation] | None,
+        body: Body,
+        validator: Any,
     ) -> None:
         self.policy = policy
         self.ctx = ctx
@@ -206,7 +218,9 @@ class BodyCheck:
         self.validator = validator
 
     def __call__(self, raw: bytes) -> None:
-        found = self.found + json_body_violations(self.body, self.validator, raw)
+        if raw and self.found is None and json_body_valid(self.validator, raw):
+            return  # the usual case
+        found = (self.found or []) + json_body_violations(self.body, self.validator, raw)
         if found:
             route = self.ctx.route
             assert route is not None
