@@ -405,7 +405,7 @@ class Proxy:
             if ctx.body_check is not None or (length is not None and length <= SMALL_REQUEST):
                 body = await self._whole_body(request, ctx, route.max_body_bytes)
                 if ctx.body_check is not None:
-                    ctx.body_check(body)  # request_validation; raises Reject in enforce mode
+                    ctx.body_check(ctx, body)  # request_validation; raises Reject in enforce mode
         for target in attempts:
             data = (
                 (body if body is not None else self._body(request, ctx, route.max_body_bytes)) if has_body else None

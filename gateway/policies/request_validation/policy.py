@@ -188,7 +188,7 @@ class RequestValidationPolicy(Policy):
             elif is_json(media):
                 validator = json_validator(body, media)
                 if validator is not None:
-                    ctx.body_check = BodyCheck(self, ctx, violations, body, validator)
+                    ctx.body_check = BodyCheck(self, violations, body, validator)
                     return
         if violations:
             self.act(ctx, route, violations)
@@ -199,29 +199,29 @@ NO_QUERY: Mapping[str, list[str]] = MappingProxyType({})
 
 class BodyCheck:
     """``ctx.body_check`` for a JSON body with a schema: what was found before the body
-    (parameters, or None), and the compiled validator the body goes through once read."""
+    (parameters, or None), and the compiled validator the body goes through once read.
 
-    __slots__ = ("body", "ctx", "found", "policy", "validator")
+    It is handed the context when called and never keeps it: a check held by the context
+    that held the context back (as a closure over ``ctx`` did) made every validated
+    request a reference cycle, freed only by the garbage collector, with its request,
+    headers and body, instead of when the request ends: most of what enforce used to cost
+    (docs/performance.md)."""
+
+    __slots__ = ("body", "found", "policy", "validator")
 
     def __init__(
-        self,
-        policy: RequestValidationPolicy,
-        ctx: RequestContext,
-        found: list[Violation] | None,
-        body: Body,
-        validator: Any,
+        self, policy: RequestValidationPolicy, found: list[Violation] | None, body: Body, validator: Any
     ) -> None:
         self.policy = policy
-        self.ctx = ctx
         self.found = found
         self.body = body
         self.validator = validator
 
-    def __call__(self, raw: bytes) -> None:
+    def __call__(self, ctx: RequestContext, raw: bytes) -> None:
         if raw and self.found is None and json_body_valid(self.validator, raw):
             return  # the usual case
         found = (self.found or []) + json_body_violations(self.body, self.validator, raw)
         if found:
-            route = self.ctx.route
+            route = ctx.route
             assert route is not None
-            self.policy.act(self.ctx, route, found)
+            self.policy.act(ctx, route, found)
