@@ -13,7 +13,8 @@ the body is only invited (100 Continue) and read once the caller is admitted, so
 policy leaves ``ctx.body_check`` and the proxy reads the body whole (within the
 version's limit, under the body-rate watchdog), calls it, and sends the same bytes on.
 Such a request, refused, counted against the rate limit like a 413 found mid-body,
-and like it is not billed. Every other body still streams.
+and like it is not billed. Every other body goes as the proxy sends any body (streamed,
+unless small with a known length: gateway/proxy.py).
 
 ``enforce`` answers 400 ``request-invalid`` with ``errors``: one ``{"location",
 "message"}`` per violation (``path``, ``method``, ``path.<name>``, ``query.<name>``,
