@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -53,6 +54,10 @@ def run_worker(config: GatewayConfig, worker_index: int) -> None:
             loop.add_signal_handler(sig, stop.set)
         await serve(config, worker_index=worker_index, stop=stop)
 
+    # Everything imported so far lives as long as the worker: out of the collector's way,
+    # so that a full collection walks only what requests allocate (it walked the modules
+    # too: ~40 ms pauses, about 20 µs per request, docs/performance.md).
+    gc.freeze()
     uvloop.run(main())
 
 

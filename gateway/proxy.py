@@ -7,9 +7,11 @@ Transport: one aiohttp ClientSession per worker with keep-alive connections to
 the upstreams. (Measured: httpx's AsyncClient is ~25x slower as a proxy client on
 this kind of box, so it is not used on the request path.)
 
-Bodies are never read whole: the request body goes upstream as it arrives and
-the response comes back chunk by chunk, except small responses with a known
-length, which are sent in one write (cheaper, and they are small by definition).
+Bodies are not read whole: the request body goes upstream as it arrives and the
+response comes back chunk by chunk, except small ones with a known length (request
+bodies up to SMALL_REQUEST, responses up to SMALL_RESPONSE), which are read whole
+and sent in one write: cheaper (measured, docs/performance.md), and small by
+definition. A request body that request_validation checks is read whole too.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from gateway.upstream_health import HealthChecks, TargetHealth
 FORWARDING = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded"})
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 SMALL_RESPONSE = 64 * 1024
+SMALL_REQUEST = 64 * 1024
 # aiohttp would otherwise add headers the client never sent.
 SKIP_AUTO_HEADERS = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
 _SKIP_AUTO: CIMultiDict[None] = CIMultiDict((name, None) for name in sorted(SKIP_AUTO_HEADERS))
@@ -338,14 +341,27 @@ class Proxy:
             raise ClientGone(str(exc)) from None
 
     async def _whole_body(self, request: web.BaseRequest, ctx: RequestContext, limit: int) -> bytes:
-        chunks = []
+        """The body read whole, within ``limit``. ``readany`` in a plain loop rather than
+        ``_body``'s async generator: a small body is already buffered, and the generator
+        and ``iter_any``'s iterator cost more than the read (docs/performance.md).
+        ``ctx.bytes_in`` grows chunk by chunk, as the body-rate watchdog expects."""
+        content = request.content
+        chunks: list[bytes] = []
         try:
-            async for chunk in self._body(request, ctx, limit):
+            while True:
+                chunk = await content.readany()
+                if not chunk:
+                    break
+                ctx.bytes_in += len(chunk)
+                if ctx.bytes_in > limit:
+                    raise too_large(limit)
+                if not chunks and content.at_eof():
+                    return chunk  # the usual small body: in one piece, nothing to join
                 chunks.append(chunk)
-        except BodyTooLarge:
-            raise too_large(limit) from None
         except BodyTooSlow:
             raise too_slow() from None
+        except ConnectionResetError as exc:
+            raise ClientGone(str(exc)) from None
         return b"".join(chunks)
 
     async def forward(self, ctx: RequestContext) -> web.StreamResponse:
@@ -383,9 +399,13 @@ class Proxy:
         timeout = self.timeout(route)
         last: str = "connect"
         upstream: aiohttp.ClientResponse | None = None
-        body = await self._whole_body(request, ctx, route.max_body_bytes) if has_body and ctx.body_check else None
-        if body is not None and ctx.body_check is not None:
-            ctx.body_check(body)  # request_validation; raises Reject in enforce mode
+        body = None
+        if has_body:
+            length = request.content_length
+            if ctx.body_check is not None or (length is not None and length <= SMALL_REQUEST):
+                body = await self._whole_body(request, ctx, route.max_body_bytes)
+                if ctx.body_check is not None:
+                    ctx.body_check(ctx, body)  # request_validation; raises Reject in enforce mode
         for target in attempts:
             data = (
                 (body if body is not None else self._body(request, ctx, route.max_body_bytes)) if has_body else None

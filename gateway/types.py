@@ -66,9 +66,10 @@ class RequestContext:
     request_edit: HeaderEdit | None = None
     response_edit: HeaderEdit | None = None
     # Set by request_validation for a JSON body with a schema: the proxy reads the body
-    # whole (within the limit, under the body-rate watchdog), calls this with it (it may
-    # raise Reject) and sends those bytes instead of streaming.
-    body_check: Callable[[bytes], None] | None = None
+    # whole (within the limit, under the body-rate watchdog), calls this with the context
+    # and the body (it may raise Reject) and sends those bytes instead of streaming. It
+    # never keeps the context: a cycle would leave every request to the garbage collector.
+    body_check: Callable[[RequestContext, bytes], None] | None = None
     # Set by the version's cache (gateway/policies/cache) on a GET or HEAD it may answer or store.
     cache: CacheTicket | None = None
     # Set by the websocket policy on an upgrade request to a version that allows it.

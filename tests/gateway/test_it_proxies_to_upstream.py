@@ -54,6 +54,7 @@ class RequestLineRecorder:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.request_line = b""
+        self.head = b""
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -63,7 +64,12 @@ class RequestLineRecorder:
             head = b""
             while b"\r\n\r\n" not in head:
                 head += conn.recv(65536)
-            self.request_line = head.split(b"\r\n", 1)[0]
+            self.request_line = head.split(b"\r\n", 1)[0]  # as soon as the head is in
+            length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            while len(head.partition(b"\r\n\r\n")[2]) < length:
+                head += conn.recv(65536)
+            self.head = head  # the head and the body, as they arrived
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
 
 
@@ -76,3 +82,48 @@ def test_it_forwards_path_and_query_byte_for_byte(start_gateway, publish, world)
     recorder.thread.join(timeout=5)
     recorder.sock.close()
     assert recorder.request_line == b"GET /base/a%2Fb/c%20d;p?q=%2F&z=1&q=2 HTTP/1.1"
+
+
+
+def test_a_small_body_is_read_whole_before_the_upstream_hears_of_it(start_gateway, publish, world):
+    """Bodies up to SMALL_REQUEST with a Content-Length are read whole and sent in one
+    write (gateway/proxy.py): while the client is still sending one, the upstream has not
+    been asked anything (no pooled connection held for a slow client); then it gets the
+    request with its Content-Length, not chunked. A body without a length still streams."""
+    import socket
+    import time
+
+    recorder = RequestLineRecorder()
+    publish.route(f"http://127.0.0.1:{recorder.port}")
+    gateway = start_gateway()
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as client:
+        client.sendall(b"POST /echo/v1/small HTTP/1.1\r\nHost: x\r\nX-API-Key: " + world.alice_key.encode()
+                       + b"\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n{\"a\"")
+        time.sleep(0.5)
+        assert recorder.request_line == b"", "the upstream heard of the request before its body was in"
+        client.sendall(b": 1}")
+        answer = b""
+        while b"\r\n\r\nok" not in answer:
+            data = client.recv(65536)
+            assert data, answer
+            answer += data
+    recorder.thread.join(timeout=5)
+    recorder.sock.close()
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    assert recorder.request_line == b"POST /small HTTP/1.1"
+    assert b"\r\ncontent-length: 8\r\n" in recorder.head.lower()
+    assert recorder.head.endswith(b"\r\n\r\n{\"a\": 1}")
+
+
+def test_a_body_without_a_length_streams_chunked(start_gateway, world, upstream):
+    gateway = start_gateway()
+
+    def pieces():
+        yield b"x" * 1000
+        yield b"y" * 2345
+
+    r = httpx.post(f"{gateway.url}/echo/v1/chunked", content=pieces(), headers={"X-API-Key": world.alice_key})
+    assert r.status_code == 200, r.text
+    seen = {k.lower(): v for k, v in r.json()["headers"]}
+    assert r.json()["body_size"] == 3345
+    assert seen.get("transfer-encoding") == "chunked"

@@ -13,7 +13,8 @@ the body is only invited (100 Continue) and read once the caller is admitted, so
 policy leaves ``ctx.body_check`` and the proxy reads the body whole (within the
 version's limit, under the body-rate watchdog), calls it, and sends the same bytes on.
 Such a request, refused, counted against the rate limit like a 413 found mid-body,
-and like it is not billed. Every other body still streams.
+and like it is not billed. Every other body goes as the proxy sends any body (streamed,
+unless small with a known length: gateway/proxy.py).
 
 ``enforce`` answers 400 ``request-invalid`` with ``errors``: one ``{"location",
 "message"}`` per violation (``path``, ``method``, ``path.<name>``, ``query.<name>``,
@@ -26,8 +27,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from urllib.parse import parse_qs, unquote
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import unquote
 
+from aiohttp.web import BaseRequest
 from redis.exceptions import RedisError
 
 from gateway import contract, metrics
@@ -39,10 +44,14 @@ from gateway.policies.request_validation.openapi import (
     DocumentUnusable,
     Violation,
     body_violations,
+    check_parameters,
     document_from_bytes,
     is_json,
+    json_body_valid,
+    json_body_violations,
     json_validator,
-    parameter_violations,
+    media_matches,
+    parse_query,
 )
 from gateway.policies.request_validation.schema import RequestValidationSettings
 from gateway.redis_mux import RedisHandle
@@ -52,6 +61,7 @@ log = logging.getLogger("gateway.request_validation")
 
 RETRY_FETCH_S = 1.0  # a document that could not be fetched is asked for again at most this often
 MAX_DOCUMENTS = 256
+MAX_MEDIA_TYPES = 256
 
 
 class RequestValidationPolicy(Policy):
@@ -62,6 +72,7 @@ class RequestValidationPolicy(Policy):
         self.redis = redis
         self.documents: dict[str, CompiledDocument] = {}  # SHA-256 -> compiled
         self.unusable: dict[str, float] = {}  # SHA-256 -> when to try again
+        self.media_types: dict[str, str] = {}  # Content-Type header -> its media type
 
     @classmethod
     def create(cls, settings: RequestValidationSettings, deps: PolicyDeps) -> RequestValidationPolicy:
@@ -99,7 +110,8 @@ class RequestValidationPolicy(Policy):
         mode = route.policies.request_validation
         if mode == "off":
             return  # the usual case: two attribute reads
-        document = await self.document(route)
+        # The compiled document is a dict hit after the first request; only a miss awaits.
+        document = self.documents.get(route.openapi_sha256 or "") or await self.document(route)
         if document is None:
             metrics.REQUEST_VALIDATION.labels(mode, "unavailable").inc()
             if mode == "enforce" and route.redis_failure_mode == "fail_closed":
@@ -109,22 +121,7 @@ class RequestValidationPolicy(Policy):
                     headers={"Retry-After": "1"},
                 )
             return
-        violations, pending_body = self.violations(ctx, document)
-        if pending_body is None:
-            if violations:
-                self.act(ctx, route, violations)
-            return
-        # A JSON body to validate: the proxy reads it (within the body limit, after any
-        # 100 Continue, under the body-rate watchdog) and calls this before sending it on;
-        # the answer then names every violation, the ones found here included.
-        body, media = pending_body
-
-        def check_body(raw: bytes) -> None:
-            found = violations + body_violations(body, media, raw)
-            if found:
-                self.act(ctx, route, found)
-
-        ctx.body_check = check_body
+        self.check(ctx, route, document)
 
     def act(self, ctx: RequestContext, route: contract.RouteRecord, violations: list[Violation]) -> None:
         mode = route.policies.request_validation
@@ -141,31 +138,91 @@ class RequestValidationPolicy(Policy):
             detail=f"{len(violations)} problem(s); see errors.", extra={"errors": violations},
         )
 
-    def violations(
-        self, ctx: RequestContext, document: CompiledDocument
-    ) -> tuple[list[Violation], tuple[Body, str] | None]:
-        """What is wrong without reading the body, and the body's schema and media type
-        when a JSON body remains to be validated."""
+    def media_type(self, request: BaseRequest) -> str:
+        """``request.content_type`` in lower case (aiohttp's parse: ``application/octet-stream``
+        when absent or malformed), remembered per distinct header value: a service sees a
+        handful, and the parse (email's header parser) cost more than the schema check of
+        a small body."""
+        raw = request.headers.get("Content-Type")
+        if raw is None:
+            return "application/octet-stream"
+        media = self.media_types.get(raw)
+        if media is None:
+            if len(self.media_types) >= MAX_MEDIA_TYPES:  # clients choose these: never grow without bound
+                self.media_types.clear()
+            media = self.media_types[raw] = request.content_type.lower()
+        return media
+
+    def check(self, ctx: RequestContext, route: contract.RouteRecord, document: CompiledDocument) -> None:
+        """Acts on what is wrong without reading the body; for a JSON body with a schema,
+        leaves ``ctx.body_check``: the proxy reads the body (within the body limit, after
+        any 100 Continue, under the body-rate watchdog) and calls it before sending the
+        body on; its answer names every violation, the ones found here included. A valid
+        request allocates next to nothing here (each allocation brings the next garbage
+        collection closer: docs/performance.md)."""
         request = ctx.request
         found = document.find(ctx.upstream_path)
         if found is None:
-            return [{"location": "path", "message": f"{ctx.upstream_path} is not a path of this API."}], None
+            self.act(ctx, route, [{"location": "path", "message": f"{ctx.upstream_path} is not a path of this API."}])
+            return
         operations, path_params = found
         operation = operations.get(request.method)
         if operation is None:
             allowed = ", ".join(sorted(operations))
             message = f"{request.method} is not an operation of this path ({allowed})."
-            return [{"location": "method", "message": message}], None
-        out: list[Violation] = []
+            self.act(ctx, route, [{"location": "method", "message": message}])
+            return
+        violations: list[Violation] | None = None
         if operation.parameters:
-            query = parse_qs(ctx.query, keep_blank_values=True) if ctx.query else {}
-            path_values = {name: unquote(value) for name, value in path_params.items()}
-            out += parameter_violations(operation, path_values, query, request.headers)
+            # Parsed only when a parameter lives there (each is a few µs per request).
+            query = parse_query(ctx.query) if operation.query and ctx.query else NO_QUERY
+            if operation.path:
+                path_params = {name: unquote(value) for name, value in path_params.items()}
+            violations = check_parameters(operation, path_params, query, request.headers)
         body = operation.body
-        if body is None:
-            return out, None
-        media = request.content_type.lower() if request.body_exists else ""
-        problems = body_violations(body, media, None)  # presence and media type
-        if problems or not media or not is_json(media) or json_validator(body, media) is None:
-            return out + problems, None
-        return out, (body, media)
+        if body is not None:
+            media = self.media_type(request) if request.body_exists else ""
+            if not media or (body.media and not media_matches(media, body.media)):
+                problems = body_violations(body, media, None)  # missing, or not a declared media type
+                if problems:
+                    violations = (violations or []) + problems
+            elif is_json(media):
+                validator = json_validator(body, media)
+                if validator is not None:
+                    ctx.body_check = BodyCheck(self, violations, body, validator)
+                    return
+        if violations:
+            self.act(ctx, route, violations)
+
+
+NO_QUERY: Mapping[str, list[str]] = MappingProxyType({})
+
+
+class BodyCheck:
+    """``ctx.body_check`` for a JSON body with a schema: what was found before the body
+    (parameters, or None), and the compiled validator the body goes through once read.
+
+    It is handed the context when called and never keeps it: a check held by the context
+    that held the context back (as a closure over ``ctx`` did) made every validated
+    request a reference cycle, freed only by the garbage collector, with its request,
+    headers and body, instead of when the request ends: most of what enforce used to cost
+    (docs/performance.md)."""
+
+    __slots__ = ("body", "found", "policy", "validator")
+
+    def __init__(
+        self, policy: RequestValidationPolicy, found: list[Violation] | None, body: Body, validator: Any
+    ) -> None:
+        self.policy = policy
+        self.found = found
+        self.body = body
+        self.validator = validator
+
+    def __call__(self, ctx: RequestContext, raw: bytes) -> None:
+        if raw and self.found is None and json_body_valid(self.validator, raw):
+            return  # the usual case
+        found = (self.found or []) + json_body_violations(self.body, self.validator, raw)
+        if found:
+            route = ctx.route
+            assert route is not None
+            self.policy.act(ctx, route, found)
