@@ -115,6 +115,7 @@ screenshots: venv
 bench: venv
 	@bin/ensure-debs redis-server:redis-server nginx:nginx-light wrk:wrk hey:hey
 	$(PY) bench/gateway.py
+	$(PY) bench/policy_costs.py  # what each policy costs per request, in process
 	$(PY) bench/analytics.py
 	$(PY) bench/portal_server.py
 	$(PY) bench/redis_clients.py --cluster  # coredis and valkey-glide are measured only where installed

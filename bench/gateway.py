@@ -18,6 +18,10 @@ field) to a version with ``request_validation: enforce`` against the same POST t
 with it off, on the full gateway: ``validation.ratio_enforce_vs_off`` (goal >= 0.9), the
 median ratio of --validation-rounds ABBA rounds (off, enforce, enforce, off, ...).
 ``--validation-only`` runs just that and updates the ``validation`` part of gateway.json.
+``--policy-sets`` runs only the one-hot-key shape against one gateway per policy set
+(none; lifecycle+key_auth+subscription; that plus each other policy alone; all), each
+with its req/s and the workers' CPU per request (user + system from /proc, which a
+loaded box disturbs far less than req/s); writes bench/results/gateway-policies.json.
 Optionally (--cache) the full gateway answering from its
 response cache (a version with ``policies.cache``) against the same uncached requests.
 
@@ -36,6 +40,7 @@ import re
 import secrets
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -476,6 +481,75 @@ class Gateway:
             self.proc.kill()
 
 
+AUTH_SET = "lifecycle,key_auth,subscription"
+POLICY_SETS: tuple[tuple[str, str], ...] = (
+    ("none", "none"),
+    ("auth", AUTH_SET),
+    *((f"auth + {name}", f"{AUTH_SET},{name}") for name in (
+        "upstream_headers", "rate_limit", "metering", "ip_rules", "request_validation", "transform", "cache",
+        "websocket", "cors", "oauth2")),
+    ("all", "all"),
+)
+
+
+def process_cpu_s(root_pid: int) -> float:
+    """User + system CPU seconds of a process and its children (the gateway's workers)."""
+    total = 0.0
+    pids = [root_pid]
+    seen: set[int] = set()
+    while pids:
+        pid = pids.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                pids += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def policy_sets_run(tmp: Path, redis_url: str, url_path: str, seconds: int, workers: int,
+                    auth: dict[str, str], rounds: int) -> list[dict[str, object]]:
+    """One gateway per policy set, all started first, then the same load against each in
+    turn, round after round (so that the box's drift hits every set alike); per set the
+    median of its rounds."""
+    gateways: list[tuple[str, str, Gateway]] = []
+    samples: dict[str, list[tuple[float, float, float]]] = {label: [] for label, _ in POLICY_SETS}
+    try:
+        for label, policies in POLICY_SETS:
+            gateways.append((label, policies, Gateway(tmp, redis_url, policies, workers)))
+        for _, _, gw in gateways:
+            wrk(f"http://127.0.0.1:{gw.port}{url_path}", 1, auth)  # warm-up
+        for n in range(rounds):
+            for label, _, gw in gateways:
+                cpu_before = process_cpu_s(gw.proc.pid)
+                r = wrk(f"http://127.0.0.1:{gw.port}{url_path}", seconds, auth)
+                cpu = process_cpu_s(gw.proc.pid) - cpu_before
+                if r.get("non_2xx"):
+                    print(f"warning: {label} had {r['non_2xx']} non-2xx responses", file=sys.stderr)
+                us = cpu / r["requests"] * 1e6 if r.get("requests") else float("nan")
+                samples[label].append((r["rps"], us, r["p99_ms"]))
+                print(f"round {n + 1} {label:30}{r['rps']:>9.0f} req/s {us:>7.1f} us CPU/request"
+                      f"  load {os.getloadavg()[0]:.2f}", flush=True)
+    finally:
+        for _, _, gw in gateways:
+            gw.stop()
+    rows: list[dict[str, object]] = []
+    for label, policies in POLICY_SETS:
+        runs = samples[label]
+        rows.append({"set": label, "policies": policies,
+                     "rps": statistics.median(r[0] for r in runs),
+                     "cpu_us_per_request": round(statistics.median(r[1] for r in runs), 1),
+                     "p99_ms": statistics.median(r[2] for r in runs),
+                     "rounds": [{"rps": r[0], "cpu_us_per_request": round(r[1], 1)} for r in runs]})
+    return rows
+
+
 def metering_summary(client: redis.Redis) -> dict[str, float]:
     """What the full gateway metered: stream entries (batches) and the requests in them."""
     time.sleep(0.5)  # one flush interval and more: the last requests reach the streams
@@ -519,6 +593,10 @@ def main() -> int:
                         help="only the request_validation run; updates the validation part of gateway.json")
     parser.add_argument("--validation-rounds", type=int, default=4,
                         help="ABBA rounds of the validation run (each mode gets --seconds in total)")
+    parser.add_argument("--policy-sets", action="store_true",
+                        help="only the hot-key shape, one gateway per policy set (what each policy costs); "
+                             "writes bench/results/gateway-policies.json")
+    parser.add_argument("--rounds", type=int, default=3, help="--policy-sets: interleaved rounds per set")
     parser.add_argument("--cache", action="store_true",
                         help="also measure cache hits: bench/v2 with policies.cache, against the uncached v1")
     args = parser.parse_args()
@@ -552,6 +630,24 @@ def main() -> int:
             current = json.loads(path.read_text()) if path.exists() else {}
             path.write_text(json.dumps({**current, "validation": validation}, indent=2) + "\n")
             print_validation(validation)
+            return 0
+        if args.policy_sets:
+            rows = policy_sets_run(tmp, redis_server.url, "/bench/v1/", args.seconds, args.workers,
+                                   {"X-API-Key": key}, args.rounds)
+            none_us = float(rows[0]["cpu_us_per_request"])  # type: ignore[arg-type]
+            print(f"{'median of ' + str(args.rounds) + ' rounds':32}{'req/s':>9} {'CPU us/req':>11} {'vs none':>8}")
+            for row in rows:
+                us = float(row["cpu_us_per_request"])  # type: ignore[arg-type]
+                print(f"{row['set']:32}{row['rps']:>9.0f} {us:>11.1f} {us - none_us:>+8.1f}")
+            base = {r["set"]: r for r in rows}
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            (RESULTS / "gateway-policies.json").write_text(json.dumps({
+                "command": " ".join([os.path.relpath(sys.executable, ROOT), "bench/gateway.py", *sys.argv[1:]]),
+                "load": f"wrk -t1 -c50 -d{args.seconds}s, one hot key, {args.workers} workers",
+                "loadavg_1m": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
+                "sets": rows,
+                "ratio_all_vs_none": round(float(base["all"]["rps"]) / float(base["none"]["rps"]), 3),  # type: ignore[arg-type]
+            }, indent=2) + "\n")
             return 0
         many_script = publish_many(client, args.many_subscriptions, args.many_keys, tmp)
         plain_port = free_port()

@@ -125,6 +125,10 @@ class GatewayRequestHandler(RequestHandler):
     must send its first byte within ``first_byte_timeout``, and once the first byte of a
     request head arrives, the whole head must follow within ``header_timeout``, or the
     connection is closed. (Idle keep-alive connections are bounded by keepalive_timeout.)
+    The head timer is armed once per connection, not per request: a head in progress only
+    records when it started, and the timer, when it fires, closes the connection if that
+    head has taken the whole timeout, else re-arms for the head now in progress (a
+    ``call_later`` and a ``cancel`` per request were a measurable share of a request's CPU).
 
     It also carries what the worker's responses need from the config: the ``Server``
     header (gateway/responses.py) and the URI limit that tells 414 from 431."""
@@ -137,6 +141,7 @@ class GatewayRequestHandler(RequestHandler):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.awaiting_head = True
+        self.head_started: float | None = None  # loop time the head in progress began
         self.head_timer: asyncio.TimerHandle | None = None
         self.first_byte_timer: asyncio.TimerHandle | None = None
 
@@ -155,22 +160,28 @@ class GatewayRequestHandler(RequestHandler):
         if self.first_byte_timer is not None:
             self.first_byte_timer.cancel()
             self.first_byte_timer = None
-        if self.awaiting_head and self.head_timer is None:
-            self.head_timer = self._loop.call_later(self.header_timeout, self._head_timed_out)
+        if self.awaiting_head and self.head_started is None:
+            self.head_started = self._loop.time()
+            if self.head_timer is None:
+                self.head_timer = self._loop.call_at(self.head_started + self.header_timeout, self._head_timed_out)
         super().data_received(data)
 
     def _head_timed_out(self) -> None:
         self.head_timer = None
-        if self.awaiting_head and self.transport is not None:
-            metrics.UPSTREAM_ERRORS.labels("client_header_timeout").inc()
-            self.force_close()
-            self.transport.close()
+        started = self.head_started
+        if started is None or not self.awaiting_head or self.transport is None:
+            return  # no head in progress: the next one's first byte arms the timer again
+        deadline = started + self.header_timeout
+        if self._loop.time() + 0.001 < deadline:  # a later head than the one this timer was for
+            self.head_timer = self._loop.call_at(deadline, self._head_timed_out)
+            return
+        metrics.UPSTREAM_ERRORS.labels("client_header_timeout").inc()
+        self.force_close()
+        self.transport.close()
 
     def head_received(self) -> None:
         self.awaiting_head = False
-        if self.head_timer is not None:
-            self.head_timer.cancel()
-            self.head_timer = None
+        self.head_started = None
 
     def request_done(self) -> None:
         self.awaiting_head = True

@@ -28,6 +28,9 @@ class LimitState:
     denied: str = ""  # "", "rate" or "quota"
     retry_after_s: int = 0
     local: bool = False  # decided by the in-process fallback while Redis was down
+    # The RateLimit-Policy value for these policies, made once per limiter reply and shared
+    # by the requests a lease admits (names, quotas and windows do not change within it).
+    policy_header: str = ""
 
 
 @dataclass(slots=True)

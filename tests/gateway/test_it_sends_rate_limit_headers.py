@@ -107,3 +107,37 @@ def test_unexpired_override_applies_and_expired_one_does_not(start_gateway, publ
         if parse(r.headers["RateLimit-Policy"])["day"]["q"] == "5" or time.monotonic() > deadline:
             break
     assert parse(r.headers["RateLimit-Policy"])["day"]["q"] == "5"
+
+
+def test_header_values_match_their_definition_for_any_state():
+    """The response phase builds these on every request (with RateLimit-Policy made once per
+    limiter reply): the values stay what the definition says, ties included."""
+    import random
+    from types import SimpleNamespace
+
+    from gateway.policies.rate_limit.policy import RateLimitPolicy, policy_header
+    from gateway.policies.rate_limit.schema import RateLimitSettings
+    from gateway.types import LimitState
+
+    rng = random.Random(16)
+    policy = SimpleNamespace(settings=RateLimitSettings())
+    assert policy.settings.ietf_headers
+    assert policy.settings.legacy_headers
+    names = [("second", 1), ("minute", 60), ("day", 86400), ("month", 2_592_000)]
+    for _ in range(2000):
+        chosen = [d for d in names if rng.random() < 0.6] or names[:1]
+        policies = [(n, rng.choice([5, 100, 10**9]), w, rng.randint(0, 3), rng.randint(0, 3)) for n, w in chosen]
+        for shared in (True, False):  # made by the limiter's reply, or not (computed on the spot)
+            ctx = SimpleNamespace(
+                limit_state=LimitState(policies=policies, policy_header=policy_header(policies) if shared else ""),
+                response_headers=[],
+            )
+            RateLimitPolicy.response(policy, ctx)  # type: ignore[arg-type]
+            _, quota, _, remaining, reset = min(policies, key=lambda p: (p[3], -p[4]))
+            assert ctx.response_headers == [
+                ("RateLimit-Policy", ", ".join(f'"{n}";q={q};w={w}' for n, q, w, _, _ in policies)),
+                ("RateLimit", ", ".join(f'"{n}";r={r};t={t}' for n, _, _, r, t in policies)),
+                ("X-RateLimit-Limit", str(quota)),
+                ("X-RateLimit-Remaining", str(remaining)),
+                ("X-RateLimit-Reset", str(reset)),
+            ]

@@ -64,6 +64,7 @@ class KeyAuthPolicy(Policy):
     def __init__(self, state: State, secret: bytes, settings: KeyAuthSettings) -> None:
         self.state = state
         self.secret = secret
+        self.key_hash = contract.KeyHasher(secret)
         self.settings = settings
 
     @classmethod
@@ -95,7 +96,7 @@ class KeyAuthPolicy(Policy):
         key = key.strip()
         if not contract.key_is_well_formed(key):
             raise unauthenticated("The API key is malformed.")
-        digest = contract.key_hash(key, self.secret)
+        digest = self.key_hash(key)
         try:
             record = await self.state.key(digest)
         except StateUnavailable as exc:

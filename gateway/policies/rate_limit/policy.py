@@ -63,6 +63,11 @@ def calendar(epoch_s: float) -> tuple[str, str]:
     return str(day), f"{date.year:04d}{date.month:02d}"
 
 
+def policy_header(policies: list[tuple[str, int, int, int, int]]) -> str:
+    """The RateLimit-Policy value: each enforced dimension's name, quota and window."""
+    return ", ".join([f'"{n}";q={q};w={w}' for n, q, w, _, _ in policies])
+
+
 def limiter_keys(subscription_id: int, day: str, month: str) -> list[str]:
     """Every key limiter.lua touches for one subscription (cluster rule: all in KEYS, one hash tag)."""
     base = contract.limiter_key_base(subscription_id)
@@ -223,6 +228,7 @@ class RateLimitPolicy(Policy):
             if quota:
                 # Never more than a window's allowance is advertised, even with burst credit in the bucket.
                 state.policies.append((name, quota, window, max(0, min(quota, left)), max(0, reset)))
+        state.policy_header = policy_header(state.policies)
         return Reply(denied, retry_ms, granted, state)
 
     async def _return(self, subscription_id: int, lease: Lease) -> None:
@@ -259,13 +265,20 @@ class RateLimitPolicy(Policy):
 
     def _from_lease(self, ctx: RequestContext, subscription_id: int, limits: contract.Limits) -> bool:
         lease = self.leases.get(subscription_id)
-        if lease is None or lease.left <= 0 or lease.limits != limits or time.monotonic() >= lease.deadline:
+        if (
+            lease is None
+            or lease.left <= 0
+            or (lease.limits is not limits and lease.limits != limits)
+            or time.monotonic() >= lease.deadline
+        ):
             return False
         lease.left -= 1
         # What the grant reported, plus what this worker still holds: a sensible (never
         # optimistic beyond our own lease) view of what is left.
+        left, base = lease.left, lease.base
         ctx.limit_state = LimitState(
-            policies=[(n, q, w, min(q, r + lease.left), t) for n, q, w, r, t in lease.base.policies]
+            policies=[(n, q, w, min(q, r + left), t) for n, q, w, r, t in base.policies],
+            policy_header=base.policy_header,
         )
         DECIDED_LEASED.inc()
         return True
@@ -309,7 +322,8 @@ class RateLimitPolicy(Policy):
             self.leases[subscription_id] = lease
             # This request's headers count the lease as available, as the lease's own requests will.
             reply.state = LimitState(
-                policies=[(n, q, w, min(q, r + lease.left), t) for n, q, w, r, t in reply.state.policies]
+                policies=[(n, q, w, min(q, r + lease.left), t) for n, q, w, r, t in reply.state.policies],
+                policy_header=reply.state.policy_header,
             )
         self.want[subscription_id] = want
         return reply
@@ -368,7 +382,9 @@ class RateLimitPolicy(Policy):
             DECIDED_ALLOWED.inc()
             return
         retry_after = max(1, math.ceil(reply.retry_ms / 1000))
-        state = ctx.limit_state = LimitState(policies=state.policies, retry_after_s=retry_after)
+        state = ctx.limit_state = LimitState(
+            policies=state.policies, retry_after_s=retry_after, policy_header=state.policy_header
+        )
         if reply.denied == 2:
             state.denied = "quota"
             DECIDED_QUOTA.inc()
@@ -424,14 +440,17 @@ class RateLimitPolicy(Policy):
         if state is None or not state.policies:
             return
         headers = ctx.response_headers
+        policies = state.policies
         if self.settings.ietf_headers:
-            headers.append(
-                ("RateLimit-Policy", ", ".join(f'"{n}";q={q};w={w}' for n, q, w, _, _ in state.policies))
-            )
-            headers.append(("RateLimit", ", ".join(f'"{n}";r={r};t={t}' for n, _, _, r, t in state.policies)))
+            headers.append(("RateLimit-Policy", state.policy_header or policy_header(policies)))
+            headers.append(("RateLimit", ", ".join([f'"{n}";r={r};t={t}' for n, _, _, r, t in policies])))
         if self.settings.legacy_headers:
-            # The most restrictive dimension: fewest remaining, then the latest reset.
-            _, quota, _, remaining, reset = min(state.policies, key=lambda p: (p[3], -p[4]))
+            # The most restrictive dimension: fewest remaining, then the latest reset (the
+            # first such, as min() would pick; a loop, as this runs on every response).
+            _, quota, _, remaining, reset = policies[0]
+            for policy in policies:
+                if policy[3] < remaining or (policy[3] == remaining and policy[4] > reset):
+                    _, quota, _, remaining, reset = policy
             headers.append(("X-RateLimit-Limit", str(quota)))
             headers.append(("X-RateLimit-Remaining", str(remaining)))
             headers.append(("X-RateLimit-Reset", str(reset)))
