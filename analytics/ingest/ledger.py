@@ -233,6 +233,10 @@ _MINUTE_STAGE_DIMS = (
 MERGE_WORK_MEM_MB = 64  # per consumer transaction; the default 4 MB spills a 60,000-request read to disk
 _STATUS_CLASS_SQL = "CASE WHEN status BETWEEN 100 AND 599 THEN status / 100 ELSE 0 END"
 _WIDTH_SQL = {"h": 3_600_000, "d": 86_400_000}
+# The staged counts are integer, not bigint: SUM(integer) keeps a plain bigint state,
+# SUM(bigint) a 128-bit one allocated per group and column (numeric result). A minute cell
+# counts at most one read's requests, far below 2**31; bytes can pass it, so stay bigint.
+_STAGE_METRIC_TYPES = {"latency_sum_ms": "double precision", "bytes_in": "bigint", "bytes_out": "bigint"}
 
 
 def _metric_sums() -> str:
@@ -267,7 +271,7 @@ def upsert_minute_cells(
     if not minute:
         return 0
     metrics = ", ".join(METRIC_COLUMNS)
-    metric_defs = ", ".join(f"{c} {'double precision' if c == 'latency_sum_ms' else 'bigint'}" for c in METRIC_COLUMNS)
+    metric_defs = ", ".join(f"{c} {_STAGE_METRIC_TYPES.get(c, 'integer')}" for c in METRIC_COLUMNS)
     rows = [(*key, *vec) for key, vec in minute.items()]
     rollup_branches = [
         # Minute rows: status class only (see analytics.ingest.metering).
