@@ -94,3 +94,43 @@ def test_rollup_tables_compare_text_bytewise_and_leave_room_for_updates():
                     "WHERE table_name IN ('analytics_rollup', 'analytics_trafficrollup') "
                     "AND column_name IN ('version', 'key_prefix', 'endpoint') ORDER BY 1, 2")
         assert {row[2] for row in cur.fetchall()} == {"C"}
+
+
+def test_traffic_rows_match_the_python_fold_at_every_granularity():
+    """PostgreSQL folds TrafficRollup's hours and days from its own minute rows (SQLite
+    from the minute cells in Python): both give the rows ``traffic_cells`` gives, with
+    labels cut before they merge, big byte counts kept whole, and minute rows only
+    within their retention."""
+    from analytics import conf
+    from analytics.ingest.metering import HOUR_MS, METRIC_COLUMNS
+
+    now = int(time.time() * 1000) - 1000
+    hour = now - now % HOUR_MS
+    long = "/x" * 200
+    requests = [
+        make_request(ts=hour - 1, endpoint="/a"),  # the previous hour
+        make_request(ts=hour + 5, endpoint="/a", status=500),
+        make_request(ts=hour + 61_000, endpoint="/a", bytes_out=3_000_000_000, latency_ms=250.0),
+        make_request(ts=hour + 61_000, endpoint=long + "1", version="v2", plan_id=2),
+        make_request(ts=hour + 62_000, endpoint=long + "2", version="v2", plan_id=2, decision="rate_limited",
+                     status=429),
+        make_request(ts=now - (conf.MINUTE_RETENTION_HOURS + 1) * HOUR_MS, endpoint="/old"),  # no minute row
+    ]
+    commit_requests(requests, now_ms=now, partition=3)
+
+    floor = now - conf.MINUTE_RETENTION_HOURS * HOUR_MS
+    agg = aggregate(requests)
+    fields = ["bucket", "partition", "api_id", "version", "plan_id", "endpoint", "status", "status_class",
+              *METRIC_COLUMNS]
+    for granularity in ("m", "h", "d"):
+        expected = sorted(
+            (key[0], *key[1:], *(round(v, 6) for v in vec))
+            for key, vec in agg.traffic_cells(granularity, partition=3, min_minute_ts=floor).items()
+        )
+        got = sorted(
+            (int(row[0].timestamp() * 1000), *row[1:-len(METRIC_COLUMNS)],
+             *(round(float(v), 6) for v in row[-len(METRIC_COLUMNS):]))
+            for row in TrafficRollup.objects.filter(granularity=granularity).values_list(*fields)
+        )
+        assert got == expected, granularity
+    assert TrafficRollup.objects.filter(granularity="d").aggregate(n=Sum("bytes_out"))["n"] == 3_000_002_000
