@@ -35,7 +35,9 @@ DOCUMENT = {
 
 
 def contexts_alive() -> int:
-    return sum(1 for o in gc.get_objects() if isinstance(o, RequestContext))
+    # type(), not isinstance(): the heap may hold a weakref proxy whose referent is gone, and
+    # isinstance() asks the proxy for its __class__, which raises ReferenceError.
+    return sum(1 for o in gc.get_objects() if issubclass(type(o), RequestContext))
 
 
 async def validate(policy: RequestValidationPolicy, route: contract.RouteRecord, body: bytes) -> None:
