@@ -586,7 +586,7 @@ def main() -> int:
     parser.add_argument("--many-keys", type=int, default=10_000, help="keys in rotation, many-keys shape")
     parser.add_argument("--many-subscriptions", type=int, default=1_000, help="subscriptions, many-keys shape")
     parser.add_argument("--lease-ms", type=int, default=None,
-                        help="GATEWAY_RATE_LIMIT_LEASE_MS for the full gateway (default: the gateway's own, 250)")
+                        help="GATEWAY_RATE_LIMIT_LEASE_MS for the full gateway (default: the gateway's own, 0 = off)")
     parser.add_argument("--memory-seconds", type=int, default=60,
                         help="how long the 10,000/min subscription runs at its limit before its memory is read")
     parser.add_argument("--validation-only", action="store_true",
