@@ -7,22 +7,24 @@ import socket
 import time
 
 
+def dripped_until_closed(sock: socket.socket) -> bool:
+    """Send one header line every 0.1 s for up to 4 s; True once the gateway has closed."""
+    try:
+        for _ in range(40):
+            time.sleep(0.1)
+            sock.sendall(b"X-Drip: 1\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        return True
+    sock.settimeout(2)
+    return sock.recv(1024) == b""
+
+
 def test_a_trickling_request_head_is_cut_off(start_gateway, world):
     gateway = start_gateway(GATEWAY_HEADER_TIMEOUT_S="0.5")
     with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as sock:
         sock.sendall(b"GET /echo/v1/ HTTP/1.1\r\nHost: gw\r\n")
         started = time.monotonic()
-        closed = False
-        try:
-            for _ in range(40):
-                sock.sendall(b"X-Drip: 1\r\n")
-                time.sleep(0.1)
-        except (BrokenPipeError, ConnectionResetError):
-            closed = True
-        if not closed:
-            sock.settimeout(2)
-            closed = sock.recv(1024) == b""
-        assert closed
+        assert dripped_until_closed(sock)
         assert time.monotonic() - started < 3.5
 
 
@@ -48,15 +50,5 @@ def test_the_head_timeout_is_per_head_on_a_keep_alive_connection(start_gateway, 
             time.sleep(0.12)
         sock.sendall(b"GET /_tollway/health HTTP/1.1\r\n")
         started = time.monotonic()
-        closed = False
-        try:
-            for _ in range(40):
-                time.sleep(0.1)
-                sock.sendall(b"X-Drip: 1\r\n")
-        except (BrokenPipeError, ConnectionResetError):
-            closed = True
-        if not closed:
-            sock.settimeout(2)
-            closed = sock.recv(1024) == b""
-        assert closed
+        assert dripped_until_closed(sock)
         assert 0.4 < time.monotonic() - started < 1.6
