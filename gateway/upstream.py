@@ -113,7 +113,7 @@ class UpstreamResponse:
     __slots__ = (
         "_headers", "buffered", "chunks", "client", "complete", "conn", "connect_by", "content_length",
         "error", "head", "informational", "keep_alive", "progress", "raw_headers", "read_s", "reason",
-        "received", "seen", "since", "status", "total_by", "until_close", "waiter", "waiting",
+        "received", "seen", "since", "status", "total_by", "until_close", "waiter", "waiting", "whole",
     )
 
     def __init__(self, client: UpstreamClient, head: bool, timeouts: Timeouts, now: float) -> None:
@@ -130,6 +130,7 @@ class UpstreamResponse:
         self.informational = False
         self.chunks: collections.deque[bytes] = collections.deque()
         self.buffered = 0
+        self.whole = False  # read() wants it all: no flow control
         self.complete = False
         self.received = False  # a byte of the answer arrived
         self.error: BaseException | None = None
@@ -162,7 +163,11 @@ class UpstreamResponse:
             self.waiter = None
 
     async def read(self) -> bytes:
-        """The whole body."""
+        """The whole body (however large: the caller knows its length)."""
+        self.whole = True
+        conn = self.conn
+        if conn is not None and conn.reading_paused:
+            conn.resume()
         while not self.complete:
             if self.error is not None:
                 raise self.error
@@ -362,7 +367,7 @@ class Connection(asyncio.Protocol):
             return
         response.chunks.append(body)
         response.buffered += len(body)
-        if response.buffered > HIGH_WATER and not self.reading_paused and self.transport is not None:
+        if response.buffered > HIGH_WATER and not response.whole and not self.reading_paused and self.transport:
             self.reading_paused = True
             self.transport.pause_reading()
         response.wake()
@@ -386,6 +391,8 @@ class Connection(asyncio.Protocol):
         # The connection is free now, even if the proxy has not read the body yet.
         response.conn = None
         self.response = None
+        if self.reading_paused:
+            self.resume()  # idle, it must still see the upstream's close
         if response.keep_alive and not self.sending and not self.lost and not response.until_close:
             self.client.release(self)
         else:
@@ -484,15 +491,15 @@ class UpstreamClient:
                     response.conn = None
                     conn.abort()
         for ready, (response, _pool) in list(self.connecting.items()):
-            if response.connect_by and now >= response.connect_by:
+            if response.error is not None or (response.connect_by and now >= response.connect_by):
                 del self.connecting[ready]
                 if not ready.done():
-                    ready.set_exception(ConnectTimeout("connect timeout"))
+                    ready.set_exception(response.error or ConnectTimeout("connect timeout"))
         cutoff = now - self.idle_s
         for pool in self.pools.values():
             idle = pool.idle
             while idle and idle[0].used_at <= cutoff:
-                idle[0].abort()  # removes it from idle
+                idle.pop(0).abort()  # the oldest first
         self.tick = self.loop.call_at(now + TICK_S, self.sweep)
 
     # --- the pool -----------------------------------------------------------------
