@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,6 +21,7 @@ from multidict import CIMultiDict
 from gateway.upstream import (
     TICK_S,
     BadResponse,
+    ConnectFailed,
     ConnectTimeout,
     Disconnected,
     Origin,
@@ -446,3 +449,45 @@ def test_a_malformed_upstream_answer_is_a_502_through_the_gateway(start_gateway,
         assert r.json()["type"].endswith("/upstream-unreachable")
     finally:
         upstream.sock.close()
+
+
+def self_signed(tmp_path, name: str) -> tuple[str, str]:
+    """A certificate for ``name`` (and 127.0.0.1) and its key, made with openssl."""
+    cert, key = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={name}",
+         "-addext", f"subjectAltName=DNS:{name},IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )
+    return str(cert), str(key)
+
+
+def test_https_upstreams_are_verified_with_sni(tmp_path):
+    cert, key = self_signed(tmp_path, "localhost")
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    server_context.sni_callback = lambda sock, name, ctx: names.append(name)  # type: ignore[assignment,func-returns-value]
+
+    async def main() -> None:
+        upstream = Scripted(ok)
+        server = await asyncio.start_server(upstream._client, "127.0.0.1", 0, ssl=server_context)
+        port = server.sockets[0].getsockname()[1]
+        client = UpstreamClient(10, 30.0)
+        client.ssl_context = ssl.create_default_context(cafile=cert)  # trust this one certificate
+        try:
+            origin = Origin("https", "localhost", port, f"localhost:{port}")
+            for _ in range(2):
+                assert await get(client, origin) == (200, CIMultiDict({"Content-Length": "2"}), b"ok")
+            assert upstream.accepted == 1
+            assert names == ["localhost"]
+            assert upstream.requests[0].startswith(f"GET / HTTP/1.1\r\nHost: localhost:{port}\r\n".encode())
+            # A certificate that does not name the host is refused: a connect error, not an answer.
+            client.ssl_context = ssl.create_default_context()  # the system's CAs only
+            with pytest.raises(ConnectFailed):
+                await get(client, Origin("https", "127.0.0.1", port, f"127.0.0.1:{port}"))
+        finally:
+            await client.close()
+            server.close()
+
+    asyncio.run(main())
