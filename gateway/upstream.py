@@ -693,7 +693,7 @@ class UpstreamClient:
             lines.append("Transfer-Encoding: chunked\r\n")
         lines.append("\r\n")
         text = "".join(lines)
-        if text.count("\n") != len(lines) + 1:  # as aiohttp's writer refused them
+        if text.count("\n") != len(lines) + 1 or text.count("\r") != len(lines) + 1:  # aiohttp refused them too
             raise ValueError("Newline or carriage return character detected in HTTP status/header")
         head = text.encode("utf-8", "surrogateescape")
         if not streamed:

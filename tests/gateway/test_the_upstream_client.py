@@ -421,9 +421,11 @@ def test_a_large_answer_read_slowly_pauses_the_upstream_and_arrives_whole():
 
 
 class MalformedUpstream:
-    """Answers every request with a broken status line."""
+    """Answers every request with ``answer`` (by default a broken status line), then
+    closes the connection."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer: bytes = b"HTTP/1.1 2OO OK\r\nContent-Length: 2\r\n\r\nok") -> None:
+        self.answer = answer
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         threading.Thread(target=self._run, daemon=True).start()
@@ -435,12 +437,25 @@ class MalformedUpstream:
             except OSError:
                 return
             conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 2OO OK\r\nContent-Length: 2\r\n\r\nok")
+            conn.sendall(self.answer)
             conn.close()
 
 
 def test_a_malformed_upstream_answer_is_a_502_through_the_gateway(start_gateway, publish, world):
     upstream = MalformedUpstream()
+    try:
+        publish.route(f"http://127.0.0.1:{upstream.port}")
+        gateway = start_gateway()
+        r = httpx.get(f"{gateway.url}/echo/v1/", headers={"X-API-Key": world.alice_key})
+        assert r.status_code == 502
+        assert r.json()["type"].endswith("/upstream-unreachable")
+    finally:
+        upstream.sock.close()
+
+
+def test_a_small_answer_that_breaks_off_is_a_502_not_a_500(start_gateway, publish, world):
+    """Nothing is relayed before a small answer is whole, so its failure is still a 502."""
+    upstream = MalformedUpstream(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
     try:
         publish.route(f"http://127.0.0.1:{upstream.port}")
         gateway = start_gateway()
