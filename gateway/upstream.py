@@ -355,6 +355,9 @@ class Connection(asyncio.Protocol):
         response.until_close = until_close
         response.keep_alive = keep_alive
         response.wake()
+        drain = self.drain
+        if drain is not None and not drain.done():
+            drain.set_result(None)  # answered while its body was going: stop sending
         if response.head:
             # llhttp cannot be told the answer to HEAD has no body: end the message here
             # and give the next exchange a fresh parser.
@@ -425,7 +428,7 @@ class Connection(asyncio.Protocol):
 
     async def drained(self, response: UpstreamResponse) -> None:
         """Wait until the upstream takes what we wrote; the read timeout applies."""
-        while self.writing_paused:
+        while self.writing_paused and not (response.status and not response.informational):
             if self.transport is None:
                 raise ConnectionResetError("the upstream closed the connection")
             self.drain = self.client.loop.create_future()

@@ -41,15 +41,20 @@ class Scripted:
     """An upstream on 127.0.0.1 whose ``answer(n, head, reader, writer)`` handles the n-th
     request (from 0, over all connections); it returns False to close the connection."""
 
-    def __init__(self, answer: Answer) -> None:
+    def __init__(self, answer: Answer, rcvbuf: int = 0) -> None:
         self.answer = answer
+        self.rcvbuf = rcvbuf  # small: the client's writes stall soon when nothing is read
         self.accepted = 0
         self.open = 0
         self.most = 0
         self.requests: list[bytes] = []
 
     async def start(self) -> Origin:
-        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        sock = socket.socket()
+        if self.rcvbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)  # inherited by accepted sockets
+        sock.bind(("127.0.0.1", 0))
+        self.server = await asyncio.start_server(self._client, sock=sock)
         port = self.server.sockets[0].getsockname()[1]
         return Origin("http", "127.0.0.1", port, f"127.0.0.1:{port}")
 
@@ -76,9 +81,9 @@ class Scripted:
 
 
 def run(answer: Answer, body: Callable[[UpstreamClient, Origin, Scripted], Awaitable[None]],
-        max_connections: int = 10, idle_s: float = 30.0) -> Scripted:
+        max_connections: int = 10, idle_s: float = 30.0, rcvbuf: int = 0) -> Scripted:
     async def main() -> Scripted:
-        upstream = Scripted(answer)
+        upstream = Scripted(answer, rcvbuf)
         origin = await upstream.start()
         client = UpstreamClient(max_connections, idle_s)
         try:
@@ -392,6 +397,35 @@ def test_request_bodies_with_and_without_a_length():
     assert b"Transfer-Encoding: chunked\r\n" in upstream.requests[1]
     assert b"Transfer-Encoding" not in upstream.requests[2]
     assert b"Content-Length: 0\r\n" in upstream.requests[3]
+
+
+def test_an_answer_before_the_whole_body_stops_the_upload():
+    """An upstream refusing a large upload without reading it (413 and no more reads):
+    the answer is returned at once, not after the read timeout."""
+
+    async def refuse(n: int, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(0.3)  # the client fills the socket buffers and waits for them to drain
+        writer.write(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 6\r\n\r\ntoo")
+        await writer.drain()
+        await asyncio.sleep(0.5)  # the head is in, the body not yet whole
+        writer.write(b"big")
+        await writer.drain()
+        await asyncio.sleep(3)  # reads nothing more
+        return False
+
+    async def stream() -> AsyncIterator[bytes]:
+        for _ in range(256):
+            yield b"z" * 65536  # 16 MiB: far more than the socket buffers hold
+
+    async def body(client: UpstreamClient, origin: Origin, upstream: Scripted) -> None:
+        started = time.monotonic()
+        r = await client.request(origin, "POST", "/", CIMultiDict(), stream(), Timeouts(2.0, 2.0, 10.0))
+        assert r.status == 413
+        assert time.monotonic() - started < 0.7  # at the head, not at the end of the body nor the read timeout
+        assert await r.read() == b"toobig"
+        r.release()
+
+    run(refuse, body, rcvbuf=65536)
 
 
 def test_a_large_answer_read_slowly_pauses_the_upstream_and_arrives_whole():
