@@ -304,9 +304,11 @@ class Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         response = self.response
-        if response is not None and not self.discard:
-            response.raw_headers = []
-            response.reason = ""
+        if response is None or self.discard:
+            self.abort()  # an answer nobody asked for (or bytes after a HEAD's): never reuse this one
+            return
+        response.raw_headers = []
+        response.reason = ""
 
     def on_status(self, status: bytes) -> None:
         response = self.response
@@ -367,6 +369,7 @@ class Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         response = self.response
         if response is None or self.discard:
+            self.abort()  # a body after a HEAD's answer: never reuse this one
             return
         response.chunks.append(body)
         response.buffered += len(body)

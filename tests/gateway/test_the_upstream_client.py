@@ -186,6 +186,24 @@ def test_head_ends_at_the_headers_and_the_connection_is_reused():
     assert run(answer, body).accepted == 1
 
 
+def test_bytes_beyond_the_answer_retire_the_connection():
+    """An upstream that sends more than the answer (the start of another one nobody asked
+    for): the connection is not reused, so the next request never reads those bytes."""
+
+    async def extra(n: int, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        if n == 0:
+            writer.write(OK + b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nbog")
+            return True  # and would answer the next request on this connection
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
+        return True
+
+    async def body(client: UpstreamClient, origin: Origin, upstream: Scripted) -> None:
+        assert (await get(client, origin))[2] == b"ok"
+        assert (await get(client, origin, timeouts=Timeouts(2.0, 1.0, 2.0)))[2] == b"second"
+
+    assert run(extra, body).accepted == 2
+
+
 def test_informational_answers_are_skipped():
     async def answer(n: int, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
