@@ -558,3 +558,51 @@ def test_https_upstreams_are_verified_with_sni(tmp_path):
             server.close()
 
     asyncio.run(main())
+
+
+class OneAnswerUpstream:
+    """Answers one request per connection as if keeping it alive (no Connection: close),
+    then takes the next request and closes the connection without a byte of answer (an
+    upstream's idle timeout firing just as the gateway reuses the connection)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            for answer in (True, False):
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    piece = conn.recv(65536)
+                    if not piece:
+                        return
+                    data += piece
+                if answer:
+                    conn.sendall(OK)
+
+
+def test_stale_pooled_connections_never_become_502s_through_the_gateway(start_gateway, publish, world):
+    upstream = OneAnswerUpstream()
+    try:
+        publish.route(f"http://127.0.0.1:{upstream.port}")
+        gateway = start_gateway()
+        statuses = []
+        with httpx.Client(headers={"X-API-Key": world.alice_key}) as client:
+            for _ in range(20):
+                statuses.append(client.get(f"{gateway.url}/echo/v1/").status_code)
+        assert statuses == [200] * 20
+        assert upstream.accepted >= 20
+    finally:
+        upstream.sock.close()
