@@ -58,6 +58,10 @@ class Disconnected(UpstreamError):
     """The upstream closed the connection before its answer (or in the middle of it)."""
 
 
+class NothingWritten(Disconnected):
+    """The connection was gone before a byte of the request went."""
+
+
 class SendFailed(UpstreamError):
     """Writing the request failed after part of it had gone."""
 
@@ -649,20 +653,23 @@ class UpstreamClient:
         """Send the request; return once the response's head is in. Raises UpstreamError
         (or what ``body`` raised while it was being relayed)."""
         pool = self.pool(origin)
-        replayable = not isinstance(body, AsyncIterator) and (body is None or method in IDEMPOTENT)
+        # Go net/http's rule: send again only what the upstream may safely see twice.
+        replayable = method in IDEMPOTENT and (body is None or isinstance(body, bytes))
         response = UpstreamResponse(self, method == "HEAD", timeouts, self.loop.time())
         self.inflight.add(response)
         try:
             conn = await self._acquire(pool, response, False)
             try:
                 await self._exchange(conn, response, method, target, headers, body, origin)
-            except Disconnected:
-                if not (conn.reused and replayable and not response.received):
+            except Disconnected as exc:
+                if not (conn.reused and not response.received and (replayable or isinstance(exc, NothingWritten))):
                     raise
                 # A pooled connection the upstream had closed while it sat idle: once
-                # more, on a fresh one (and with the same deadlines).
+                # more, on a fresh one (the same total deadline; a new connect timeout).
                 response.error = None
                 response.conn = None
+                if timeouts.connect:
+                    response.connect_by = self.loop.time() + timeouts.connect  # a connect timeout of its own
                 conn = await self._acquire(pool, response, True)
                 await self._exchange(conn, response, method, target, headers, body, origin)
         except BaseException:
@@ -683,12 +690,12 @@ class UpstreamClient:
         conn.begin(response)
         transport = conn.transport
         if transport is None:
-            raise Disconnected("the upstream closed the connection before answering")
+            raise NothingWritten("the upstream closed the connection before the request went")
         lines = [f"{method} {target} HTTP/1.1\r\nHost: {origin.host_header}\r\n"]
         has_length = "Content-Length" in headers
         for name, value in headers.items():
             lines.append(f"{name}: {value}\r\n")
-        streamed = isinstance(body, AsyncIterator)
+        streamed = body is not None and not isinstance(body, bytes)  # the proxy's async iterator
         if body is None:
             if method not in NO_BODY_METHODS and not has_length:
                 lines.append("Content-Length: 0\r\n")

@@ -142,11 +142,11 @@ def test_a_pooled_connection_the_upstream_closed_while_idle_is_not_an_error():
 def test_a_pooled_connection_closed_as_the_request_goes_is_retried_once_on_a_fresh_one():
     """The race the idle check cannot see: the upstream takes the next request on a
     kept-alive connection and closes without a byte of answer. A GET is sent again on a
-    fresh connection; a streamed POST (not replayable) fails as Disconnected."""
+    fresh connection; a POST (not idempotent), with a streamed body or none, is not."""
 
     async def close_second(n: int, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        if n in (1, 4):
-            return False  # the 2nd and 5th requests: closed unanswered
+        if n in (1, 4, 6):
+            return False  # the 2nd, 5th and 7th requests: closed unanswered
         if head.startswith(b"POST"):
             await reader.readuntil(b"0\r\n\r\n")
         writer.write(OK)
@@ -164,6 +164,10 @@ def test_a_pooled_connection_closed_as_the_request_goes_is_retried_once_on_a_fre
         with pytest.raises((Disconnected, SendFailed)):  # request 4: closed; a streamed body cannot be replayed
             await client.request(origin, "POST", "/", CIMultiDict(), stream(), TIMEOUTS)
         assert upstream.accepted == 2
+        assert (await get(client, origin))[0] == 200  # request 5, connection 3
+        with pytest.raises(Disconnected):  # request 6: closed; a POST is not idempotent, even without a body
+            await get(client, origin, method="POST")
+        assert upstream.accepted == 3
 
     run(close_second, body)
 
