@@ -3,9 +3,12 @@ breakers, timeouts, and bodies streamed both ways. A version's ``upstream_health
 policy overrides the retries and breaker settings, and its health checks
 (gateway/upstream_health.py) take targets out of the rotation.
 
-Transport: one aiohttp ClientSession per worker with keep-alive connections to
-the upstreams. (Measured: httpx's AsyncClient is ~25x slower as a proxy client on
-this kind of box, so it is not used on the request path.)
+Transport: gateway/upstream.py, a lean HTTP/1.1 client (one asyncio protocol per
+connection, httptools for responses, a per-worker pool with keep-alive, timeouts from
+one per-worker sweep rather than per-request timers). aiohttp's ClientSession, which
+it replaced on the request path (it cost about two thirds of a plain proxy's CPU per
+request, docs/performance.md), stays for websockets and the active health checks.
+(Measured: httpx's AsyncClient is ~25x slower as a proxy client on this kind of box.)
 
 Bodies are not read whole: the request body goes upstream as it arrives and the
 response comes back chunk by chunk, except small ones with a known length (request
@@ -35,6 +38,19 @@ from gateway.redis_mux import RedisHandle
 from gateway.responses import Response, StreamResponse
 from gateway.route_policies import HOP_BY_HOP_HEADERS as HOP_BY_HOP
 from gateway.types import RequestContext
+from gateway.upstream import (
+    BadResponse,
+    ConnectFailed,
+    ConnectTimeout,
+    Disconnected,
+    Origin,
+    SendFailed,
+    Timeouts,
+    UpstreamClient,
+    UpstreamError,
+    UpstreamResponse,
+    UpstreamTimeout,
+)
 from gateway.upstream_health import HealthChecks, TargetHealth
 
 # Set by us from what we saw, never taken from an untrusted client.
@@ -42,21 +58,6 @@ FORWARDING = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-hos
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 SMALL_RESPONSE = 64 * 1024
 SMALL_REQUEST = 64 * 1024
-# aiohttp would otherwise add headers the client never sent.
-SKIP_AUTO_HEADERS = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
-_SKIP_AUTO: CIMultiDict[None] = CIMultiDict((name, None) for name in sorted(SKIP_AUTO_HEADERS))
-
-
-class UpstreamRequest(aiohttp.ClientRequest):
-    """aiohttp's request, minus its automatic headers (Accept, Accept-Encoding, User-Agent,
-    a default Content-Type): the upstream gets what the client sent. aiohttp's own
-    ``skip_auto_headers`` does the same, but rebuilds the skip set and copies every
-    header per request to do it (about 2% of a worker's CPU in the profile,
-    docs/performance.md); here the set is built once. (``request_class`` is aiohttp's
-    documented hook for this.)"""
-
-    def update_auto_headers(self, skip_auto_headers: object) -> None:
-        self._skip_auto_headers = _SKIP_AUTO  # read only, by aiohttp, for the Content-Type default
 
 
 class BodyTooLarge(Exception):
@@ -104,7 +105,7 @@ class CircuitBreaker:
 
 
 class Target:
-    __slots__ = ("base", "base_path", "breaker", "current", "health", "url", "weight")
+    __slots__ = ("base", "base_path", "breaker", "current", "health", "origin", "url", "weight")
 
     def __init__(
         self, upstream: contract.Upstream, breaker: CircuitBreaker, health: TargetHealth | None = None
@@ -113,6 +114,9 @@ class Target:
         parsed = URL(self.url)
         self.base = f"{parsed.scheme}://{parsed.raw_authority}"
         self.base_path = parsed.raw_path.rstrip("/")
+        # The Host header as aiohttp sent it: the port only when it is not the scheme's default.
+        host_header = parsed.host_port_subcomponent or ""
+        self.origin = Origin(parsed.scheme, parsed.raw_host or "", parsed.port or 80, host_header)
         self.weight = max(1, upstream.weight)
         self.current = 0
         self.breaker = breaker
@@ -128,6 +132,11 @@ class Target:
         if query:
             raw += "?" + query
         return URL(raw, encoded=True)
+
+    def target_for(self, path: str, query: str) -> str:
+        """The request target (origin form) for ``path`` and the raw ``query``."""
+        target = f"{self.base_path}{path}" or "/"
+        return f"{target}?{query}" if query else target
 
 
 class Balancer:
@@ -197,12 +206,13 @@ class Proxy:
         self.credential_headers = credentials.headers
         self.strip_bearer = credentials.bearer
         self.credential_query_params = tuple(name.lower() for name in credentials.query_params)
-        self.session: aiohttp.ClientSession | None = None
+        self.session: aiohttp.ClientSession | None = None  # websockets and health checks
+        self.client: UpstreamClient | None = None  # everything else
         self.balancers: dict[tuple[object, ...], Balancer] = {}
         self.breakers: dict[tuple[str, int, float], CircuitBreaker] = {}
         self.health = HealthChecks(config)
         self.health_generation = 0
-        self.timeouts: dict[tuple[float, float, float], aiohttp.ClientTimeout] = {}
+        self.timeouts: dict[tuple[float, float, float], Timeouts] = {}
         self.trusted = config.trusted_proxies
 
     async def start(
@@ -210,9 +220,10 @@ class Proxy:
     ) -> None:
         """``routes``: the published routes, for the health checker (none: no active checks);
         ``redis``: where the checker publishes this node's view of its targets."""
-        # Bounded per upstream (aiohttp keys the pool by host, port and TLS): a burst of
+        # Bounded per upstream (the pool is keyed by scheme, host and port): a burst of
         # clients queues for a pooled connection instead of opening one upstream
         # connection each, and idle ones are closed after GATEWAY_UPSTREAM_IDLE_S.
+        self.client = UpstreamClient(self.config.upstream_max_connections, self.config.upstream_idle_s)
         connector = aiohttp.TCPConnector(
             limit=0,
             limit_per_host=self.config.upstream_max_connections,
@@ -222,7 +233,7 @@ class Proxy:
         self.session = aiohttp.ClientSession(
             connector=connector,
             auto_decompress=False,
-            request_class=UpstreamRequest,
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
             cookie_jar=aiohttp.DummyCookieJar(),
         )
         if routes is not None:
@@ -230,6 +241,8 @@ class Proxy:
 
     async def stop(self) -> None:
         await self.health.stop()
+        if self.client is not None:
+            await self.client.close()
         if self.session is not None:
             await self.session.close()
 
@@ -259,12 +272,12 @@ class Proxy:
             balancer = self.balancers[key] = Balancer(targets, retries, cooldown)
         return balancer
 
-    def timeout(self, route: contract.RouteRecord) -> aiohttp.ClientTimeout:
+    def timeout(self, route: contract.RouteRecord) -> Timeouts:
         key = (route.connect_timeout_s, route.read_timeout_s, route.total_timeout_s)
         timeout = self.timeouts.get(key)
         if timeout is None:
-            timeout = self.timeouts[key] = aiohttp.ClientTimeout(
-                total=route.total_timeout_s, connect=route.connect_timeout_s, sock_read=route.read_timeout_s
+            timeout = self.timeouts[key] = Timeouts(
+                route.connect_timeout_s or 0.0, route.read_timeout_s or 0.0, route.total_timeout_s or 0.0
             )
         return timeout
 
@@ -397,8 +410,10 @@ class Proxy:
         retryable = method in IDEMPOTENT and not has_body
         attempts = targets[: 1 + balancer.retries] if retryable else targets[:1]
         timeout = self.timeout(route)
+        client = self.client
+        assert client is not None
         last: str = "connect"
-        upstream: aiohttp.ClientResponse | None = None
+        upstream: UpstreamResponse | None = None
         body = None
         if has_body:
             length = request.content_length
@@ -406,43 +421,35 @@ class Proxy:
                 body = await self._whole_body(request, ctx, route.max_body_bytes)
                 if ctx.body_check is not None:
                     ctx.body_check(ctx, body)  # request_validation; raises Reject in enforce mode
+        path = ctx.rewritten_path or ctx.upstream_path
         for target in attempts:
             data = (
                 (body if body is not None else self._body(request, ctx, route.max_body_bytes)) if has_body else None
             )
             try:
-                upstream = await self.session.request(
-                    method,
-                    target.url_for(ctx.rewritten_path or ctx.upstream_path, query),
-                    headers=headers,
-                    data=data,
-                    allow_redirects=False,
-                    timeout=timeout,
+                upstream = await client.request(
+                    target.origin, method, target.target_for(path, query), headers, data, timeout
                 )
             except BodyTooLarge:
                 raise too_large(route.max_body_bytes) from None
             except BodyTooSlow:
                 raise too_slow() from None
-            except aiohttp.ConnectionTimeoutError:
+            except ConnectTimeout:
                 target.failed(time.monotonic(), "connect timeout")
                 last = "connect_timeout"
                 continue
-            except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError):
+            except (ConnectFailed, Disconnected):
+                # Refused, unreachable, or closed before answering (a stale pooled
+                # connection was already retried once on a fresh one by the client).
                 target.failed(time.monotonic(), "connect error")
                 last = "connect"
                 continue
-            except TimeoutError:
+            except UpstreamTimeout:
                 target.failed(time.monotonic(), "timeout")
                 last = "timeout"
                 break
-            except aiohttp.ClientError as exc:
-                if isinstance(exc.__cause__, ClientGone) or isinstance(exc.__context__, ClientGone):
-                    # The client hung up mid-body: the upstream did nothing wrong.
-                    raise ClientGone("the client went away while its body was relayed") from None
-                if isinstance(exc.__cause__, BodyTooLarge) or isinstance(exc.__context__, BodyTooLarge):
-                    raise too_large(route.max_body_bytes) from None
-                if isinstance(exc.__cause__, BodyTooSlow) or isinstance(exc.__context__, BodyTooSlow):
-                    raise too_slow() from None
+            except (BadResponse, SendFailed, UpstreamError):
+                # A malformed answer, or the upstream broke off while taking the body.
                 target.failed(time.monotonic(), "connect error")
                 last = "connect"
                 break
@@ -467,24 +474,29 @@ class Proxy:
         finally:
             upstream.release()
 
-    async def _respond(self, ctx: RequestContext, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+    async def _respond(self, ctx: RequestContext, upstream: UpstreamResponse) -> web.StreamResponse:
         request = ctx.request
-        connection = upstream.headers.get("Connection")
-        named = {t.strip().lower() for t in connection.split(",")} if connection else ()
+        raw_headers = upstream.raw_headers
+        named: set[str] = set()
+        for name, value in raw_headers:
+            if name.lower() == "connection":
+                named.update(t.strip().lower() for t in value.split(","))
         length = upstream.content_length
+        head = request.method == "HEAD"
         # Headers go straight into the response's own map (aiohttp copies a map passed as
         # headers=). A small body with a known length is sent in one write with them.
         response = (
             Response(status=upstream.status, reason=upstream.reason)
-            if length is not None and length <= SMALL_RESPONSE and request.method != "HEAD"
+            if length is not None and length <= SMALL_RESPONSE and not head
             else StreamResponse(status=upstream.status, reason=upstream.reason)
         )
         headers = response.headers
-        for name, value in upstream.headers.items():
+        owned = ctx.owned_response_headers
+        for name, value in raw_headers:
             lower = name.lower()
             if lower in HOP_BY_HOP or lower in named or lower == "content-length":
                 continue
-            if lower in ctx.owned_response_headers:
+            if lower in owned:
                 continue
             headers.add(name, value)
         cache = ctx.cache
@@ -497,7 +509,7 @@ class Proxy:
         if cache is not None:
             headers.add("Cache-Status", cache.status(kept is not None))
         limit = self.config.max_response_bytes
-        if limit and length is not None and length > limit and request.method != "HEAD":
+        if limit and length is not None and length > limit and not head:
             # Refused before a byte is relayed; close() drops the connection with its unread body.
             upstream.close()
             metrics.UPSTREAM_ERRORS.labels("response_too_large").inc()
@@ -509,9 +521,20 @@ class Proxy:
                 detail=f"The upstream declared a body over the gateway's limit of {limit} bytes.",
             )
         ctx.status = upstream.status
-        if isinstance(response, Response) or (kept is not None and length is not None and request.method != "HEAD"):
+        if isinstance(response, Response) or (kept is not None and length is not None and not head):
             # The small body, or one the cache keeps: read whole and sent in one write.
-            body = await upstream.read()
+            try:
+                body = await upstream.read()
+            except UpstreamError as exc:
+                # Nothing is sent yet: a body that broke off or stalled is a 502 or 504.
+                upstream.close()
+                timed_out = isinstance(exc, UpstreamTimeout)
+                metrics.UPSTREAM_ERRORS.labels("timeout" if timed_out else "mid_body").inc()
+                if timed_out:
+                    raise Reject(504, "upstream-timeout", "Upstream timed out", decision="upstream_error") from None
+                raise Reject(
+                    502, "upstream-unreachable", "Upstream unreachable", decision="upstream_error"
+                ) from None
             ctx.bytes_out = len(body)
             if kept is not None and cache is not None:
                 cache.store_body(kept, body)
@@ -524,9 +547,12 @@ class Proxy:
         if length is not None:
             response.content_length = length
         await response.prepare(request)
-        if request.method != "HEAD":
+        if not head:
             try:
-                async for chunk in upstream.content.iter_any():
+                while True:
+                    chunk = await upstream.chunk()
+                    if not chunk:
+                        break
                     ctx.bytes_out += len(chunk)
                     if limit and ctx.bytes_out > limit:
                         raise ResponseTooLarge
@@ -540,11 +566,12 @@ class Proxy:
                 if request.transport is not None:
                     request.transport.close()
                 return response
-            except (aiohttp.ClientError, TimeoutError):
+            except UpstreamError:
                 # Too late for a 5xx: the status is sent. Cut the connection so the
                 # client sees a truncated body rather than a complete-looking one.
                 metrics.UPSTREAM_ERRORS.labels("mid_body").inc()
                 ctx.decision = "upstream_error"
+                upstream.close()
                 if request.transport is not None:
                     request.transport.close()
                 return response

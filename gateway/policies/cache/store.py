@@ -40,10 +40,10 @@ from gateway.responses import Response
 from gateway.route_policies import ResponseCache
 
 if TYPE_CHECKING:
-    import aiohttp
     from aiohttp import web
 
     from gateway.types import RequestContext
+    from gateway.upstream import UpstreamResponse
 
 CACHEABLE_STATUS = frozenset({200, 203, 204, 300, 301, 308, 404, 410})
 CACHE_NAME = "Tollway"  # the cache's name in Cache-Status (RFC 9211)
@@ -211,7 +211,7 @@ class CacheTicket:
 
     # --- a miss ------------------------------------------------------------------------
 
-    def keep(self, ctx: RequestContext, upstream: aiohttp.ClientResponse, headers: CIMultiDict[str]) -> Kept | None:
+    def keep(self, ctx: RequestContext, upstream: UpstreamResponse, headers: CIMultiDict[str]) -> Kept | None:
         """The response to store once its body has arrived, or None (``detail`` says why).
         ``headers``: the upstream's, already without hop-by-hop ones."""
         if not self.may_store:
@@ -254,7 +254,7 @@ class CacheTicket:
         return Kept((self.primary, _vary_values(ctx, vary)), vary, status, upstream.reason or "", kept_headers, ttl,
                     initial_age)
 
-    def _freshness(self, said: dict[str, str], theirs: CIMultiDictProxy[str]) -> float | None:
+    def _freshness(self, said: dict[str, str], theirs: CIMultiDict[str]) -> float | None:
         for name in ("s-maxage", "max-age"):
             if name in said:
                 return seconds(said[name]) or 0
