@@ -63,6 +63,14 @@ def calendar(epoch_s: float) -> tuple[str, str]:
     return str(day), f"{date.year:04d}{date.month:02d}"
 
 
+def month_end(day: int) -> int:
+    """The first day of the month after the one holding ``day`` (days since the epoch):
+    limiter.lua's ARGV[16], with which it skips its own calendar arithmetic."""
+    date = datetime.fromtimestamp(day * 86400, tz=UTC)
+    following = datetime(date.year + (date.month == 12), date.month % 12 + 1, 1, tzinfo=UTC)
+    return int(following.timestamp()) // 86400
+
+
 def policy_header(policies: list[tuple[str, int, int, int, int]]) -> str:
     """The RateLimit-Policy value: each enforced dimension's name, quota and window."""
     return ", ".join([f'"{n}";q={q};w={w}' for n, q, w, _, _ in policies])
@@ -157,7 +165,7 @@ class RateLimitPolicy(Policy):
         self._lease_seq = 0
         self._sweeper: asyncio.Task[None] | None = None
         self.unsettled: list[tuple[int, Lease]] = []  # settlements that failed, retried by the sweeper
-        self._calendar: tuple[int, str, str] = (-1, "", "")
+        self._calendar: tuple[int, str, str, int] = (-1, "", "", 0)  # day, its name, yyyymm, month_end(day)
         self._keys: dict[int, tuple[str, list[str]]] = {}  # per subscription: the day they are for, the keys
 
     @classmethod
@@ -183,7 +191,7 @@ class RateLimitPolicy(Policy):
         now = time.time()
         day = int(now) // 86400
         if self._calendar[0] != day:
-            self._calendar = (day, *calendar(now))
+            self._calendar = (day, *calendar(now), month_end(day))
         return self._calendar[1], self._calendar[2]
 
     async def _call(
@@ -203,6 +211,7 @@ class RateLimitPolicy(Policy):
             LEASE_DIVISOR,
             settle.id if settle is not None else "",
             settle.left if settle is not None else 0,
+            self._calendar[3],  # where this month ends: the script checks it against Redis time
         ]
         keys = self._keys.get(subscription_id)
         if keys is None or keys[0] != day:
@@ -213,7 +222,8 @@ class RateLimitPolicy(Policy):
         if int(result[0]) == -1:
             # Our clock and Redis's disagree about the date (we are at midnight): Redis's wins.
             args[1], args[2] = day, month = result[1].decode(), result[2].decode()
-            self._calendar = (int(day), day, month)
+            args[15] = month_end(int(day))
+            self._calendar = (int(day), day, month, args[15])
             result = await self.redis.evalsha(LUA, limiter_keys(subscription_id, day, month), args)
         denied, retry_ms, granted, left_s, full_s, left_m, full_m, used_d, reset_d, used_mo, reset_mo = (
             int(v) for v in result[:11]
