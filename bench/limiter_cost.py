@@ -146,7 +146,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=20_000, help="limiter calls per case and round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, default=25, help="calls in flight (a gateway worker under wrk -c50 of 2)")
+    parser.add_argument("--concurrency", type=int, default=25,
+                        help="calls in flight (one of 2 gateway workers under wrk -c50)")
     parser.add_argument("--aof", action="store_true", help="Redis with appendonly yes (everysec), as in production")
     parser.add_argument("--baseline", default="", help="another limiter.lua to compare: a file or a git ref")
     args = parser.parse_args()

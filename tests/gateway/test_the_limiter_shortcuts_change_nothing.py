@@ -6,17 +6,24 @@ sees the same buckets it would have seen had the refusal been saved."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
 import redis
 
-from gateway.policies.rate_limit.policy import LUA, calendar, limiter_keys, month_end
+from gateway import contract
+from gateway.policies.rate_limit import policy as rate_limit
+from gateway.policies.rate_limit.policy import LUA, RateLimitPolicy, calendar, limiter_keys, month_end
+from gateway.policies.rate_limit.schema import RateLimitSettings
+from gateway.redis_mux import MuxRedis
+from gateway.state import RedisHealth
+from gateway.types import RequestContext
 from tests.gateway.test_it_counts_quota_per_utc_calendar import next_month_start
 
 
 def call(client: redis.Redis, subscription_id: int, *, per_s: int = 0, burst: int = 0, per_m: int = 0,
-         day_quota: int = 0, month_quota: int = 0, ends: int | None | str = "auto",
+         day_quota: int = 0, month_quota: int = 0, ends: int | str | None = "auto",
          when: float | None = None) -> list:
     """One admission, as policy.py asks for it (ARGV[16] = where the month ends) unless
     ``ends`` says otherwise (None: the old 15-argument call)."""
@@ -45,7 +52,8 @@ def test_the_callers_month_end_gives_the_replies_the_script_s_own_calendar_gives
     given = call(redis_client, 4301, day_quota=10, month_quota=100)
     assert own[0] == given[0] == 0
     assert (own[7], own[9], given[7], given[9]) == (1, 1, 2, 2)
-    assert abs(own[8] - given[8]) <= 1 and abs(own[10] - given[10]) <= 1  # reset_d, reset_mo
+    assert abs(own[8] - given[8]) <= 1
+    assert abs(own[10] - given[10]) <= 1
     day, month = calendar(time.time())
     assert own[11:] == [day.encode(), month.encode()]
     assert len(given) == 11  # the caller named the day and month itself: not repeated
@@ -104,7 +112,8 @@ def test_a_used_up_day_leaves_both_counters_as_they_were(redis_client):
         reply = call(redis_client, 4306, day_quota=3, month_quota=100)
         assert (reply[0], reply[7], reply[9]) == (2, 3, 3)
     assert (int(redis_client.get(day_key)), int(redis_client.get(month_key))) == (3, 3)
-    assert redis_client.ttl(day_key) > 86400 and redis_client.ttl(month_key) > 86400
+    assert redis_client.ttl(day_key) > 86400
+    assert redis_client.ttl(month_key) > 86400
 
 
 def test_a_refusal_writes_nothing_and_the_bucket_refills_from_the_last_admission(redis_client):
@@ -114,8 +123,48 @@ def test_a_refusal_writes_nothing_and_the_bucket_refills_from_the_last_admission
     assert sum(1 for _ in range(12) if call(redis_client, 4307, per_s=2, burst=10, per_m=600)[0] == 0) == 10
     saved, ttl = redis_client.hgetall(state_key), redis_client.pttl(state_key)
     refused = call(redis_client, 4307, per_s=2, burst=10, per_m=600)
-    assert refused[0] == 1 and 0 < refused[1] <= 500
+    assert refused[0] == 1
+    assert 0 < refused[1] <= 500
     assert redis_client.hgetall(state_key) == saved  # not rewritten
     assert 0 < redis_client.pttl(state_key) <= ttl  # nor its expiry pushed back
     time.sleep(0.6)  # one more, counted from the last admission, as a saved refusal would count it
     assert sum(1 for _ in range(10) if call(redis_client, 4307, per_s=2, burst=10, per_m=600)[0] == 0) == 1
+
+
+def test_a_gateway_a_day_behind_redis_retries_with_redis_s_day_and_month_end(redis_client, gw_redis, monkeypatch):
+    # The policy's own calendar names yesterday (its clock is behind, at midnight): Redis
+    # names today, and the policy asks again with today's keys and today's month end.
+    real_time = time.time
+
+    class Behind:
+        monotonic = staticmethod(time.monotonic)
+
+        @staticmethod
+        def time() -> float:
+            return real_time() - 86400
+
+    monkeypatch.setattr(rate_limit, "time", Behind)
+    limits = contract.Limits(rate_per_second=10, quota_per_day=5, quota_per_month=50)
+
+    async def admit_once() -> RateLimitPolicy:
+        handle = MuxRedis(gw_redis.url, timeout=5.0)
+        policy = RateLimitPolicy(handle, RedisHealth(), RateLimitSettings())
+        grant = contract.SubscriptionGrant(subscription_id=4308, api_id=1, plan_id=1, plan_slug="p",
+                                           status="active", limits=limits)
+        ctx = RequestContext(request=None, request_id="r", event_id="e")  # type: ignore[arg-type]
+        ctx.grant, ctx.limits = grant, limits
+        try:
+            await policy.access(ctx)
+        finally:
+            await handle.close()
+        assert ctx.limit_state is not None
+        remaining = {name: left for name, _, _, left, _ in ctx.limit_state.policies}
+        assert remaining == {"second": 9, "day": 4, "month": 49}
+        return policy
+
+    policy = asyncio.run(admit_once())
+    today, month = calendar(real_time())
+    assert policy._calendar == (int(today), today, month, month_end(int(today)))
+    assert int(redis_client.get(limiter_keys(4308, today, month)[1])) == 1
+    yesterday, _ = calendar(real_time() - 86400)
+    assert not redis_client.keys(f"*:q:d:{yesterday}")

@@ -222,8 +222,8 @@ class RateLimitPolicy(Policy):
         if int(result[0]) == -1:
             # Our clock and Redis's disagree about the date (we are at midnight): Redis's wins.
             args[1], args[2] = day, month = result[1].decode(), result[2].decode()
-            args[15] = month_end(int(day))
-            self._calendar = (int(day), day, month, args[15])
+            ends = args[15] = month_end(int(day))
+            self._calendar = (int(day), day, month, ends)
             result = await self.redis.evalsha(LUA, limiter_keys(subscription_id, day, month), args)
         denied, retry_ms, granted, left_s, full_s, left_m, full_m, used_d, reset_d, used_mo, reset_mo = (
             int(v) for v in result[:11]
