@@ -43,8 +43,8 @@
 -- depth + rate * t admitted across the fleet. A lease ends at its expiry here; the holder
 -- stops using it earlier (its own clock starts before this script runs).
 --
--- Cost (bench/limiter_cost.py; every redis.call is about a microsecond of Redis CPU, and
--- formatting a number is a few hundred nanoseconds): with no lease in the hash (leases off)
+-- Cost (bench/limiter_cost.py; each redis.call costs Redis up to a microsecond of CPU, and
+-- formatting a number a few hundred nanoseconds): with no lease in the hash (leases off)
 -- the lease work is skipped; one admission (no lease asked) is counted with one INCRBY per
 -- counter, taken back if a quota turns out used up; a refusal that changes nothing
 -- writes nothing.
@@ -102,8 +102,8 @@ if op == 'a' then
 end
 
 -- The buckets: {field, rate, depth, window us, credit}. Credits are whole numbers below
--- 2^53 for any depth up to 150 million per minute, so the arithmetic is exact, and Redis
--- writes a Lua number it is given with 17 significant digits, so they are stored exactly.
+-- 2^53 for any depth up to 150 million per minute, so the arithmetic is exact, and they
+-- are stored exactly (save() writes them with '%d').
 local buckets = {}
 local rate = tonumber(ARGV[4])
 if rate > 0 then buckets[1] = {'s', rate, max(rate, tonumber(ARGV[5])), 1000000, 0} end
