@@ -105,7 +105,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         client = redis.Redis.from_url(server.url)
         handle = MuxRedis(server.url, timeout=5.0)
-        policy = rate_limit.RateLimitPolicy(handle, RedisHealth(), RateLimitSettings(lease_ms=0))
+        # One policy per script: a policy keeps each subscription's encoded EVALSHA (its sha).
+        policies = {v: rate_limit.RateLimitPolicy(handle, RedisHealth(), RateLimitSettings(lease_ms=0))
+                    for v in scripts}
         original = rate_limit.LUA
         try:
             for round_no in range(args.rounds + 1):  # round 0 warms up: scripts loaded, state created
@@ -116,7 +118,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         first_id = 1_000_000 * (1 + v) + 10_000 * s  # no state shared between cases
                         client.config_resetstat()
                         cpu = redis_cpu_us(client)
-                        await drive(policy, limits, subscriptions, first_id, args.calls, args.concurrency)
+                        await drive(policies[variant], limits, subscriptions, first_id, args.calls,
+                                    args.concurrency)
                         cpu = redis_cpu_us(client) - cpu
                         stats = client.info("commandstats")["cmdstat_evalsha"]
                         if stats["calls"] != args.calls:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import redis
 
 from gateway import contract
+from gateway.exceptions import Reject
 from gateway.policies.rate_limit import policy as rate_limit
 from gateway.policies.rate_limit.policy import LUA, RateLimitPolicy, calendar, limiter_keys, month_end
 from gateway.policies.rate_limit.schema import RateLimitSettings
@@ -168,3 +169,36 @@ def test_a_gateway_a_day_behind_redis_retries_with_redis_s_day_and_month_end(red
     assert int(redis_client.get(limiter_keys(4308, today, month)[1])) == 1
     yesterday, _ = calendar(real_time() - 86400)
     assert not redis_client.keys(f"*:q:d:{yesterday}")
+
+
+def test_the_encoded_call_follows_a_plan_change_at_once(redis_client, gw_redis):
+    # The policy encodes a subscription's single-admission call once: a new plan (new
+    # limits) must be encoded again at its first request, not sent under the old numbers.
+    async def admitted(policy: RateLimitPolicy, limits: contract.Limits, n: int) -> int:
+        grant = contract.SubscriptionGrant(subscription_id=4309, api_id=1, plan_id=1, plan_slug="p",
+                                           status="active", limits=limits)
+        count = 0
+        for _ in range(n):
+            ctx = RequestContext(request=None, request_id="r", event_id="e")  # type: ignore[arg-type]
+            ctx.grant, ctx.limits = grant, limits
+            try:
+                await policy.access(ctx)
+                count += 1
+            except Reject:
+                pass
+        return count
+
+    async def run() -> tuple[int, int, int]:
+        handle = MuxRedis(gw_redis.url, timeout=5.0)
+        policy = RateLimitPolicy(handle, RedisHealth(), RateLimitSettings())
+        try:
+            first = await admitted(policy, contract.Limits(rate_per_minute=8), 3)
+            # The bucket keeps its credit, capped at the new depth: 3 of the 5 left, not 5.
+            smaller = await admitted(policy, contract.Limits(rate_per_minute=3), 10)
+            # No rate any more, a day quota of 16 with 6 used: 10 more, not the empty bucket's 0.
+            quota_only = await admitted(policy, contract.Limits(quota_per_day=16), 12)
+        finally:
+            await handle.close()
+        return first, smaller, quota_only
+
+    assert asyncio.run(run()) == (3, 3, 10)

@@ -35,7 +35,7 @@ from gateway.exceptions import Reject
 from gateway.fleet import Fleet
 from gateway.pipeline import Policy, PolicyDeps
 from gateway.policies.rate_limit.schema import RateLimitSettings
-from gateway.redis_mux import RedisHandle
+from gateway.redis_mux import RedisHandle, encode_command
 from gateway.state import RedisHealth
 from gateway.types import LimitState, RequestContext
 
@@ -167,6 +167,8 @@ class RateLimitPolicy(Policy):
         self.unsettled: list[tuple[int, Lease]] = []  # settlements that failed, retried by the sweeper
         self._calendar: tuple[int, str, str, int] = (-1, "", "", 0)  # day, its name, yyyymm, month_end(day)
         self._keys: dict[int, tuple[str, list[str]]] = {}  # per subscription: the day they are for, the keys
+        # Per subscription: the limits and the day a single admission's EVALSHA was encoded for, and it.
+        self._encoded: dict[int, tuple[contract.Limits, str, bytes]] = {}
 
     @classmethod
     def create(cls, settings: RateLimitSettings, deps: PolicyDeps) -> RateLimitPolicy:
@@ -194,11 +196,10 @@ class RateLimitPolicy(Policy):
             self._calendar = (day, *calendar(now), month_end(day))
         return self._calendar[1], self._calendar[2]
 
-    async def _call(
-        self, subscription_id: int, limits: contract.Limits, want: int, lease_id: str, settle: Lease | None
-    ) -> Reply:
-        day, month = self._today()
-        args: list[int | str] = [
+    def _args(
+        self, limits: contract.Limits, want: int, lease_id: str, settle: Lease | None, day: str, month: str
+    ) -> list[int | str]:
+        return [
             "a",
             day,
             month,
@@ -213,17 +214,36 @@ class RateLimitPolicy(Policy):
             settle.left if settle is not None else 0,
             self._calendar[3],  # where this month ends: the script checks it against Redis time
         ]
-        keys = self._keys.get(subscription_id)
-        if keys is None or keys[0] != day:
-            if len(self._keys) > 100_000:
-                self._keys.clear()
-            keys = self._keys[subscription_id] = (day, limiter_keys(subscription_id, day, month))
-        result = await self.redis.evalsha(LUA, keys[1], args)
+
+    async def _call(
+        self, subscription_id: int, limits: contract.Limits, want: int, lease_id: str, settle: Lease | None
+    ) -> Reply:
+        day, month = self._today()
+        if want == 1 and settle is None:
+            # One admission, nothing to settle (every call with leases off): the command is the
+            # same for a subscription, its limits and the day (the script ignores the lease id
+            # when no lease is asked), so it is encoded once, not per request.
+            encoded = self._encoded.get(subscription_id)
+            if encoded is None or encoded[1] != day or (encoded[0] is not limits and encoded[0] != limits):
+                if len(self._encoded) > 100_000:
+                    self._encoded.clear()
+                names = limiter_keys(subscription_id, day, month)
+                command = ("EVALSHA", self.redis.script_sha(LUA), len(names), *names,
+                           *self._args(limits, 1, "", None, day, month))
+                encoded = self._encoded[subscription_id] = (limits, day, encode_command(command))
+            result = await self.redis.evalsha_encoded(LUA, encoded[2])
+        else:
+            keys = self._keys.get(subscription_id)
+            if keys is None or keys[0] != day:
+                if len(self._keys) > 100_000:
+                    self._keys.clear()
+                keys = self._keys[subscription_id] = (day, limiter_keys(subscription_id, day, month))
+            result = await self.redis.evalsha(LUA, keys[1], self._args(limits, want, lease_id, settle, day, month))
         if int(result[0]) == -1:
             # Our clock and Redis's disagree about the date (we are at midnight): Redis's wins.
-            args[1], args[2] = day, month = result[1].decode(), result[2].decode()
-            ends = args[15] = month_end(int(day))
-            self._calendar = (int(day), day, month, ends)
+            day, month = result[1].decode(), result[2].decode()
+            self._calendar = (int(day), day, month, month_end(int(day)))
+            args = self._args(limits, want, lease_id, settle, day, month)
             result = await self.redis.evalsha(LUA, limiter_keys(subscription_id, day, month), args)
         denied, retry_ms, granted, left_s, full_s, left_m, full_m, used_d, reset_d, used_mo, reset_mo = (
             int(v) for v in result[:11]
