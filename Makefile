@@ -116,6 +116,7 @@ bench: venv
 	@bin/ensure-debs redis-server:redis-server nginx:nginx-light wrk:wrk hey:hey
 	$(PY) bench/gateway.py
 	$(PY) bench/policy_costs.py  # what each policy costs per request, in process
+	$(PY) bench/limiter_cost.py  # Redis CPU per rate-limiter call, both traffic shapes
 	$(PY) bench/analytics.py
 	$(PY) bench/portal_server.py
 	$(PY) bench/redis_clients.py --cluster  # coredis and valkey-glide are measured only where installed

@@ -22,11 +22,16 @@
 --      wanted (1 = this request only; n > 1 = this one plus a lease of up to n - 1),
 --      ARGV[11] lease id, ARGV[12] lease lifetime in microseconds, ARGV[13] lease divisor
 --      (a lease takes at most 1/divisor of what any dimension has left), ARGV[14], ARGV[15]
---      a previous lease to settle first: its id and how many of it went unused ('' = none).
+--      a previous lease to settle first: its id and how many of it went unused ('' = none),
+--      ARGV[16] (optional) the epoch day the caller's month ends (the next month's first
+--      day). With it, and ARGV[2] today on Redis time, the script takes the caller's
+--      calendar (reset_mo from ARGV[16], day and yyyymm from ARGV[2], ARGV[3]) and skips its
+--      own; without it, or on another day, it works the month out and checks both names.
 -- 'r': ARGV[8] lease id, ARGV[9] how many of it went unused.
 --
 -- 'a' returns {denied, retry_after_ms, granted, left_s, full_s_ms, left_m, full_m_ms,
---              used_d, reset_d_s, used_mo, reset_mo_s, day, yyyymm}
+--              used_d, reset_d_s, used_mo, reset_mo_s, day, yyyymm} (without day and
+--              yyyymm when the caller passed ARGV[16]: a shorter reply is cheaper)
 --   denied: 0 admitted, 1 rate limited, 2 quota exhausted. granted: admissions taken
 --   (this request plus the lease), 0 when denied; nothing is consumed then. left_*: whole
 --   admissions left in each bucket; full_*_ms: until that bucket is full again.
@@ -37,11 +42,18 @@
 -- uses its admissions now or later, no interval of length t ever sees more than
 -- depth + rate * t admitted across the fleet. A lease ends at its expiry here; the holder
 -- stops using it earlier (its own clock starts before this script runs).
+--
+-- Cost (bench/limiter_cost.py; each redis.call costs Redis up to a microsecond of CPU, and
+-- formatting a number a few hundred nanoseconds): with no lease in the hash (leases off)
+-- the lease work is skipped; one admission (no lease asked) is counted with one INCRBY per
+-- counter, taken back if a quota turns out used up; a refusal that changes nothing
+-- writes nothing.
 
 local t = redis.call('TIME')
 local secs = tonumber(t[1])
 local now = secs * 1000000 + tonumber(t[2])
 local op = ARGV[1]
+local floor, ceil, max, min = math.floor, math.ceil, math.max, math.min
 
 -- Civil calendar from days since the epoch (H. Hinnant's algorithms), for UTC months.
 local function civil(z)
@@ -67,32 +79,36 @@ local function days_from_civil(y, m, d)
   return era * 146097 + doe - 719468
 end
 
-local day = math.floor(secs / 86400)
-local y, m = civil(day)
-local ny, nm = y, m + 1
-if nm > 12 then ny, nm = y + 1, 1 end
-local reset_d = (day + 1) * 86400 - secs
-local reset_mo = days_from_civil(ny, nm, 1) * 86400 - secs
-local ym = string.format('%04d%02d', y, m)
-local day_s = string.format('%d', day)
-if op == 'a' and (ARGV[2] ~= day_s or ARGV[3] ~= ym) then
-  return {-1, day_s, ym}
-end
-
-local function int(x)
-  return string.format('%.0f', x)
-end
-
--- The buckets: {field, rate, depth, window us}. Credits are whole numbers below 2^53
--- for any depth up to 150 million per minute, so the arithmetic is exact.
-local buckets = {}
-for i, spec in ipairs({{'s', 4, 1000000}, {'m', 6, 60000000}}) do
-  local rate = tonumber(ARGV[spec[2]])
-  if rate > 0 then
-    local depth = math.max(rate, tonumber(ARGV[spec[2] + 1]))
-    buckets[#buckets + 1] = {spec[1], rate, depth, spec[3]}
+local day = floor(secs / 86400)
+local reset_d, reset_mo = (day + 1) * 86400 - secs, 0
+if op == 'a' then
+  -- The caller's calendar, checked against Redis time: its day must be today and the
+  -- month's end it names must lie within a month after today. Else (no ARGV[16], or a
+  -- caller at midnight) the script works the month out itself and checks both names.
+  local month_end = tonumber(ARGV[16] or '')
+  if month_end and tonumber(ARGV[2]) == day and month_end > day and month_end <= day + 31 then
+    reset_mo = month_end * 86400 - secs
+  else
+    local y, m = civil(day)
+    local ny, nm = y, m + 1
+    if nm > 12 then ny, nm = y + 1, 1 end
+    local ym = string.format('%04d%02d', y, m)
+    local day_s = string.format('%d', day)
+    if ARGV[2] ~= day_s or ARGV[3] ~= ym then
+      return {-1, day_s, ym}
+    end
+    reset_mo = days_from_civil(ny, nm, 1) * 86400 - secs
   end
 end
+
+-- The buckets: {field, rate, depth, window us, credit}. Credits are whole numbers below
+-- 2^53 for any depth up to 150 million per minute, so the arithmetic is exact, and they
+-- are stored exactly (save() writes them with '%d').
+local buckets = {}
+local rate = tonumber(ARGV[4])
+if rate > 0 then buckets[1] = {'s', rate, max(rate, tonumber(ARGV[5])), 1000000, 0} end
+rate = tonumber(ARGV[6])
+if rate > 0 then buckets[#buckets + 1] = {'m', rate, max(rate, tonumber(ARGV[7])), 60000000, 0} end
 
 -- Load the state, then bring every bucket forward to now, one lease expiry at a time:
 -- between two events the cap is depth - held, and it rises when a lease ends.
@@ -101,33 +117,43 @@ end
 local GRACE_US = 30000000
 local raw = redis.call('HGETALL', KEYS[1])
 local st = {}
-for i = 1, #raw, 2 do st[raw[i]] = raw[i + 1] end
+local nleases = 0  -- 'h:<id>' fields in the hash: with none (leases off) all lease work is skipped
+for i = 1, #raw, 2 do
+  local f = raw[i]
+  st[f] = raw[i + 1]
+  if string.byte(f, 1) == 104 then nleases = nleases + 1 end  -- 'h'
+end
 local last = tonumber(st['t'] or '')
 local held = 0
 local leases = {}
+local dirty = false  -- whether the state must be written back
 local function parse(v)
   local sp = string.find(v, ' ', 1, true)
   return tonumber(string.sub(v, 1, sp - 1)), tonumber(string.sub(v, sp + 1))
 end
-for f, v in pairs(st) do
-  if string.sub(f, 1, 2) == 'h:' then
-    local n, e = parse(v)
-    if last == nil or e > last then  -- still held at the last update
-      held = held + n
-      leases[#leases + 1] = {e, n}
-    end
-    if e + GRACE_US <= now then
-      redis.call('HDEL', KEYS[1], f)
-      st[f] = nil
+if nleases > 0 then
+  for f, v in pairs(st) do
+    if string.byte(f, 1) == 104 then
+      local n, e = parse(v)
+      if last == nil or e > last then  -- still held at the last update
+        held = held + n
+        leases[#leases + 1] = {e, n}
+      end
+      if e + GRACE_US <= now then
+        redis.call('HDEL', KEYS[1], f)
+        st[f] = nil
+        nleases = nleases - 1
+        dirty = true
+      end
     end
   end
+  if #leases > 1 then table.sort(leases, function(a, b) return a[1] < b[1] end) end
 end
-table.sort(leases, function(a, b) return a[1] < b[1] end)
 
-local credit = {}
 local function refill(b, dt)
-  local cap = math.max(0, (b[3] - held) * b[4])
-  local c = credit[b[1]]
+  local cap = (b[3] - held) * b[4]
+  if cap < 0 then cap = 0 end
+  local c = b[5]
   if c >= cap then return cap end
   if dt <= 0 then return c end
   if dt >= (cap - c) / b[2] then return cap end
@@ -135,18 +161,16 @@ local function refill(b, dt)
 end
 
 for _, b in ipairs(buckets) do
-  local c = tonumber(st[b[1]] or '')
-  if c == nil or last == nil then c = b[3] * b[4] end
-  credit[b[1]] = c
+  b[5] = last and tonumber(st[b[1]] or '') or b[3] * b[4]
 end
 local cur = last or now
 for _, lease in ipairs(leases) do
   if lease[1] > now then break end
-  for _, b in ipairs(buckets) do credit[b[1]] = refill(b, lease[1] - cur) end
+  for _, b in ipairs(buckets) do b[5] = refill(b, lease[1] - cur) end
   if lease[1] > cur then cur = lease[1] end
   held = held - lease[2]
 end
-for _, b in ipairs(buckets) do credit[b[1]] = refill(b, now - cur) end
+for _, b in ipairs(buckets) do b[5] = refill(b, now - cur) end
 
 -- Settle a lease: its unused admissions go back to the quota counters, and, while the
 -- lease is live, to the bucket (after its end they can no longer be told from used ones).
@@ -155,13 +179,14 @@ local function settle(id, unused, day_key, month_key)
   local v = st[f]
   if v == nil then return 0 end
   local n, e = parse(v)
-  unused = math.max(0, math.min(unused, n))
+  unused = max(0, min(unused, n))
   redis.call('HDEL', KEYS[1], f)
   st[f] = nil
+  nleases = nleases - 1
   if e > now then
     held = held - n
     for _, b in ipairs(buckets) do
-      credit[b[1]] = math.min(credit[b[1]] + unused * b[4], math.max(0, (b[3] - held) * b[4]))
+      b[5] = min(b[5] + unused * b[4], max(0, (b[3] - held) * b[4]))
     end
   end
   if unused > 0 then
@@ -173,28 +198,37 @@ local function settle(id, unused, day_key, month_key)
 end
 
 local function save()
-  local refill_us, lease_us = 0, 0
-  local args = {'t', int(now)}
-  for _, b in ipairs(buckets) do
-    args[#args + 1] = b[1]
-    args[#args + 1] = int(credit[b[1]])
-    refill_us = math.max(refill_us, (b[3] * b[4] - credit[b[1]]) / b[2])
-  end
-  for f, v in pairs(st) do
-    if string.sub(f, 1, 2) == 'h:' then
-      local _, e = parse(v)
-      lease_us = math.max(lease_us, e + GRACE_US - now)
-    end
-  end
-  if #buckets == 0 and lease_us == 0 then
+  local nb = #buckets
+  if nb == 0 and nleases == 0 then
     -- Quota only and nothing held: no state to keep (a plan may have dropped its rates).
     if #raw > 0 then redis.call('DEL', KEYS[1]) end
     return
   end
-  redis.call('HSET', KEYS[1], unpack(args))
+  local refill_us, lease_us = 0, 0
+  for _, b in ipairs(buckets) do
+    refill_us = max(refill_us, (b[3] * b[4] - b[5]) / b[2])
+  end
+  if nleases > 0 then
+    for f, v in pairs(st) do
+      if string.byte(f, 1) == 104 then
+        local _, e = parse(v)
+        lease_us = max(lease_us, e + GRACE_US - now)
+      end
+    end
+  end
+  -- Whole numbers, written with '%d' (64-bit integers: exact, and about half the cost of
+  -- the 17 significant digits Redis would print a Lua number with).
+  local fmt = string.format
+  if nb == 2 then
+    redis.call('HSET', KEYS[1], 't', fmt('%d', now), 's', fmt('%d', buckets[1][5]), 'm', fmt('%d', buckets[2][5]))
+  elseif nb == 1 then
+    redis.call('HSET', KEYS[1], 't', fmt('%d', now), buckets[1][1], fmt('%d', buckets[1][5]))
+  else
+    redis.call('HSET', KEYS[1], 't', fmt('%d', now))
+  end
   -- Once the last lease has ended and every bucket has refilled, the state says nothing a
   -- fresh one would not: let it go, so an idle subscription costs no memory.
-  redis.call('PEXPIRE', KEYS[1], math.ceil((lease_us + refill_us) / 1000) + 1000)
+  redis.call('PEXPIRE', KEYS[1], fmt('%d', ceil((lease_us + refill_us) / 1000) + 1000))
 end
 
 if op == 'r' then
@@ -203,12 +237,44 @@ if op == 'r' then
   return {settled}
 end
 
-if ARGV[14] ~= '' then settle(ARGV[14], tonumber(ARGV[15]), KEYS[2], KEYS[3]) end
+if #buckets == 0 and #raw > 0 then dirty = true end  -- quota only now: the old state goes
+if ARGV[14] ~= '' then
+  settle(ARGV[14], tonumber(ARGV[15]), KEYS[2], KEYS[3])
+  dirty = true
+end
 
 local quota_d = tonumber(ARGV[8])
 local quota_mo = tonumber(ARGV[9])
-local used_d = tonumber(redis.call('GET', KEYS[2]) or '0')
-local used_mo = tonumber(redis.call('GET', KEYS[3]) or '0')
+local want = tonumber(ARGV[10])
+local rate_ok = true
+for _, b in ipairs(buckets) do
+  if b[5] < b[4] then rate_ok = false end
+end
+-- The quota counters as they were before this request. When one admission is all that
+-- is asked and every bucket has it, count it at once (one INCRBY per counter instead of a
+-- GET and an INCRBY) and take it back if a quota was used up: the script is atomic, so
+-- nobody sees the step between, and a refused request still consumes nothing.
+local used_d, used_mo
+local counted = false
+if rate_ok and want <= 1 then
+  used_d = redis.call('INCRBY', KEYS[2], '1') - 1
+  used_mo = redis.call('INCRBY', KEYS[3], '1') - 1
+  counted = true
+  if (quota_d > 0 and used_d >= quota_d) or (quota_mo > 0 and used_mo >= quota_mo) then
+    -- Undo exactly: a counter this INCRBY created (no TTL) goes, one that held 0 stays 0.
+    for k, before in pairs({[KEYS[2]] = used_d, [KEYS[3]] = used_mo}) do
+      if before == 0 and redis.call('PTTL', k) < 0 then
+        redis.call('DEL', k)
+      else
+        redis.call('DECRBY', k, '1')
+      end
+    end
+    counted = false
+  end
+else
+  used_d = tonumber(redis.call('GET', KEYS[2]) or '0')
+  used_mo = tonumber(redis.call('GET', KEYS[3]) or '0')
+end
 
 local denied = 0
 local retry_ms = 0
@@ -218,49 +284,57 @@ if quota_d > 0 and used_d >= quota_d then
 end
 if quota_mo > 0 and used_mo >= quota_mo then
   denied = 2
-  retry_ms = math.max(retry_ms, reset_mo * 1000)
+  retry_ms = max(retry_ms, reset_mo * 1000)
 end
--- What each dimension can still admit now, whole admissions.
-local avail = {}
+-- A bucket that cannot admit one now (less than a whole admission's credit) refuses.
 for _, b in ipairs(buckets) do
-  local a = math.floor(credit[b[1]] / b[4])
-  avail[#avail + 1] = a
-  if a < 1 and denied ~= 2 then
+  if b[5] < b[4] and denied ~= 2 then
     denied = 1
-    retry_ms = math.max(retry_ms, math.ceil((b[4] - credit[b[1]]) / b[2] / 1000))
+    retry_ms = max(retry_ms, ceil((b[4] - b[5]) / b[2] / 1000))
   end
 end
-if quota_d > 0 then avail[#avail + 1] = quota_d - used_d end
-if quota_mo > 0 then avail[#avail + 1] = quota_mo - used_mo end
 
 local granted = 0
 if denied == 0 then
   -- This request, plus a lease of at most 1/divisor of what is left after it in every
-  -- dimension: leases shrink near the limit and vanish close to it.
-  local extra = tonumber(ARGV[10]) - 1
-  local divisor = tonumber(ARGV[13])
-  for _, a in ipairs(avail) do extra = math.min(extra, math.floor((a - 1) / divisor)) end
+  -- dimension (whole admissions): leases shrink near the limit and vanish close to it.
+  local extra = want - 1
+  if extra > 0 then
+    local divisor = tonumber(ARGV[13])
+    for _, b in ipairs(buckets) do extra = min(extra, floor((floor(b[5] / b[4]) - 1) / divisor)) end
+    if quota_d > 0 then extra = min(extra, floor((quota_d - used_d - 1) / divisor)) end
+    if quota_mo > 0 then extra = min(extra, floor((quota_mo - used_mo - 1) / divisor)) end
+  end
   if extra < 0 then extra = 0 end
   granted = 1 + extra
-  for _, b in ipairs(buckets) do credit[b[1]] = credit[b[1]] - granted * b[4] end
+  for _, b in ipairs(buckets) do b[5] = b[5] - granted * b[4] end
   if extra > 0 then
     local f = 'h:' .. ARGV[11]
-    local v = extra .. ' ' .. int(now + tonumber(ARGV[12]))
+    local v = extra .. ' ' .. string.format('%.0f', now + tonumber(ARGV[12]))
     redis.call('HSET', KEYS[1], f, v)
+    if st[f] == nil then nleases = nleases + 1 end
     st[f] = v
     held = held + extra
   end
-  used_d = redis.call('INCRBY', KEYS[2], granted)
+  if counted then
+    used_d, used_mo = used_d + 1, used_mo + 1
+  else
+    used_d = redis.call('INCRBY', KEYS[2], granted)
+    used_mo = redis.call('INCRBY', KEYS[3], granted)
+  end
   if used_d == granted then redis.call('EXPIRE', KEYS[2], reset_d + 86400) end
-  used_mo = redis.call('INCRBY', KEYS[3], granted)
   if used_mo == granted then redis.call('EXPIRE', KEYS[3], reset_mo + 86400) end
+  dirty = true
 end
-save()
+-- A refusal changes nothing: the state as loaded, brought forward to any later time, says
+-- what it says now (refilling is a function of the time since the last update).
+if dirty then save() end
 
-local out = {denied, retry_ms, granted, 0, 0, 0, 0, used_d, reset_d, used_mo, reset_mo, day_s, ym}
+local out = {denied, retry_ms, granted, 0, 0, 0, 0, used_d, reset_d, used_mo, reset_mo}
+if ARGV[16] == nil then out[12], out[13] = ARGV[2], ARGV[3] end  -- a caller that passed them knows them
 for _, b in ipairs(buckets) do
   local i = b[1] == 's' and 4 or 6
-  out[i] = math.floor(credit[b[1]] / b[4])
-  out[i + 1] = math.ceil((b[3] * b[4] - credit[b[1]]) / b[2] / 1000)
+  out[i] = floor(b[5] / b[4])
+  out[i + 1] = ceil((b[3] * b[4] - b[5]) / b[2] / 1000)
 end
 return out

@@ -35,7 +35,7 @@ from gateway.exceptions import Reject
 from gateway.fleet import Fleet
 from gateway.pipeline import Policy, PolicyDeps
 from gateway.policies.rate_limit.schema import RateLimitSettings
-from gateway.redis_mux import RedisHandle
+from gateway.redis_mux import RedisHandle, encode_command
 from gateway.state import RedisHealth
 from gateway.types import LimitState, RequestContext
 
@@ -61,6 +61,14 @@ def calendar(epoch_s: float) -> tuple[str, str]:
     day = int(epoch_s) // 86400
     date = datetime.fromtimestamp(day * 86400, tz=UTC)
     return str(day), f"{date.year:04d}{date.month:02d}"
+
+
+def month_end(day: int) -> int:
+    """The first day of the month after the one holding ``day`` (days since the epoch):
+    limiter.lua's ARGV[16], with which it skips its own calendar arithmetic."""
+    date = datetime.fromtimestamp(day * 86400, tz=UTC)
+    following = datetime(date.year + (date.month == 12), date.month % 12 + 1, 1, tzinfo=UTC)
+    return int(following.timestamp()) // 86400
 
 
 def policy_header(policies: list[tuple[str, int, int, int, int]]) -> str:
@@ -157,8 +165,10 @@ class RateLimitPolicy(Policy):
         self._lease_seq = 0
         self._sweeper: asyncio.Task[None] | None = None
         self.unsettled: list[tuple[int, Lease]] = []  # settlements that failed, retried by the sweeper
-        self._calendar: tuple[int, str, str] = (-1, "", "")
+        self._calendar: tuple[int, str, str, int] = (-1, "", "", 0)  # day, its name, yyyymm, month_end(day)
         self._keys: dict[int, tuple[str, list[str]]] = {}  # per subscription: the day they are for, the keys
+        # Per subscription: the limits and the day a single admission's EVALSHA was encoded for, and it.
+        self._encoded: dict[int, tuple[contract.Limits, str, bytes]] = {}
 
     @classmethod
     def create(cls, settings: RateLimitSettings, deps: PolicyDeps) -> RateLimitPolicy:
@@ -183,14 +193,13 @@ class RateLimitPolicy(Policy):
         now = time.time()
         day = int(now) // 86400
         if self._calendar[0] != day:
-            self._calendar = (day, *calendar(now))
+            self._calendar = (day, *calendar(now), month_end(day))
         return self._calendar[1], self._calendar[2]
 
-    async def _call(
-        self, subscription_id: int, limits: contract.Limits, want: int, lease_id: str, settle: Lease | None
-    ) -> Reply:
-        day, month = self._today()
-        args: list[int | str] = [
+    def _args(
+        self, limits: contract.Limits, want: int, lease_id: str, settle: Lease | None, day: str, month: str
+    ) -> list[int | str]:
+        return [
             "a",
             day,
             month,
@@ -203,17 +212,38 @@ class RateLimitPolicy(Policy):
             LEASE_DIVISOR,
             settle.id if settle is not None else "",
             settle.left if settle is not None else 0,
+            self._calendar[3],  # where this month ends: the script checks it against Redis time
         ]
-        keys = self._keys.get(subscription_id)
-        if keys is None or keys[0] != day:
-            if len(self._keys) > 100_000:
-                self._keys.clear()
-            keys = self._keys[subscription_id] = (day, limiter_keys(subscription_id, day, month))
-        result = await self.redis.evalsha(LUA, keys[1], args)
+
+    async def _call(
+        self, subscription_id: int, limits: contract.Limits, want: int, lease_id: str, settle: Lease | None
+    ) -> Reply:
+        day, month = self._today()
+        if want == 1 and settle is None:
+            # One admission, nothing to settle (every call with leases off): the command is the
+            # same for a subscription, its limits and the day (the script ignores the lease id
+            # when no lease is asked), so it is encoded once, not per request.
+            encoded = self._encoded.get(subscription_id)
+            if encoded is None or encoded[1] != day or (encoded[0] is not limits and encoded[0] != limits):
+                if len(self._encoded) > 100_000:
+                    self._encoded.clear()
+                names = limiter_keys(subscription_id, day, month)
+                command = ("EVALSHA", self.redis.script_sha(LUA), len(names), *names,
+                           *self._args(limits, 1, "", None, day, month))
+                encoded = self._encoded[subscription_id] = (limits, day, encode_command(command))
+            result = await self.redis.evalsha_encoded(LUA, encoded[2])
+        else:
+            keys = self._keys.get(subscription_id)
+            if keys is None or keys[0] != day:
+                if len(self._keys) > 100_000:
+                    self._keys.clear()
+                keys = self._keys[subscription_id] = (day, limiter_keys(subscription_id, day, month))
+            result = await self.redis.evalsha(LUA, keys[1], self._args(limits, want, lease_id, settle, day, month))
         if int(result[0]) == -1:
             # Our clock and Redis's disagree about the date (we are at midnight): Redis's wins.
-            args[1], args[2] = day, month = result[1].decode(), result[2].decode()
-            self._calendar = (int(day), day, month)
+            day, month = result[1].decode(), result[2].decode()
+            self._calendar = (int(day), day, month, month_end(int(day)))
+            args = self._args(limits, want, lease_id, settle, day, month)
             result = await self.redis.evalsha(LUA, limiter_keys(subscription_id, day, month), args)
         denied, retry_ms, granted, left_s, full_s, left_m, full_m, used_d, reset_d, used_mo, reset_mo = (
             int(v) for v in result[:11]
