@@ -23,8 +23,9 @@ response is then sent (``prepared``, ``keep_alive`` and ``body_length`` as aioht
 leaves them), so aiohttp's ``finish_response`` finds nothing left to do, and its
 connection handling (keep-alive, ``Connection: close``, lingering, pipelining) reads the
 same ``keep_alive`` it always did. Anything unusual takes aiohttp's own path: HEAD, 1xx,
-204, 304, CONNECT, an HTTP version other than 1.0/1.1, a non-``bytes`` body, a
-Content-Length already set, cookies, compression or chunking.
+204, 304, CONNECT, an HTTP version other than 1.0/1.1, a body other than ``bytes`` or none, a
+Content-Length already set, cookies, compression or chunking (each still named by the
+``_prepare_headers`` overrides below).
 """
 
 from __future__ import annotations
@@ -60,43 +61,48 @@ def _protocol_server_header(protocol: object) -> str:
     return value if isinstance(value, str) else DEFAULT_SERVER_HEADER
 
 
-async def _prepare_with_server(response: web.StreamResponse, prepare: Callable[[], Awaitable[None]]) -> None:
-    """The Server header around aiohttp's ``_prepare_headers``, for response classes not
-    defined here (the websocket relay's)."""
-    headers = response.headers
+def _name_server(response: web.StreamResponse) -> bool:
+    """Sets the Server header unless one is set; True when it must be left out (aiohttp's
+    default, which its ``_prepare_headers`` adds, is to be removed afterwards)."""
+    headers = response._headers
     if SERVER in headers:
-        await prepare()
-        return
+        return False
     name = _server_header(response)
     if name:
         headers[SERVER] = name
+        return False
+    return True
+
+
+async def _prepare_with_server(response: web.StreamResponse, prepare: Callable[[], Awaitable[None]]) -> None:
+    """The Server header around aiohttp's ``_prepare_headers``, for response classes not
+    defined here (the websocket relay's)."""
+    unnamed = _name_server(response)
     await prepare()
-    if not name:
-        headers.popall(SERVER, None)  # aiohttp's default, added just now
+    if unnamed:
+        response._headers.popall(SERVER, None)
 
 
 class StreamResponse(web.StreamResponse):
-    # _prepare_with_server's work inline: one coroutine layer less per streamed answer.
     async def _prepare_headers(self) -> None:
-        headers = self._headers
-        if SERVER in headers:
-            await super()._prepare_headers()
-            return
-        name = _server_header(self)
-        if name:
-            headers[SERVER] = name
-            await super()._prepare_headers()
-        else:
-            await super()._prepare_headers()
-            headers.popall(SERVER, None)  # aiohttp's default, added just now
+        unnamed = _name_server(self)  # inline, not through _prepare_with_server: one coroutine less
+        await super()._prepare_headers()
+        if unnamed:
+            self._headers.popall(SERVER, None)
 
 
 class Response(web.Response):
+    async def _prepare_headers(self) -> None:  # aiohttp's path, where the whole-answer one does not apply
+        unnamed = _name_server(self)
+        await super()._prepare_headers()
+        if unnamed:
+            self._headers.popall(SERVER, None)
+
     async def prepare(self, request: BaseRequest) -> AbstractStreamWriter | None:
         if (
             self._eof_sent
             or self._payload_writer is not None
-            or type(self._body) is not bytes
+            or (type(self._body) is not bytes and self._body is not None)
             or self._compression
             or self._chunked
             or self._cookies
@@ -124,7 +130,7 @@ class Response(web.Response):
         self, request: BaseRequest, status: int, version: HttpVersion, headers: CIMultiDict[str]
     ) -> None:
         """The status line, the headers and the body, as aiohttp's path would make them, in one write."""
-        body = self._body
+        body = self._body or b""
         assert isinstance(body, bytes)
         self._must_be_empty_body = False
         keep_alive = self._keep_alive
