@@ -17,15 +17,17 @@ chain of coroutines and property reads that was a measurable share of a request'
 (docs/performance.md, "the server side"). ``Response.prepare`` below does for such an
 answer exactly what that chain decides for it (Content-Length, a default Content-Type,
 Date, Server, Connection from the keep-alive decision, the status line in the request's
-version) and hands status line, headers and body to the connection's writer through its
-public interface (``write_headers``, then ``write_eof`` with the body: one ``send``). The
+version), serializes status line and headers with the serializer aiohttp's writer uses
+(its header-injection check included), and writes them with the body in one
+``transport.write``, advancing the writer's ``output_size`` (what ``handle_error`` reads)
+and awaiting its ``drain()`` (back-pressure) as aiohttp's ``write_eof`` would. The
 response is then sent (``prepared``, ``keep_alive`` and ``body_length`` as aiohttp's path
 leaves them), so aiohttp's ``finish_response`` finds nothing left to do, and its
 connection handling (keep-alive, ``Connection: close``, lingering, pipelining) reads the
 same ``keep_alive`` it always did. Anything unusual takes aiohttp's own path: HEAD, 1xx,
 204, 304, CONNECT, an HTTP version other than 1.0/1.1, a body other than ``bytes`` or none, a
-Content-Length already set, cookies, compression or chunking (each still named by the
-``_prepare_headers`` overrides below).
+Content-Length already set, cookies, compression or chunking; there the
+``_prepare_headers`` overrides below still name the server.
 """
 
 from __future__ import annotations
@@ -161,7 +163,7 @@ class Response(web.Response):
         data = _serialize_headers(f"{http}{status} {self._reason}", headers) + body
         size = len(data)
         writer = request.writer
-        writer.length = 0
+        writer.length = 0  # the body is out: a stray write() after this sends nothing
         writer.buffer_size += size
         writer.output_size += size  # what handle_error reads: an answer has started
         transport.write(data)
