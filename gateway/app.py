@@ -285,8 +285,9 @@ class Gateway:
 
     async def handle(self, request: BaseRequest) -> web.StreamResponse:
         protocol = request.protocol
-        if isinstance(protocol, GatewayRequestHandler):
-            protocol.head_received()
+        handler = protocol if isinstance(protocol, GatewayRequestHandler) else None
+        if handler is not None:
+            handler.head_received()
         try:
             version = request.version
             if version != HttpVersion11 and version != HttpVersion10:
@@ -296,8 +297,8 @@ class Gateway:
                 return self.builtin(request, raw_path.partition("?")[0])
             return await self.handle_api(request, raw_path)
         finally:
-            if isinstance(protocol, GatewayRequestHandler):
-                protocol.request_done()
+            if handler is not None:
+                handler.request_done()
 
     def unsupported_version(self, request: BaseRequest) -> web.Response:
         """505 for HTTP/2.0 or HTTP/0.9 spoken on an HTTP/1 connection (llhttp parses both).
@@ -351,7 +352,7 @@ class Gateway:
                 self.admit(ctx, raw_path)
                 await self.pipeline.access(ctx)
                 self.pipeline.admit(ctx)
-                if request.headers.get("Expect", "").lower() == "100-continue" and request.body_exists:
+                if request.body_exists and request.headers.get("Expect", "").lower() == "100-continue":
                     # Only now, with the caller admitted, invite the body (RFC 9110 §10.1.1);
                     # a refused client never sends it.
                     await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -375,9 +376,9 @@ class Gateway:
                 await response.prepare(request)
                 await response.write_eof()
                 if (
-                    request.headers.get("Expect", "").lower() == "100-continue"
-                    and request.body_exists
+                    request.body_exists
                     and not request.content.at_eof()
+                    and request.headers.get("Expect", "").lower() == "100-continue"
                 ):
                     # The client waits for our 100 before sending the body, so there is
                     # nothing to drain: close now rather than linger for a body that never comes.
