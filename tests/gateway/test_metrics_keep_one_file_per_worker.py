@@ -27,8 +27,8 @@ worker.start()
 worker.join()
 metrics.LIMITER_DECISIONS.labels("allowed").inc()
 metrics.LATENCY.observe(0.001)
-print(json.dumps({"parent": os.getpid(), "child": worker.pid, "files": sorted(os.listdir(os.environ["PROMETHEUS_MULTIPROC_DIR"])),
-                  "text": metrics.render().decode()}))
+files = sorted(os.listdir(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
+print(json.dumps({"parent": os.getpid(), "child": worker.pid, "files": files, "text": metrics.render().decode()}))
 """
 
 
