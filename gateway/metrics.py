@@ -13,6 +13,20 @@ import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as prom_multiprocess
+from prometheus_client import values as prom_values
+
+if getattr(prom_values.ValueClass, "_multiprocess", False):
+    # In multiprocess mode every inc() and observe() asks the process id, to notice a fork:
+    # os.getpid() is a system call, several per request. The id is kept here instead and
+    # refreshed in a forked child (the workers are forked) before its first sample.
+    _pid = os.getpid()
+
+    def _forked() -> None:
+        global _pid
+        _pid = os.getpid()
+
+    os.register_at_fork(after_in_child=_forked)
+    prom_values.ValueClass = prom_values.MultiProcessValue(lambda: _pid)  # type: ignore[no-untyped-call]
 
 REQUESTS = Counter(
     "tollway_gateway_requests_total", "Requests handled, by API, version and status.", ["api", "version", "status"]

@@ -44,6 +44,7 @@ from gateway.upstream import (
     ConnectTimeout,
     Disconnected,
     Origin,
+    RequestHead,
     SendFailed,
     Timeouts,
     UpstreamClient,
@@ -205,6 +206,10 @@ class Proxy:
         self.config = config
         self.credential_headers = credentials.headers
         self.strip_bearer = credentials.bearer
+        # Never passed through from the client: hop-by-hop, forwarding (ours replace them),
+        # Host (the upstream's), Expect (answered by us; the body is already on its way),
+        # credentials, X-Request-ID (ours); X-Tollway-* too, by prefix.
+        self.never_forwarded = HOP_BY_HOP | FORWARDING | {"host", "expect", "x-request-id"} | credentials.headers
         self.credential_query_params = tuple(name.lower() for name in credentials.query_params)
         self.session: aiohttp.ClientSession | None = None  # websockets and health checks
         self.client: UpstreamClient | None = None  # everything else
@@ -291,29 +296,41 @@ class Proxy:
         return any(address in network for network in self.trusted)
 
     def request_headers(self, ctx: RequestContext) -> CIMultiDict[str]:
+        """The headers sent upstream, with the transform policy's edits applied."""
+        out: CIMultiDict[str] = CIMultiDict(self._header_pairs(ctx)[0])
+        if ctx.request_edit is not None:
+            ctx.request_edit.apply(out)  # never one of the headers above: the portal refuses those
+        return out
+
+    def request_head(self, ctx: RequestContext) -> RequestHead:
+        """request_headers rendered as the upstream client sends them, without the
+        multidict in between when no transform edits them."""
+        if ctx.request_edit is not None:
+            return RequestHead.of(self.request_headers(ctx))
+        return RequestHead(*self._header_pairs(ctx))
+
+    def _header_pairs(self, ctx: RequestContext) -> tuple[list[tuple[str, str]], bool]:
+        """The headers sent upstream before any transform edit, in order, and whether
+        Content-Length is among them. No name repeats outside the client's own headers:
+        the ones added here are never passed through from the client (X-Tollway-* among
+        them; the upstream_headers policy names each once), so appending them is setting them."""
         request = ctx.request
         incoming = request.headers
         connection = incoming.get("Connection")
         named = {t.strip().lower() for t in connection.split(",")} if connection else set()
-        out: CIMultiDict[str] = CIMultiDict()
-        credential_headers = self.credential_headers
+        out: list[tuple[str, str]] = []
+        has_length = False
+        dropped = self.never_forwarded
         strip_bearer = self.strip_bearer
         for name, value in incoming.items():
             lower = name.lower()
-            if (
-                lower in HOP_BY_HOP
-                or lower in named
-                or lower in FORWARDING
-                or lower == "host"
-                or lower == "expect"  # answered by us; the body is already on its way
-                or lower in credential_headers
-                or lower == "x-request-id"
-                or lower.startswith("x-tollway-")
-            ):
+            if lower in dropped or lower in named or lower.startswith("x-tollway-"):
                 continue
-            if strip_bearer and lower == "authorization" and value[:7].lower() == "bearer ":
+            if lower == "authorization" and strip_bearer and value[:7].lower() == "bearer ":
                 continue  # our credential scheme; anything else (Basic, ...) is the upstream's business
-            out.add(name, value)
+            if lower == "content-length":
+                has_length = True
+            out.append((name, value))
         transport = request.transport
         peername = transport.get_extra_info("peername") if transport is not None else None
         peer = peername[0] if peername else None
@@ -324,22 +341,20 @@ class Proxy:
             forwarded_for = f"{prior}, {peer}" if prior else peer
             proto = incoming.get("X-Forwarded-Proto") or str(request.scheme)
             host = incoming.get("X-Forwarded-Host") or ctx.host
-            if incoming.get("Forwarded"):
-                out["Forwarded"] = incoming["Forwarded"]
+            forwarded = incoming.get("Forwarded")
+            if forwarded:
+                out.append(("Forwarded", forwarded))
         else:
             forwarded_for, proto, host = peer, request.scheme, ctx.host
         if forwarded_for:
-            out["X-Forwarded-For"] = forwarded_for
+            out.append(("X-Forwarded-For", forwarded_for))
         if proto:
-            out["X-Forwarded-Proto"] = proto
+            out.append(("X-Forwarded-Proto", proto))
         if host:
-            out["X-Forwarded-Host"] = host
-        out["X-Request-ID"] = ctx.request_id
-        for name, value in ctx.upstream_headers:
-            out[name] = value
-        if ctx.request_edit is not None:
-            ctx.request_edit.apply(out)  # never one of the headers above: the portal refuses those
-        return out
+            out.append(("X-Forwarded-Host", host))
+        out.append(("X-Request-ID", ctx.request_id))
+        out += ctx.upstream_headers
+        return out, has_length
 
     async def _body(self, request: web.BaseRequest, ctx: RequestContext, limit: int) -> AsyncIterator[bytes]:
         try:
@@ -385,7 +400,6 @@ class Proxy:
             return await ctx.cache.answer(ctx)  # gateway/policies/cache: nothing goes upstream
         request = ctx.request
         method = request.method
-        headers = self.request_headers(ctx)
         query = strip_query_params(ctx.query, self.credential_query_params)
         has_body = request.body_exists
         now = time.monotonic()
@@ -406,7 +420,10 @@ class Proxy:
             )
         if ctx.websocket is not None:  # gateway/policies/websocket: relayed until either side closes
             url = targets[0].url_for(ctx.rewritten_path or ctx.upstream_path, query)
-            return await ctx.websocket.run(self.session, url, headers, route.connect_timeout_s + route.read_timeout_s)
+            return await ctx.websocket.run(
+                self.session, url, self.request_headers(ctx), route.connect_timeout_s + route.read_timeout_s
+            )
+        headers = self.request_head(ctx)
         retryable = method in IDEMPOTENT and not has_body
         attempts = targets[: 1 + balancer.retries] if retryable else targets[:1]
         timeout = self.timeout(route)

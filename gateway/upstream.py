@@ -42,6 +42,23 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
+class RequestHead:
+    """A request's header lines, rendered once by the proxy ("Name: value\r\n" each; the
+    client adds the request line, Host and the framing), and whether Content-Length is
+    among them."""
+
+    __slots__ = ("count", "has_length", "lines")
+
+    def __init__(self, headers: list[tuple[str, str]], has_length: bool) -> None:
+        self.lines = "".join([f"{name}: {value}\r\n" for name, value in headers])
+        self.count = len(headers)
+        self.has_length = has_length
+
+    @classmethod
+    def of(cls, headers: CIMultiDict[str]) -> RequestHead:
+        return cls(list(headers.items()), "Content-Length" in headers)
+
+
 class UpstreamError(Exception):
     """Base of what a request to an upstream can fail with."""
 
@@ -646,13 +663,14 @@ class UpstreamClient:
         origin: Origin,
         method: str,
         target: str,
-        headers: CIMultiDict[str],
+        headers: RequestHead | CIMultiDict[str],
         body: bytes | AsyncIterator[bytes] | None,
         timeouts: Timeouts,
     ) -> UpstreamResponse:
         """Send the request; return once the response's head is in. Raises UpstreamError
         (or what ``body`` raised while it was being relayed)."""
         pool = self.pool(origin)
+        head = headers if isinstance(headers, RequestHead) else RequestHead.of(headers)
         # Go net/http's rule: send again only what the upstream may safely see twice.
         replayable = method in IDEMPOTENT and (body is None or isinstance(body, bytes))
         response = UpstreamResponse(self, method == "HEAD", timeouts, self.loop.time())
@@ -660,7 +678,7 @@ class UpstreamClient:
         try:
             conn = await self._acquire(pool, response, False)
             try:
-                await self._exchange(conn, response, method, target, headers, body, origin)
+                await self._exchange(conn, response, method, target, head, body, origin)
             except Disconnected as exc:
                 if not (conn.reused and not response.received and (replayable or isinstance(exc, NothingWritten))):
                     raise
@@ -671,7 +689,7 @@ class UpstreamClient:
                 if timeouts.connect:
                     response.connect_by = self.loop.time() + timeouts.connect  # a connect timeout of its own
                 conn = await self._acquire(pool, response, True)
-                await self._exchange(conn, response, method, target, headers, body, origin)
+                await self._exchange(conn, response, method, target, head, body, origin)
         except BaseException:
             response.close()
             raise
@@ -683,7 +701,7 @@ class UpstreamClient:
         response: UpstreamResponse,
         method: str,
         target: str,
-        headers: CIMultiDict[str],
+        headers: RequestHead,
         body: bytes | AsyncIterator[bytes] | None,
         origin: Origin,
     ) -> None:
@@ -691,10 +709,8 @@ class UpstreamClient:
         transport = conn.transport
         if transport is None:
             raise NothingWritten("the upstream closed the connection before the request went")
-        lines = [f"{method} {target} HTTP/1.1\r\nHost: {origin.host_header}\r\n"]
-        has_length = "Content-Length" in headers
-        for name, value in headers.items():
-            lines.append(f"{name}: {value}\r\n")
+        lines = [f"{method} {target} HTTP/1.1\r\nHost: {origin.host_header}\r\n", headers.lines]
+        has_length = headers.has_length
         streamed = body is not None and not isinstance(body, bytes)  # the proxy's async iterator
         if body is None:
             if method not in NO_BODY_METHODS and not has_length:
@@ -706,7 +722,10 @@ class UpstreamClient:
             lines.append("Transfer-Encoding: chunked\r\n")
         lines.append("\r\n")
         text = "".join(lines)
-        if text.count("\n") != len(lines) + 1 or text.count("\r") != len(lines) + 1:  # aiohttp refused them too
+        # Every line ends in CRLF and nothing else breaks one: the request line and Host, the
+        # headers, what was added here. A CR or LF inside a value would split it (aiohttp refused them too).
+        breaks = len(lines) + headers.count
+        if text.count("\n") != breaks or text.count("\r") != breaks:
             raise ValueError("Newline or carriage return character detected in HTTP status/header")
         head = text.encode("utf-8", "surrogateescape")
         if not streamed:

@@ -104,3 +104,13 @@ def test_upstream_headers_are_configurable(start_gateway, publish, world):
     assert seen["x-tollway-subscription"] == ["8001"]
     assert "x-tollway-plan" not in seen
     assert "x-tollway-application" not in seen
+
+
+def test_a_header_named_twice_in_the_setting_is_sent_once(start_gateway, publish, world):
+    # The proxy appends the X-Tollway-* headers to what it sends, without a multidict to
+    # collapse repeats: the policy names each once.
+    publish.application(ALICE_APP, {ECHO_API_ID: grant(8002, plan_slug="gold")})
+    gateway = start_gateway(GATEWAY_UPSTREAM_HEADERS="plan,subscription,plan")
+    seen = seen_headers(httpx.get(f"{gateway.url}/echo/v1/", headers={"X-API-Key": world.alice_key}))
+    assert seen["x-tollway-plan"] == ["gold"]
+    assert seen["x-tollway-subscription"] == ["8002"]

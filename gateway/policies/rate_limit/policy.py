@@ -76,6 +76,20 @@ def policy_header(policies: list[tuple[str, int, int, int, int]]) -> str:
     return ", ".join([f'"{n}";q={q};w={w}' for n, q, w, _, _ in policies])
 
 
+def limit_shape(limits: contract.Limits) -> tuple[contract.Limits, str, int, int, int, int]:
+    """What of a reply's headers depends on the limits alone: the RateLimit-Policy value and
+    each dimension's quota (0 when not enforced), per second, minute, day and month."""
+    per_s, per_m = limits.rate_per_second or 0, limits.rate_per_minute or 0
+    per_d, per_mo = limits.quota_per_day or 0, limits.quota_per_month or 0
+    dimensions = [
+        (name, quota, window, 0, 0)
+        for name, quota, window in (("second", per_s, 1), ("minute", per_m, 60), ("day", per_d, 86400),
+                                    ("month", per_mo, MONTH_WINDOW_S))
+        if quota
+    ]
+    return limits, policy_header(dimensions), per_s, per_m, per_d, per_mo
+
+
 def limiter_keys(subscription_id: int, day: str, month: str) -> list[str]:
     """Every key limiter.lua touches for one subscription (cluster rule: all in KEYS, one hash tag)."""
     base = contract.limiter_key_base(subscription_id)
@@ -169,6 +183,8 @@ class RateLimitPolicy(Policy):
         self._keys: dict[int, tuple[str, list[str]]] = {}  # per subscription: the day they are for, the keys
         # Per subscription: the limits and the day a single admission's EVALSHA was encoded for, and it.
         self._encoded: dict[int, tuple[contract.Limits, str, bytes]] = {}
+        # Per subscription: what its limits make of every reply (limit_shape), made once per limits.
+        self._shapes: dict[int, tuple[contract.Limits, str, int, int, int, int]] = {}
 
     @classmethod
     def create(cls, settings: RateLimitSettings, deps: PolicyDeps) -> RateLimitPolicy:
@@ -245,21 +261,27 @@ class RateLimitPolicy(Policy):
             self._calendar = (int(day), day, month, month_end(int(day)))
             args = self._args(limits, want, lease_id, settle, day, month)
             result = await self.redis.evalsha(LUA, limiter_keys(subscription_id, day, month), args)
-        denied, retry_ms, granted, left_s, full_s, left_m, full_m, used_d, reset_d, used_mo, reset_mo = (
-            int(v) for v in result[:11]
+        denied, retry_ms, granted, left_s, full_s, left_m, full_m, used_d, reset_d, used_mo, reset_mo = map(
+            int, result[:11]
         )
-        state = LimitState()
-        for name, quota, window, left, reset in (
-            ("second", limits.rate_per_second, 1, left_s, math.ceil(full_s / 1000)),
-            ("minute", limits.rate_per_minute, 60, left_m, math.ceil(full_m / 1000)),
-            ("day", limits.quota_per_day, 86400, (limits.quota_per_day or 0) - used_d, reset_d),
-            ("month", limits.quota_per_month, MONTH_WINDOW_S, (limits.quota_per_month or 0) - used_mo, reset_mo),
-        ):
-            if quota:
-                # Never more than a window's allowance is advertised, even with burst credit in the bucket.
-                state.policies.append((name, quota, window, max(0, min(quota, left)), max(0, reset)))
-        state.policy_header = policy_header(state.policies)
-        return Reply(denied, retry_ms, granted, state)
+        shape = self._shapes.get(subscription_id)
+        if shape is None or (shape[0] is not limits and shape[0] != limits):
+            if len(self._shapes) > 100_000:
+                self._shapes.clear()
+            shape = self._shapes[subscription_id] = limit_shape(limits)
+        _, header, per_s, per_m, per_d, per_mo = shape
+        # Each enforced dimension: (name, quota, window, remaining, seconds to reset). Never
+        # more than a window's allowance is advertised, even with burst credit in the bucket.
+        policies: list[tuple[str, int, int, int, int]] = []
+        if per_s:
+            policies.append(("second", per_s, 1, max(0, min(per_s, left_s)), max(0, math.ceil(full_s / 1000))))
+        if per_m:
+            policies.append(("minute", per_m, 60, max(0, min(per_m, left_m)), max(0, math.ceil(full_m / 1000))))
+        if per_d:
+            policies.append(("day", per_d, 86400, max(0, min(per_d, per_d - used_d)), max(0, reset_d)))
+        if per_mo:
+            policies.append(("month", per_mo, MONTH_WINDOW_S, max(0, min(per_mo, per_mo - used_mo)), max(0, reset_mo)))
+        return Reply(denied, retry_ms, granted, LimitState(policies=policies, policy_header=header))
 
     async def _return(self, subscription_id: int, lease: Lease) -> None:
         args: list[int | str] = ["r", lease.day, lease.month, *bucket_args(lease.limits), lease.id, lease.left]

@@ -12,7 +12,8 @@ class UpstreamHeadersPolicy(Policy):
     PRIORITY = 800
 
     def __init__(self, settings: UpstreamHeadersSettings) -> None:
-        self.fields = settings.fields
+        # Each once (a repeated setting would repeat a header): the proxy appends these as they are.
+        self.fields = tuple(dict.fromkeys(settings.fields))
 
     @classmethod
     def create(cls, settings: UpstreamHeadersSettings, deps: PolicyDeps) -> UpstreamHeadersPolicy:
