@@ -15,8 +15,10 @@ import contextlib
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -140,6 +142,40 @@ class Echo:
 
     def reset(self) -> None:
         httpx.post(f"{self.url}/_echo/reset")
+
+
+class RawUpstream:
+    """A raw-socket upstream on 127.0.0.1 for the failure cases a real server will not
+    produce: a thread accepts connections and hands each to ``serve``; ``close`` (or leaving
+    the ``with`` block) stops it."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.accepted = 0
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            self.serve(conn)
+
+    def serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> RawUpstream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def start_echo() -> Echo:

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 import time
 
 import httpx
 
 from gateway import contract
-from tests.gateway.conftest import start_echo
+from tests.gateway.conftest import RawUpstream, start_echo
 from tests.services import free_port
 
 
@@ -20,27 +19,20 @@ def dead_url() -> str:
     return f"http://127.0.0.1:{free_port()}"  # nothing listens: connection refused
 
 
-class Silent:
+class Silent(RawUpstream):
     """Accepts connections, reads, never answers."""
 
     def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
         self.conns: list[socket.socket] = []
-        threading.Thread(target=self._run, daemon=True).start()
+        super().__init__()
 
-    def _run(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
+    def serve(self, conn: socket.socket) -> None:
+        self.conns.append(conn)
 
     def close(self) -> None:
         for c in self.conns:
             c.close()
-        self.sock.close()
+        super().close()
 
 
 def test_unreachable_upstream_gives_502(start_gateway, publish, world):

@@ -30,6 +30,7 @@ from gateway.upstream import (
     UpstreamClient,
     UpstreamTimeout,
 )
+from tests.gateway.conftest import RawUpstream
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 TIMEOUTS = Timeouts(2.0, 5.0, 10.0)
@@ -476,50 +477,41 @@ def test_a_large_answer_read_slowly_pauses_the_upstream_and_arrives_whole():
     run(big, body)
 
 
-class MalformedUpstream:
+class MalformedUpstream(RawUpstream):
     """Answers every request with ``answer`` (by default a broken status line), then
     closes the connection."""
 
     def __init__(self, answer: bytes = b"HTTP/1.1 2OO OK\r\nContent-Length: 2\r\n\r\nok") -> None:
         self.answer = answer
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._run, daemon=True).start()
+        super().__init__()
 
-    def _run(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            conn.recv(65536)
-            conn.sendall(self.answer)
-            conn.close()
+    def serve(self, conn: socket.socket) -> None:
+        conn.recv(65536)
+        conn.sendall(self.answer)
+        conn.close()
+
+
+def through_gateway(start_gateway, publish, world, upstream: RawUpstream, times: int = 1) -> list[httpx.Response]:
+    """``times`` GETs through a gateway whose echo route points at ``upstream``, on one connection."""
+    publish.route(upstream.url)
+    gateway = start_gateway()
+    with httpx.Client(headers={"X-API-Key": world.alice_key}) as client:
+        return [client.get(f"{gateway.url}/echo/v1/") for _ in range(times)]
 
 
 def test_a_malformed_upstream_answer_is_a_502_through_the_gateway(start_gateway, publish, world):
-    upstream = MalformedUpstream()
-    try:
-        publish.route(f"http://127.0.0.1:{upstream.port}")
-        gateway = start_gateway()
-        r = httpx.get(f"{gateway.url}/echo/v1/", headers={"X-API-Key": world.alice_key})
-        assert r.status_code == 502
-        assert r.json()["type"].endswith("/upstream-unreachable")
-    finally:
-        upstream.sock.close()
+    with MalformedUpstream() as upstream:
+        (r,) = through_gateway(start_gateway, publish, world, upstream)
+    assert r.status_code == 502
+    assert r.json()["type"].endswith("/upstream-unreachable")
 
 
 def test_a_small_answer_that_breaks_off_is_a_502_not_a_500(start_gateway, publish, world):
     """Nothing is relayed before a small answer is whole, so its failure is still a 502."""
-    upstream = MalformedUpstream(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
-    try:
-        publish.route(f"http://127.0.0.1:{upstream.port}")
-        gateway = start_gateway()
-        r = httpx.get(f"{gateway.url}/echo/v1/", headers={"X-API-Key": world.alice_key})
-        assert r.status_code == 502
-        assert r.json()["type"].endswith("/upstream-unreachable")
-    finally:
-        upstream.sock.close()
+    with MalformedUpstream(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc") as upstream:
+        (r,) = through_gateway(start_gateway, publish, world, upstream)
+    assert r.status_code == 502
+    assert r.json()["type"].endswith("/upstream-unreachable")
 
 
 def self_signed(tmp_path, name: str) -> tuple[str, str]:
@@ -564,25 +556,13 @@ def test_https_upstreams_are_verified_with_sni(tmp_path):
     asyncio.run(main())
 
 
-class OneAnswerUpstream:
+class OneAnswerUpstream(RawUpstream):
     """Answers one request per connection as if keeping it alive (no Connection: close),
     then takes the next request and closes the connection without a byte of answer (an
     upstream's idle timeout firing just as the gateway reuses the connection)."""
 
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+    def serve(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:
@@ -598,15 +578,7 @@ class OneAnswerUpstream:
 
 
 def test_stale_pooled_connections_never_become_502s_through_the_gateway(start_gateway, publish, world):
-    upstream = OneAnswerUpstream()
-    try:
-        publish.route(f"http://127.0.0.1:{upstream.port}")
-        gateway = start_gateway()
-        statuses = []
-        with httpx.Client(headers={"X-API-Key": world.alice_key}) as client:
-            for _ in range(20):
-                statuses.append(client.get(f"{gateway.url}/echo/v1/").status_code)
+    with OneAnswerUpstream() as upstream:
+        statuses = [r.status_code for r in through_gateway(start_gateway, publish, world, upstream, times=20)]
         assert statuses == [200] * 20
         assert upstream.accepted >= 20
-    finally:
-        upstream.sock.close()
