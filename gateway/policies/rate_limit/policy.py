@@ -76,7 +76,19 @@ def policy_header(policies: list[tuple[str, int, int, int, int]]) -> str:
     return ", ".join([f'"{n}";q={q};w={w}' for n, q, w, _, _ in policies])
 
 
-def limit_shape(limits: contract.Limits) -> tuple[contract.Limits, str, int, int, int, int]:
+@dataclass(slots=True, frozen=True)
+class Prepared:
+    """What a subscription's calls reuse while its limits and the day stay the same: the
+    limiter's keys, a single admission's encoded EVALSHA and the reply's limits-only part."""
+
+    limits: contract.Limits
+    day: str
+    keys: list[str]
+    single: bytes
+    shape: tuple[str, int, int, int, int]  # limit_shape
+
+
+def limit_shape(limits: contract.Limits) -> tuple[str, int, int, int, int]:
     """What of a reply's headers depends on the limits alone: the RateLimit-Policy value and
     each dimension's quota (0 when not enforced), per second, minute, day and month."""
     per_s, per_m = limits.rate_per_second or 0, limits.rate_per_minute or 0
@@ -87,7 +99,7 @@ def limit_shape(limits: contract.Limits) -> tuple[contract.Limits, str, int, int
                                     ("month", per_mo, MONTH_WINDOW_S))
         if quota
     ]
-    return limits, policy_header(dimensions), per_s, per_m, per_d, per_mo
+    return policy_header(dimensions), per_s, per_m, per_d, per_mo
 
 
 def limiter_keys(subscription_id: int, day: str, month: str) -> list[str]:
@@ -180,11 +192,7 @@ class RateLimitPolicy(Policy):
         self._sweeper: asyncio.Task[None] | None = None
         self.unsettled: list[tuple[int, Lease]] = []  # settlements that failed, retried by the sweeper
         self._calendar: tuple[int, str, str, int] = (-1, "", "", 0)  # day, its name, yyyymm, month_end(day)
-        self._keys: dict[int, tuple[str, list[str]]] = {}  # per subscription: the day they are for, the keys
-        # Per subscription: the limits and the day a single admission's EVALSHA was encoded for, and it.
-        self._encoded: dict[int, tuple[contract.Limits, str, bytes]] = {}
-        # Per subscription: what its limits make of every reply (limit_shape), made once per limits.
-        self._shapes: dict[int, tuple[contract.Limits, str, int, int, int, int]] = {}
+        self._prepared: dict[int, Prepared] = {}  # per subscription, for its current limits and day
 
     @classmethod
     def create(cls, settings: RateLimitSettings, deps: PolicyDeps) -> RateLimitPolicy:
@@ -231,30 +239,30 @@ class RateLimitPolicy(Policy):
             self._calendar[3],  # where this month ends: the script checks it against Redis time
         ]
 
+    def _prepare(self, subscription_id: int, limits: contract.Limits, day: str, month: str) -> Prepared:
+        keys = limiter_keys(subscription_id, day, month)
+        # The script ignores the lease id when no lease is asked, so a single admission's
+        # EVALSHA is the same for a subscription, its limits and the day.
+        single = encode_command(
+            ("EVALSHA", self.redis.script_sha(LUA), len(keys), *keys, *self._args(limits, 1, "", None, day, month))
+        )
+        return Prepared(limits, day, keys, single, limit_shape(limits))
+
     async def _call(
         self, subscription_id: int, limits: contract.Limits, want: int, lease_id: str, settle: Lease | None
     ) -> Reply:
         day, month = self._today()
+        prepared = self._prepared.get(subscription_id)
+        if prepared is None or prepared.day != day or (prepared.limits is not limits and prepared.limits != limits):
+            if len(self._prepared) > 100_000:
+                self._prepared.clear()
+            prepared = self._prepared[subscription_id] = self._prepare(subscription_id, limits, day, month)
         if want == 1 and settle is None:
-            # One admission, nothing to settle (every call with leases off): the command is the
-            # same for a subscription, its limits and the day (the script ignores the lease id
-            # when no lease is asked), so it is encoded once, not per request.
-            encoded = self._encoded.get(subscription_id)
-            if encoded is None or encoded[1] != day or (encoded[0] is not limits and encoded[0] != limits):
-                if len(self._encoded) > 100_000:
-                    self._encoded.clear()
-                names = limiter_keys(subscription_id, day, month)
-                command = ("EVALSHA", self.redis.script_sha(LUA), len(names), *names,
-                           *self._args(limits, 1, "", None, day, month))
-                encoded = self._encoded[subscription_id] = (limits, day, encode_command(command))
-            result = await self.redis.evalsha_encoded(LUA, encoded[2])
+            # One admission, nothing to settle (every call with leases off): the command made once.
+            result = await self.redis.evalsha_encoded(LUA, prepared.single)
         else:
-            keys = self._keys.get(subscription_id)
-            if keys is None or keys[0] != day:
-                if len(self._keys) > 100_000:
-                    self._keys.clear()
-                keys = self._keys[subscription_id] = (day, limiter_keys(subscription_id, day, month))
-            result = await self.redis.evalsha(LUA, keys[1], self._args(limits, want, lease_id, settle, day, month))
+            args = self._args(limits, want, lease_id, settle, day, month)
+            result = await self.redis.evalsha(LUA, prepared.keys, args)
         if int(result[0]) == -1:
             # Our clock and Redis's disagree about the date (we are at midnight): Redis's wins.
             day, month = result[1].decode(), result[2].decode()
@@ -264,12 +272,7 @@ class RateLimitPolicy(Policy):
         denied, retry_ms, granted, left_s, full_s, left_m, full_m, used_d, reset_d, used_mo, reset_mo = map(
             int, result[:11]
         )
-        shape = self._shapes.get(subscription_id)
-        if shape is None or (shape[0] is not limits and shape[0] != limits):
-            if len(self._shapes) > 100_000:
-                self._shapes.clear()
-            shape = self._shapes[subscription_id] = limit_shape(limits)
-        _, header, per_s, per_m, per_d, per_mo = shape
+        header, per_s, per_m, per_d, per_mo = prepared.shape
         # Each enforced dimension: (name, quota, window, remaining, seconds to reset). Never
         # more than a window's allowance is advertised, even with burst credit in the bucket.
         policies: list[tuple[str, int, int, int, int]] = []
