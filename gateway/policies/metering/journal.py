@@ -96,8 +96,8 @@ class Writer:
     ``path``, so at every moment the file at ``path`` is either the journal before or the
     one after. Raises OSError when the file cannot be made or preallocated."""
 
-    def __init__(self, path: Path, data: bytes = b"", capacity: int = JOURNAL_CAPACITY) -> None:
-        capacity = max(capacity, 2 * len(data))
+    def __init__(self, path: Path, data: bytes = b"", capacity: int | None = None) -> None:
+        capacity = max(JOURNAL_CAPACITY if capacity is None else capacity, 2 * len(data))
         capacity += -capacity % mmap.PAGESIZE
         tmp = path.with_name(path.name + ".tmp")
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
