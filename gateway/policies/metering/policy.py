@@ -46,7 +46,8 @@ line with its id, and is replayed oldest first once Redis answers. The spill fil
 at most ``GATEWAY_SPILL_MAX_EVENTS`` requests; a batch that does not fit is dropped whole
 and counted (tollway_gateway_metering_dropped_total), never silently. Worker 0 also
 adopts and replays the journals and spill files of slots that no longer exist
-(GATEWAY_WORKERS lowered).
+(GATEWAY_WORKERS lowered), looking for them at its first flush and then at most once a
+second (ORPHAN_SCAN_S).
 """
 
 from __future__ import annotations
@@ -76,6 +77,10 @@ log = logging.getLogger("gateway.metering")
 REPLAY_CHUNK = 100  # spill lines (batches) per pipelined round
 JOURNAL_COMPACT_BYTES = 4 * 1024 * 1024
 STOP_ROUNDS = 5
+# Worker 0 looks for departed slots' files at its first flush and then at most this
+# often: a directory scan per flush (several a second under load) costs more than the
+# files, which only a restart with fewer workers leaves, are worth.
+ORPHAN_SCAN_S = 1.0
 
 
 class Meter:
@@ -121,6 +126,7 @@ class Meter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._orphans_due = 0.0
 
     # --- journal -------------------------------------------------------------------------
 
@@ -347,7 +353,8 @@ class Meter:
             self._journal_compact()
             if self.spill_pending and self.health.available():
                 await self._replay(self.spill_path)
-            if self.worker_index == 0 and self.health.available():
+            if self.worker_index == 0 and self.health.available() and time.monotonic() >= self._orphans_due:
+                self._orphans_due = time.monotonic() + ORPHAN_SCAN_S
                 await self._replay_orphans()
 
     def _xadd(self, batch: contract.MeteringBatch) -> tuple[Arg, ...]:
