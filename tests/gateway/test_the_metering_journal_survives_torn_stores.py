@@ -186,6 +186,8 @@ def test_a_journal_written_by_an_older_gateway_is_adopted_at_start(tmp_path):
     refused = request(2, status=429)
     path.write_bytes(b"".join(journal.line(x) for x in (old, journal.Admitted(1, request(1)),
                                                        journal.Refused(2, refused))) + b'["A",3,[16')
+    stale = tmp_path / "journal-0.jsonl.4242.tmp"  # a compaction a kill cut short, before its rename
+    stale.write_bytes(b"\0" * 4096)
     meter = metering_policy.Meter(MuxRedis("redis://127.0.0.1:1", timeout=0.1), RedisHealth(),
                                   MeteringSettings(spill_dir=str(tmp_path)), worker_index=0, workers=1)
     batches = [journal.spill_decode(raw) for raw in (tmp_path / "spill-0.jsonl").read_bytes().splitlines()]
@@ -194,6 +196,7 @@ def test_a_journal_written_by_an_older_gateway_is_adopted_at_start(tmp_path):
     assert path.stat().st_size == journal.JOURNAL_CAPACITY
     assert journal.journal_content(path.read_bytes()) == b""
     assert meter.journal_bytes == 0
+    assert not stale.exists()
 
 
 def fake_context(n: int, path: str, *, subscription_id: int = 7001) -> RequestContext:

@@ -99,18 +99,24 @@ class Writer:
     def __init__(self, path: Path, data: bytes = b"", capacity: int | None = None) -> None:
         capacity = max(JOURNAL_CAPACITY if capacity is None else capacity, 2 * len(data))
         capacity += -capacity % mmap.PAGESIZE
-        tmp = path.with_name(path.name + ".tmp")
+        # This process's own temporary name: another one opening the same name with
+        # O_TRUNC while this one has it mapped would turn the next store into a SIGBUS.
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.posix_fallocate(fd, 0, capacity)  # blocks reserved: no store can hit ENOSPC (SIGBUS)
-            self.map = mmap.mmap(fd, capacity)  # MAP_SHARED, read and write
-        finally:
-            os.close(fd)
-        try:
-            self.map[: len(data)] = data
-            os.replace(tmp, path)
+            try:
+                os.posix_fallocate(fd, 0, capacity)  # blocks reserved: no store can hit ENOSPC (SIGBUS)
+                self.map = mmap.mmap(fd, capacity)  # MAP_SHARED, read and write
+            finally:
+                os.close(fd)
+            try:
+                self.map[: len(data)] = data
+                os.replace(tmp, path)
+            except BaseException:
+                self.map.close()
+                raise
         except BaseException:
-            self.map.close()
+            tmp.unlink(missing_ok=True)
             raise
         self.path = path
         self.capacity = capacity

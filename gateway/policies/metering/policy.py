@@ -148,6 +148,8 @@ class Meter:
         try:
             self.spill_dir.mkdir(parents=True, exist_ok=True)
             self._adopt(self.journal_path, self.spill_path)
+            for tmp in self.spill_dir.glob(f"{self.journal_path.name}.*.tmp"):
+                tmp.unlink(missing_ok=True)  # a compaction a kill cut short: the journal is whole
             # Empty while nothing is open: the header goes in front of the first line.
             return journal.Writer(self.journal_path)
         except OSError as exc:
