@@ -34,6 +34,8 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.policies.metering.journal import journal_content
+
 # Pages are driven by Chromium as in tests/browser (same launch flags, no download).
 from tests.browser.conftest import (  # noqa: F401  (fixtures and the report hook, re-exported)
     _fast_password_hashing,
@@ -358,7 +360,11 @@ def wait_drained(stack: Stack, timeout: float = 60) -> None:
     """Wait until the gateway has no metering left on disk and analytics has committed the stream."""
     def done() -> bool:
         spill = stack.tmp / "spill"
-        on_disk = spill.exists() and any(p.stat().st_size for p in spill.glob("*.jsonl"))
+        # A journal is a preallocated file: it holds nothing when it reads as NUL from its start.
+        on_disk = spill.exists() and any(
+            journal_content(p.read_bytes()) if p.name.startswith("journal-") else p.stat().st_size
+            for p in spill.glob("*.jsonl")
+        )
         return not on_disk and stream_drained(stack.redis.url)
 
     # The gateway flushes its buffer every 0.2 s; give the last requests' events time to reach the stream.

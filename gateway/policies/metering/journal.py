@@ -2,8 +2,10 @@
 
 Both files are JSON lines written with msgspec (structs as arrays, so a line is short).
 
-Journal (``journal-<worker>.jsonl``), one line per fact, appended with one unbuffered
-``os.write`` each, so a SIGKILLed worker leaves every line it wrote in the page cache:
+Journal (``journal-<worker>.jsonl``), one line per fact, stored into a shared memory
+mapping of the file (``Writer``): a store to a MAP_SHARED mapping goes straight to the
+file's page cache, so a SIGKILLed worker leaves every line it stored there, as it would
+with a ``write`` per line, without a system call per line:
 
     ["H", node, worker, boot_ms]            first line: whose journal this is
     ["A", n, MeteredRequest]                request n was admitted (access phase passed);
@@ -12,6 +14,17 @@ Journal (``journal-<worker>.jsonl``), one line per fact, appended with one unbuf
                                             (401, 429, 404 ...): its complete record
     ["B", [n, ...], MeteringBatch]          a sealed batch, covering requests n...; written
                                             before the batch is sent or spilled
+
+The file is preallocated (``posix_fallocate``, so a store can never meet a full disk,
+which a mapping would answer with SIGBUS) and reads as NUL bytes past the last line.
+Reading stops at the first NUL byte, and a line is stored all but its first byte first,
+then that byte (never NUL: every line is a JSON array, "["), so a line cut short by a
+SIGKILL mid-store reads as the end of the journal, never as a line. A journal is
+emptied by zeroing its first byte first, then the rest, before anything is stored again
+from offset 0; and it is compacted into a new file (written whole, then renamed over the
+old one). So no byte of an earlier generation can follow a live line. Journals of
+gateways from before the mapping (appended with ``os.write``, no NUL bytes) read the same
+way, as do their torn last lines (unreadable, counted "bad").
 
 Spill file (``spill-<worker>.jsonl``): one MeteringBatch per line, oldest first.
 
@@ -26,6 +39,8 @@ adopting the same journal twice (a crash during adoption) yields the same batche
 from __future__ import annotations
 
 import logging
+import mmap
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -66,6 +81,79 @@ class Sealed(msgspec.Struct, array_like=True, frozen=True, tag="B", gc=False):
 
 
 JournalLine = Header | Admitted | Refused | Sealed
+
+# A journal file's preallocated size: room for about 40,000 admissions. A full one is
+# compacted (into a new file of at least this size) on the spot.
+JOURNAL_CAPACITY = 8 * 1024 * 1024
+_ZEROS = bytes(64 * 1024)
+
+
+class Writer:
+    """A journal file mapped into memory (MAP_SHARED), written by stores.
+
+    Made with ``data`` already in it: the new file is written whole under a temporary
+    name, preallocated to ``capacity`` (at least twice ``data``) and renamed over
+    ``path``, so at every moment the file at ``path`` is either the journal before or the
+    one after. Raises OSError when the file cannot be made or preallocated."""
+
+    def __init__(self, path: Path, data: bytes = b"", capacity: int | None = None) -> None:
+        capacity = max(JOURNAL_CAPACITY if capacity is None else capacity, 2 * len(data))
+        capacity += -capacity % mmap.PAGESIZE
+        # This process's own temporary name: another one opening the same name with
+        # O_TRUNC while this one has it mapped would turn the next store into a SIGBUS.
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            try:
+                os.posix_fallocate(fd, 0, capacity)  # blocks reserved: no store can hit ENOSPC (SIGBUS)
+                self.map = mmap.mmap(fd, capacity)  # MAP_SHARED, read and write
+            finally:
+                os.close(fd)
+            try:
+                self.map[: len(data)] = data
+                os.replace(tmp, path)
+            except BaseException:
+                self.map.close()
+                raise
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self.path = path
+        self.capacity = capacity
+        self.size = len(data)
+
+    def append(self, data: bytes) -> bool:
+        """Store one line (or lines) after the last; False, storing nothing, without room."""
+        start = self.size
+        end = start + len(data)
+        if end > self.capacity:
+            return False
+        mm = self.map
+        mm[start + 1 : end] = data[1:]
+        mm[start] = data[0]  # last, one byte: until then the journal ends at `start`
+        self.size = end
+        return True
+
+    def clear(self) -> None:
+        """Empty the journal: its first byte first (from then on it reads as empty), then
+        the rest, so that what is stored from offset 0 again is never followed by old lines."""
+        size, mm = self.size, self.map
+        if not size:
+            return
+        mm[0] = 0
+        for start in range(1, size, len(_ZEROS)):
+            end = min(size, start + len(_ZEROS))
+            mm[start:end] = _ZEROS[: end - start]
+        self.size = 0
+
+    def close(self) -> None:
+        self.map.close()
+
+
+def journal_content(raw: bytes) -> bytes:
+    """What a journal file holds: everything before its first NUL byte."""
+    end = raw.find(b"\0")
+    return raw if end < 0 else raw[:end]
 
 _encoder = msgspec.json.Encoder()
 _journal_decoder = msgspec.json.Decoder(JournalLine)
@@ -174,7 +262,7 @@ def journal_adopt(journal: Path, spill: Path, fallback: Header) -> dict[str, int
         raw = journal.read_bytes()
     except FileNotFoundError:
         return {}
-    batches, counts = journal_batches(raw.splitlines(), fallback)
+    batches, counts = journal_batches(journal_content(raw).splitlines(), fallback)
     if batches:
         with spill.open("ab") as fh:
             fh.write(b"".join(line(b) for b in batches))

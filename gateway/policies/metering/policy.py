@@ -12,21 +12,26 @@ fleet, and it stays with the batch through the journal, the spill file and every
 so analytics deduplicates by batch id.
 
 Journal at admission (gateway/policies/metering/journal.py has the line formats). Each
-worker appends to ``journal-<worker>.jsonl`` with unbuffered writes, which survive a
-SIGKILL (they are in the page cache; a lost machine is another matter):
+worker stores its lines into ``journal-<worker>.jsonl`` through a shared memory mapping
+of the file (journal.Writer): the stores are in the page cache at once, so they survive a
+SIGKILL as unbuffered writes would (a lost machine is another matter), and cost no
+system call:
 
 * when the access phase has admitted a request, before it goes upstream: one "A" line,
   the record as known then (status 0, outcome unknown). After the response the complete
-  record lives in memory only, so an admitted request costs one write;
+  record (that record with the response's fields put in) lives in memory only, so an
+  admitted request costs one line;
 * when a request is answered without being admitted (401, 403, 404, 429, a preflight...):
-  one "R" line with its complete record, in the log phase. Also one write; nothing is
+  one "R" line with its complete record, in the log phase. Also one line; nothing is
   written twice for any request;
 * when a batch is sealed: one "B" line with the batch, its id and the numbers of the
   requests it covers, before the batch is sent (or spilled).
 
 The journal is rewritten to what is still open (the header, A/R lines of requests not in
-a sealed batch, B lines not yet sent) when it grows past JOURNAL_COMPACT_BYTES, and
-emptied when nothing is open (an empty journal: nothing to adopt).
+a sealed batch, B lines not yet sent) into a new file when it grows past
+JOURNAL_COMPACT_BYTES at a flush, or at once when the next line does not fit the file
+(journal.JOURNAL_CAPACITY); and emptied when nothing is open (an empty journal: nothing
+to adopt).
 
 The worker that takes over a slot adopts its predecessor's journal into its spill file
 before it serves: sealed batches keep their ids (they may have reached Redis: analytics
@@ -41,7 +46,8 @@ line with its id, and is replayed oldest first once Redis answers. The spill fil
 at most ``GATEWAY_SPILL_MAX_EVENTS`` requests; a batch that does not fit is dropped whole
 and counted (tollway_gateway_metering_dropped_total), never silently. Worker 0 also
 adopts and replays the journals and spill files of slots that no longer exist
-(GATEWAY_WORKERS lowered).
+(GATEWAY_WORKERS lowered), looking for them at its first flush and then at most once a
+second (ORPHAN_SCAN_S).
 """
 
 from __future__ import annotations
@@ -54,12 +60,13 @@ import os
 import time
 from pathlib import Path
 
+import msgspec
 from redis.exceptions import RedisError
 
 from gateway import contract, metrics, tasks
 from gateway.pipeline import Policy, PolicyDeps
 from gateway.policies.metering import journal
-from gateway.policies.metering.endpoint import EndpointLabels
+from gateway.policies.metering.endpoint import OTHER, EndpointLabels
 from gateway.policies.metering.schema import MeteringSettings
 from gateway.redis_mux import Arg, RedisHandle
 from gateway.state import RedisHealth
@@ -70,6 +77,10 @@ log = logging.getLogger("gateway.metering")
 REPLAY_CHUNK = 100  # spill lines (batches) per pipelined round
 JOURNAL_COMPACT_BYTES = 4 * 1024 * 1024
 STOP_ROUNDS = 5
+# Worker 0 looks for departed slots' files at its first flush and then at most this
+# often: a directory scan per flush (several a second under load) costs more than the
+# files, which only a restart with fewer workers leaves, are worth.
+ORPHAN_SCAN_S = 1.0
 
 
 class Meter:
@@ -100,21 +111,22 @@ class Meter:
         self.buffered = 0
         self.labels = EndpointLabels()
         # Journal bookkeeping: request numbers, the admitted requests in flight (by event
-        # id), and the lines still open (A/R lines not in a sealed batch, B lines not sent).
+        # id: their number and admission record), and the lines still open (A/R lines not
+        # in a sealed batch, B lines not sent).
         self.next_number = 0
-        self.in_flight: dict[str, int] = {}
+        self.in_flight: dict[str, tuple[int, contract.MeteredRequest]] = {}
         self.open_requests: dict[int, bytes] = {}
         self.open_batches: dict[str, bytes] = {}
-        self.journal_bytes = 0
         self.spill_dir = Path(settings.spill_dir)
         self.spill_path = self.spill_dir / f"spill-{worker_index}.jsonl"
         self.journal_path = self.spill_dir / f"journal-{worker_index}.jsonl"
-        self._journal_fd = self._journal_open()
+        self._journal = self._journal_open()
         self.spill_pending = journal.spill_count(self.spill_path)
         metrics.METERING_SPILL_PENDING.set(self.spill_pending)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._orphans_due = 0.0
 
     # --- journal -------------------------------------------------------------------------
 
@@ -131,85 +143,95 @@ class Meter:
             if counts.get(kind):
                 metrics.METERING_RECOVERED.labels(kind).inc(counts[kind])
 
-    def _journal_open(self) -> int | None:
+    def _journal_open(self) -> journal.Writer | None:
         """Adopt what a predecessor in this slot left in its journal, then start a fresh one."""
         try:
             self.spill_dir.mkdir(parents=True, exist_ok=True)
             self._adopt(self.journal_path, self.spill_path)
+            for tmp in self.spill_dir.glob(f"{self.journal_path.name}.*.tmp"):
+                tmp.unlink(missing_ok=True)  # a compaction a kill cut short: the journal is whole
             # Empty while nothing is open: the header goes in front of the first line.
-            return os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o600)
+            return journal.Writer(self.journal_path)
         except OSError as exc:
             log.error("metering journal %s unavailable, a killed worker will lose what it admitted: %s",
                       self.journal_path, exc)
             return None
 
+    @property
+    def journal_bytes(self) -> int:
+        return self._journal.size if self._journal is not None else 0
+
     def _journal_write(self, data: bytes) -> bool:
-        fd = self._journal_fd
-        if fd is None:
+        writer = self._journal
+        if writer is None:
             return False
-        if not self.journal_bytes:
-            data = self._header_line + data  # still one write
+        if writer.append(data if writer.size else self._header_line + data):
+            return True
+        # The file is full: compact it now (no await in here: the open lines are exactly
+        # what is in the file), into a file with room for this line too.
+        writer = self._journal_rewrite(len(data))
+        if writer is not None and writer.append(data):
+            return True
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        log.error("metering journal %s full and not compacted; journaling off in this worker", self.journal_path)
+        return False
+
+    def _journal_rewrite(self, room: int = 0) -> journal.Writer | None:
+        """A new journal file holding what is open, with room for `room` more bytes."""
+        data = b"".join([self._header_line, *self.open_batches.values(), *self.open_requests.values()])
         try:
-            os.write(fd, data)
-        except OSError:
-            self._journal_fd = None
-            log.error("metering journal %s write failed; journaling off in this worker", self.journal_path)
-            return False
-        self.journal_bytes += len(data)
-        return True
+            writer = journal.Writer(self.journal_path, data, max(journal.JOURNAL_CAPACITY, 2 * (len(data) + room)))
+        except OSError as exc:
+            log.error("metering journal %s compaction failed: %s", self.journal_path, exc)
+            return None
+        if self._journal is not None:
+            self._journal.close()
+        self._journal = writer
+        return writer
 
     def _journal_compact(self) -> None:
         """Drop what is closed. No await in here: the open lines are exactly what is on disk."""
-        fd = self._journal_fd
-        if fd is None:
+        writer = self._journal
+        if writer is None:
             return
         if not self.open_requests and not self.open_batches:
-            if self.journal_bytes:
-                try:
-                    os.ftruncate(fd, 0)
-                    self.journal_bytes = 0
-                except OSError as exc:
-                    log.error("metering journal %s truncate failed: %s", self.journal_path, exc)
+            writer.clear()
             return
-        if self.journal_bytes <= JOURNAL_COMPACT_BYTES:
-            return
-        data = b"".join([self._header_line, *self.open_batches.values(), *self.open_requests.values()])
-        tmp = self.journal_path.with_name(self.journal_path.name + ".tmp")
-        try:
-            tmp.write_bytes(data)
-            os.replace(tmp, self.journal_path)
-            new_fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND)
-        except OSError as exc:
-            log.error("metering journal %s compaction failed (it keeps growing): %s", self.journal_path, exc)
-            return
-        os.close(fd)
-        self._journal_fd = new_fd
-        self.journal_bytes = len(data)
+        if writer.size > JOURNAL_COMPACT_BYTES:
+            self._journal_rewrite()
 
     # --- request path ------------------------------------------------------------------
 
     def admit(self, ctx: RequestContext) -> None:
         """The access phase let the request through: journal it before it goes upstream."""
-        if self._journal_fd is None:
+        if self._journal is None:
             return
         self.next_number += 1
         n = self.next_number
-        data = journal.line(journal.Admitted(n, self._record(ctx, admitted=True)))
+        request = self._record(ctx, admitted=True)
+        data = journal.line(journal.Admitted(n, request))
         if self._journal_write(data):
             self.open_requests[n] = data
-            self.in_flight[ctx.event_id] = n
+            self.in_flight[ctx.event_id] = (n, request)
 
     def record(self, ctx: RequestContext) -> None:
         """After the response. An admitted request's record stays in memory (its admission
         is journalled); a refused one is journalled now, complete."""
-        request = self._record(ctx)
-        n = self.in_flight.pop(ctx.event_id, 0)
-        if not n and self._journal_fd is not None:
-            self.next_number += 1
-            data = journal.line(journal.Refused(self.next_number, request))
-            if self._journal_write(data):
-                n = self.next_number
-                self.open_requests[n] = data
+        admitted = self.in_flight.pop(ctx.event_id, None)
+        if admitted is not None:
+            n, request = admitted
+            request = self._answered(ctx, request)
+        else:
+            n = 0
+            request = self._record(ctx)
+            if self._journal is not None:
+                self.next_number += 1
+                data = journal.line(journal.Refused(self.next_number, request))
+                if self._journal_write(data):
+                    n = self.next_number
+                    self.open_requests[n] = data
         p = contract.metering_partition(request.subscription_id, self.partitions)
         buffer = self.buffers[p]
         buffer.append(request)
@@ -229,30 +251,36 @@ class Meter:
             status, decision, outcome = 0, "allowed", contract.OUTCOME_UNKNOWN
             latency, bytes_in, bytes_out = 0.0, 0, 0
         else:
-            status, decision, outcome = ctx.status, ctx.decision, ""
-            if not 100 <= status <= 599:
-                # RFC 9110 has no such status; an upstream sent one (aiohttp relays 600-999).
-                # Analytics refuses a batch holding one, so it is metered as the 502 it is.
-                status = 502
+            status, decision, outcome = _status(ctx.status), ctx.decision, ""
             latency = round((time.perf_counter() - ctx.started) * 1000, 3)
             bytes_in, bytes_out = ctx.bytes_in, ctx.bytes_out
+        # Positional, in MeteredRequest's field order (a third cheaper than keywords).
+        if route is not None:
+            return contract.MeteredRequest(
+                ctx.ts_ms, route.api_id, ctx.api_slug, ctx.version,
+                app.application_id if app else 0, ctx.key_prefix,
+                grant.subscription_id if grant else 0, grant.plan_id if grant else 0,
+                ctx.request.method, status, decision, latency, bytes_in, bytes_out,
+                self.labels.label(route.version_id, ctx.upstream_path, status), outcome,
+            )
         return contract.MeteredRequest(
-            ts=ctx.ts_ms,
-            api_id=route.api_id if route else 0,
-            api=ctx.api_slug if route else "",
-            version=ctx.version if route else "",
-            application_id=app.application_id if app else 0,
-            key_prefix=ctx.key_prefix,
-            subscription_id=grant.subscription_id if grant else 0,
-            plan_id=grant.plan_id if grant else 0,
-            method=ctx.request.method,
-            status=status,
-            decision=decision,
-            latency_ms=latency,
-            bytes_in=bytes_in,
-            bytes_out=bytes_out,
-            endpoint=self.labels.label(route.version_id, ctx.upstream_path, status) if route else "",
-            outcome=outcome,
+            ctx.ts_ms, 0, "", "", app.application_id if app else 0, ctx.key_prefix,
+            grant.subscription_id if grant else 0, grant.plan_id if grant else 0,
+            ctx.request.method, status, decision, latency, bytes_in, bytes_out, "", outcome,
+        )
+
+    def _answered(self, ctx: RequestContext, admitted: contract.MeteredRequest) -> contract.MeteredRequest:
+        """An admitted request's complete record: its admission record (who, what, when:
+        none of it changes after the access phase) with the response's fields put in."""
+        status = _status(ctx.status)
+        endpoint = admitted.endpoint
+        if endpoint == OTHER and ctx.route is not None:
+            # Not a learned label at admission: this answer may teach it (a known one stays).
+            endpoint = self.labels.label(ctx.route.version_id, ctx.upstream_path, status)
+        return msgspec.structs.replace(
+            admitted, status=status, decision=ctx.decision,
+            latency_ms=round((time.perf_counter() - ctx.started) * 1000, 3),
+            bytes_in=ctx.bytes_in, bytes_out=ctx.bytes_out, endpoint=endpoint, outcome="",
         )
 
     # --- batches -----------------------------------------------------------------------
@@ -273,7 +301,7 @@ class Meter:
                 requests=requests[start : start + size],
             )
             covered = [n for n in numbers[start : start + size] if n]
-            if self._journal_fd is not None:
+            if self._journal is not None:
                 data = journal.line(journal.Sealed(covered, batch))
                 if self._journal_write(data):
                     self.open_batches[batch.id] = data
@@ -327,7 +355,8 @@ class Meter:
             self._journal_compact()
             if self.spill_pending and self.health.available():
                 await self._replay(self.spill_path)
-            if self.worker_index == 0 and self.health.available():
+            if self.worker_index == 0 and self.health.available() and time.monotonic() >= self._orphans_due:
+                self._orphans_due = time.monotonic() + ORPHAN_SCAN_S
                 await self._replay_orphans()
 
     def _xadd(self, batch: contract.MeteringBatch) -> tuple[Arg, ...]:
@@ -445,6 +474,12 @@ class Meter:
             index = _slot(path)
             if index is not None and index >= self.workers:
                 await self._replay(path)
+
+
+def _status(status: int) -> int:
+    # RFC 9110 has no status outside 100-599; an upstream sent one (aiohttp relays
+    # 600-999). Analytics refuses a batch holding one, so it is metered as the 502 it is.
+    return status if 100 <= status <= 599 else 502
 
 
 def _slot(path: Path) -> int | None:
