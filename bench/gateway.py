@@ -490,7 +490,8 @@ class Gateway:
         env.update(
             GATEWAY_HOST="127.0.0.1", GATEWAY_PORT=str(self.port), GATEWAY_WORKERS=str(workers),
             GATEWAY_REDIS_URL=redis_url, GATEWAY_KEY_HASH_SECRET=SECRET, GATEWAY_POLICIES=policies,
-            GATEWAY_SNAPSHOT_PATH=str(tmp / f"snapshot-{self.port}.json"), GATEWAY_SPILL_DIR=str(tmp / f"spill-{self.port}"),
+            GATEWAY_SNAPSHOT_PATH=str(tmp / f"snapshot-{self.port}.json"),
+            GATEWAY_SPILL_DIR=str(tmp / f"spill-{self.port}"),  # its own: a starting worker adopts its slot's journal
             GATEWAY_LOG_LEVEL="WARNING",
         )
         env.update(settings)
