@@ -41,7 +41,8 @@ async def request(policy: RateLimitPolicy, sub: contract.SubscriptionGrant) -> t
         await policy.access(ctx)
         return True, time.monotonic() - started
     except Reject as reject:
-        assert reject.status == 429
+        if reject.status != 429:
+            raise
         return False, time.monotonic() - started
 
 
@@ -84,11 +85,13 @@ def test_the_reply_names_the_wait_only_for_other_holders_live_leases(redis_clien
         assert admit(redis_client, 5101, day_quota=9)[0] == 0
     refused = admit(redis_client, 5101, day_quota=9)
     # 13 elements (no ARGV[16]: day and yyyymm), then the wait for lease "a".
-    assert refused[0] == 2 and len(refused) == 14
+    assert refused[0] == 2
+    assert len(refused) == 14
     assert 0 < refused[13] <= 500
     # The holder's own lease, settled in the same call, does not count: an immediate answer.
     own = admit(redis_client, 5101, day_quota=9, settle="a", unused=0)
-    assert own[0] == 2 and len(own) == 13
+    assert own[0] == 2
+    assert len(own) == 13
     # And with no lease in the hash, none either.
     assert len(admit(redis_client, 5101, day_quota=9)) == 13
 
@@ -110,7 +113,8 @@ def test_a_request_refused_early_for_a_lease_held_elsewhere_is_admitted_after_th
     # Exactly the quota, between them: A's unused admissions came back to B, none twice.
     assert by_a + by_b == 40, (by_a, held, by_b)
     # At least one of B's requests (the one that met A's lease) waited for it, within the bound.
-    assert waited and max(waited) <= BOUND_S + 0.1, waited
+    assert waited
+    assert max(waited) <= BOUND_S + 0.1, waited
 
 
 def test_a_quota_truly_used_up_is_still_refused_after_the_bounded_wait(gw_redis):

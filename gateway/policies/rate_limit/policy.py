@@ -271,7 +271,8 @@ class RateLimitPolicy(Policy):
         keys = limiter_keys(subscription_id, day, month)
         # The script ignores the lease id when no lease is asked, so a single admission's
         # EVALSHA is the same for a subscription, its limits and the day.
-        command = ("EVALSHA", self.redis.script_sha(LUA), len(keys), *keys, *self._args(limits, 1, "", None, day, month))
+        args = self._args(limits, 1, "", None, day, month)
+        command = ("EVALSHA", self.redis.script_sha(LUA), len(keys), *keys, *args)
         single = encode_command(command)
         # A lease call differs from it in its last seven arguments (ARGV[10..16]).
         head = command[:-7]
@@ -383,11 +384,9 @@ class RateLimitPolicy(Policy):
         DECIDED_LEASED.inc()
         return True
 
-    async def _take(self, subscription_id: int, limits: contract.Limits) -> Reply:
-        """Ask Redis for this request's admission, and for a lease when this worker expects
-        the subscription's requests to use one before it expires."""
-        if not self.lease_s:
-            return await self._call(subscription_id, limits, 1, "", None)
+    def _pace(self, subscription_id: int) -> tuple[float, int, Lease | None]:
+        """This request's step of the subscription's pace here: (now, the lease to ask for
+        beyond this request, 0 for none, the lease in hand to settle with the call)."""
         now = time.monotonic()
         prev = self.leases.pop(subscription_id, None)
         pace = self.pace.get(subscription_id)
@@ -405,22 +404,22 @@ class RateLimitPolicy(Policy):
             expected = self.lease_s / pace.gap if pace.gap > 0 else math.inf
             if expected >= LEASE_MIN_EXPECTED:
                 extra = min(self.settings.lease_max, math.ceil(expected))
-        settle = prev if prev is not None and prev.day == self._today()[0] else None
-        if prev is not None and settle is None:
+        if prev is not None and prev.day != self._today()[0]:
             self.unsettled.append((subscription_id, prev))  # taken before midnight: settled on its own day
-        if not extra:
-            # No lease: the single admission (pre-encoded), or settling the last lease with it.
-            try:
-                return await self._call(subscription_id, limits, 1, "", settle)
-            except (RedisError, OSError):
-                if settle is not None:
-                    self.unsettled.append((subscription_id, settle))
-                raise
-        want = extra + 1
-        self._lease_seq += 1
-        lease_id = f"{self._lease_prefix}{self._lease_seq}"
+            prev = None
+        return now, extra, prev
+
+    async def _take(
+        self, subscription_id: int, limits: contract.Limits, now: float, extra: int, settle: Lease | None
+    ) -> Reply:
+        """Ask Redis for this request's admission and a lease of up to ``extra`` more,
+        settling the lease in hand in the same call."""
+        lease_id = ""
+        if extra:
+            self._lease_seq += 1
+            lease_id = f"{self._lease_prefix}{self._lease_seq}"
         try:
-            reply = await self._call(subscription_id, limits, want, lease_id, settle)
+            reply = await self._call(subscription_id, limits, extra + 1, lease_id, settle)
         except (RedisError, OSError):
             if settle is not None:
                 self.unsettled.append((subscription_id, settle))
@@ -462,25 +461,29 @@ class RateLimitPolicy(Policy):
 
     async def _fetch(self, ctx: RequestContext, subscription_id: int, limits: contract.Limits) -> Reply | None:
         """This request's answer from Redis (maybe with a lease), or from the lease or the
-        refusal of a call already in flight for the subscription."""
+        refusal of a lease call already in flight for the subscription."""
         while (pending := self.inflight.get(subscription_id)) is not None:
-            # Another request of this subscription is at Redis: wait for it, then take
-            # from its lease, or share its refusal (the bucket was empty a moment ago; a
+            # Another request of this subscription is asking for a lease: wait for it, then
+            # take from it, or share its refusal (the bucket was empty a moment ago; a
             # refusal made while others held leases is asked again by each sharer, in
             # _decide), or else go round: the next waiter to find no call in flight makes
-            # one, and its pace, the gaps having been short, soon asks for a lease. (Each
-            # going to Redis alone would never start a lease in a burst that arrives all
-            # at once.)
+            # one. (Each going to Redis alone would never start a lease in a burst that
+            # arrives all at once.)
             shared = await asyncio.shield(pending)
             if self._from_lease(ctx, subscription_id, limits):
                 return None
             if shared is not None and shared.denied:
                 return shared
+        now, extra, settle = self._pace(subscription_id)
+        if not extra:
+            # No lease to ask for: nothing for other requests to wait for. (When they come
+            # close together, their own steps of the pace soon ask for one.)
+            return await self._take(subscription_id, limits, now, 0, settle)
         future: asyncio.Future[Reply | None] = asyncio.get_running_loop().create_future()
         self.inflight[subscription_id] = future
         reply = None
         try:
-            reply = await self._take(subscription_id, limits)
+            reply = await self._take(subscription_id, limits, now, extra, settle)
             return reply
         finally:
             del self.inflight[subscription_id]
