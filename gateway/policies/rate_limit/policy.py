@@ -444,9 +444,17 @@ class RateLimitPolicy(Policy):
         """Redis's answer for this request, or None when a lease admitted it."""
         if not self.lease_s:
             return await self._call(subscription_id, limits, 1, "", None)
-        if self._from_lease(ctx, subscription_id, limits):
+        if subscription_id in self.leases and self._from_lease(ctx, subscription_id, limits):
             return None
-        reply = await self._fetch(ctx, subscription_id, limits)
+        if subscription_id in self.inflight:
+            reply = await self._fetch(ctx, subscription_id, limits)
+        else:
+            now, extra, settle = self._pace(subscription_id)
+            if extra or settle is not None:
+                reply = await self._ask(subscription_id, limits, now, extra, settle)
+            else:
+                # A quiet subscription (most, with many keys): the single admission, as with leases off.
+                reply = await self._call(subscription_id, limits, 1, "", None)
         if reply is None or not reply.wait_ms:
             return reply
         # Refused while other holders' leases were live: what they do not use comes back
@@ -460,8 +468,8 @@ class RateLimitPolicy(Policy):
         return await self._call(subscription_id, limits, 1, "", None)
 
     async def _fetch(self, ctx: RequestContext, subscription_id: int, limits: contract.Limits) -> Reply | None:
-        """This request's answer from Redis (maybe with a lease), or from the lease or the
-        refusal of a lease call already in flight for the subscription."""
+        """This request's answer while a lease call for the subscription is in flight: from
+        that lease, or that call's refusal, or a call of its own once none is in flight."""
         while (pending := self.inflight.get(subscription_id)) is not None:
             # Another request of this subscription is asking for a lease: wait for it, then
             # take from it, or share its refusal (the bucket was empty a moment ago; a
@@ -475,6 +483,11 @@ class RateLimitPolicy(Policy):
             if shared is not None and shared.denied:
                 return shared
         now, extra, settle = self._pace(subscription_id)
+        return await self._ask(subscription_id, limits, now, extra, settle)
+
+    async def _ask(
+        self, subscription_id: int, limits: contract.Limits, now: float, extra: int, settle: Lease | None
+    ) -> Reply:
         if not extra:
             # No lease to ask for: nothing for other requests to wait for. (When they come
             # close together, their own steps of the pace soon ask for one.)
