@@ -775,7 +775,7 @@ def main() -> int:
             # Every request of the full gateway (warm-up, wrk, paced) is metered, in batches.
             "gateway_full_metering": metering,
             "redis_bytes_per_subscription": memory,
-            "lease_ms": "gateway default (off)" if args.lease_ms is None else args.lease_ms,
+            "lease_ms": "gateway default (250)" if args.lease_ms is None else args.lease_ms,
             "reference_plain_aiohttp_proxy_1_process": plain_result,
             "reference_plain_proxy_granian_1_process": granian_result,
             "paced": {"load": f"wrk -t1 -c{PACED_CONNECTIONS}, exponential think times (wrk_paced)",

@@ -2,8 +2,9 @@
 
 ``python bench/limiter_cost.py`` starts its own Redis (AOF off, as bench/gateway.py does;
 ``--aof`` for the production setting) and drives the real rate_limit policy
-(gateway/policies/rate_limit/policy.py: ``RateLimitPolicy.access``, leases off as by
-default, its real Redis handle, limiter.lua) with ``--concurrency`` calls in flight, in
+(gateway/policies/rate_limit/policy.py: ``RateLimitPolicy.access``, leases off: the call
+every request of a quiet subscription makes, leases on or not; its real Redis handle,
+limiter.lua) with ``--concurrency`` calls in flight, in
 the two traffic shapes of bench/gateway.py:
 
 * **hot**: one subscription, bench/gateway.py's plan (per-second rate, day and month

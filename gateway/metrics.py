@@ -39,6 +39,10 @@ LATENCY = Histogram(
 LIMITER_DECISIONS = Counter(
     "tollway_gateway_limiter_decisions_total", "Rate limit and quota decisions.", ["decision"]
 )
+LIMITER_LEASE_WAITS = Counter(
+    "tollway_gateway_limiter_lease_waits_total",
+    "Refusals that waited for other workers' admission leases to end and asked Redis once more.",
+)
 REDIS_ERRORS = Counter("tollway_gateway_redis_errors_total", "Redis calls that failed or timed out.")
 REQUEST_VALIDATION = Counter(
     "tollway_gateway_request_validation_failures_total",

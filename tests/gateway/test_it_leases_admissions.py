@@ -16,6 +16,9 @@ from tests.gateway.conftest import ALICE_APP, ECHO_API_ID, fire, fire_timed, gra
 # The longest a lease may be: the worst case. A patient Redis timeout: on a box this
 # test shares, a 50 ms timeout turns some requests into 503s, which prove nothing here.
 LEASES = {"GATEWAY_RATE_LIMIT_LEASE_MS": "500", "GATEWAY_REDIS_TIMEOUT_MS": "1000"}
+# Leases as they are by default (GATEWAY_RATE_LIMIT_LEASE_MS unset: 250 ms).
+DEFAULT = {"GATEWAY_REDIS_TIMEOUT_MS": "1000"}
+BOTH = pytest.mark.parametrize("settings", [LEASES, DEFAULT], ids=["longest-leases", "default-leases"])
 
 
 def leased(gateway) -> float:
@@ -44,9 +47,10 @@ def header_params(response_headers: dict[str, str], header: str, name: str) -> d
         pytest.param({"quota_per_day": 100}, id="quota-per-day"),
     ],
 )
-def test_leases_admit_exactly_the_limit_across_two_processes(start_gateway, publish, world, upstream, limits):
+@BOTH
+def test_leases_admit_exactly_the_limit_across_two_processes(start_gateway, publish, world, upstream, limits, settings):
     publish.application(ALICE_APP, {ECHO_API_ID: grant(7001, **limits)})
-    first, second = start_gateway(workers=2, **LEASES), start_gateway(workers=2, **LEASES)
+    first, second = start_gateway(workers=2, **settings), start_gateway(workers=2, **settings)
     headers = {"X-API-Key": world.alice_key}
     # Get leases going: a few waves of concurrent requests, each wave admitted in part from leases.
     requests = [("GET", f"{(first if i % 2 else second).url}/echo/v1/item/{i}", headers) for i in range(1000)]
@@ -92,9 +96,10 @@ def busy(url: str, headers: dict[str, str], until: float) -> list[tuple[float, i
     return out
 
 
-def test_a_plan_change_takes_effect_within_a_second_with_leases_outstanding(start_gateway, publish, world):
+@BOTH
+def test_a_plan_change_takes_effect_within_a_second_with_leases_outstanding(start_gateway, publish, world, settings):
     publish.application(ALICE_APP, {ECHO_API_ID: grant(7003, rate_per_second=100_000)})
-    gateway = start_gateway(workers=2, **LEASES)
+    gateway = start_gateway(workers=2, **settings)
     url, headers = f"{gateway.url}/echo/v1/", {"X-API-Key": world.alice_key}
     busy(url, headers, time.monotonic() + 1.0)
     assert leased(gateway) > 0
@@ -124,9 +129,10 @@ def test_a_suspension_takes_effect_within_a_second_with_leases_outstanding(start
     assert set(after) == {403}
 
 
-def test_a_revocation_takes_effect_within_a_second_with_leases_outstanding(start_gateway, publish, world):
+@BOTH
+def test_a_revocation_takes_effect_within_a_second_with_leases_outstanding(start_gateway, publish, world, settings):
     publish.application(ALICE_APP, {ECHO_API_ID: grant(7005, rate_per_second=100_000)})
-    gateway = start_gateway(workers=2, **LEASES)
+    gateway = start_gateway(workers=2, **settings)
     url, headers = f"{gateway.url}/echo/v1/", {"X-API-Key": world.alice_key}
     busy(url, headers, time.monotonic() + 1.0)
     assert leased(gateway) > 0

@@ -35,6 +35,8 @@
 --   denied: 0 admitted, 1 rate limited, 2 quota exhausted. granted: admissions taken
 --   (this request plus the lease), 0 when denied; nothing is consumed then. left_*: whole
 --   admissions left in each bucket; full_*_ms: until that bucket is full again.
+--   A refusal while leases of other holders are live ends with one more element,
+--   lease_wait_ms: until the last of them ends here (their unused part is back by then).
 -- 'r' returns {settled} (1 if the lease was still live and its unused part went back).
 --
 -- Leases are exact because held admissions stay in the bucket's books: a bucket never
@@ -330,6 +332,20 @@ end
 -- what it says now (refilling is a function of the time since the last update).
 if dirty then save() end
 
+-- A refusal while other holders' leases are live (the caller's own lease, settled above,
+-- is gone from st): their unused admissions come back when they settle, at the latest
+-- when they end here. Say when the last of them ends, so the caller can ask once more
+-- then instead of refusing early.
+local wait_us = 0
+if denied ~= 0 and nleases > 0 then
+  for f, v in pairs(st) do
+    if string.byte(f, 1) == 104 then
+      local _, e = parse(v)
+      if e - now > wait_us then wait_us = e - now end
+    end
+  end
+end
+
 local out = {denied, retry_ms, granted, 0, 0, 0, 0, used_d, reset_d, used_mo, reset_mo}
 if ARGV[16] == nil then out[12], out[13] = ARGV[2], ARGV[3] end  -- a caller that passed them knows them
 for _, b in ipairs(buckets) do
@@ -337,4 +353,5 @@ for _, b in ipairs(buckets) do
   out[i] = floor(b[5] / b[4])
   out[i + 1] = ceil((b[3] * b[4] - b[5]) / b[2] / 1000)
 end
+if wait_us > 0 then out[#out + 1] = ceil(wait_us / 1000) end
 return out

@@ -46,6 +46,20 @@ MONTH_WINDOW_S = 30 * 86400  # nominal, for RateLimit-Policy; the counter itself
 # A lease takes at most this fraction (1/n) of what any dimension has left: leases
 # shrink as a subscription nears its limit and stop when fewer than n + 1 are left.
 LEASE_DIVISOR = 4
+# A lease is taken only when this worker expects at least this many more requests of the
+# subscription within the lease's lifetime (from its smoothed inter-arrival gap): a lease
+# that would expire unspent costs a longer call, a record in Redis and a settlement.
+LEASE_MIN_EXPECTED = 2.0
+# Weight of the newest gap in the smoothed one: low enough that a quiet subscription's
+# chance clusters (3.5 requests a second seen 100 ms apart) rarely start a lease.
+PACE_WEIGHT = 0.25
+# A subscription this worker has not seen yet starts as if its requests came this many
+# lease lifetimes apart: no lease until its pace says otherwise.
+PACE_START_LIFETIMES = 2.0
+# Added to the wait before asking again after a refusal while other holders' leases are
+# live (they end in Redis at most 2 x LEASE_MS after they were taken): the ask then
+# comes after they ended there.
+LEASE_WAIT_SLACK_S = 0.01
 # Redis keeps a lease's record 30 s past its end (limiter.lua's GRACE_US) so that its unused
 # quota can still be given back; a worker retries a failed settlement for a little less.
 SETTLE_RETRY_S = 25.0
@@ -54,6 +68,8 @@ DECIDED_ALLOWED = metrics.LIMITER_DECISIONS.labels("allowed")
 DECIDED_LEASED = metrics.LIMITER_DECISIONS.labels("allowed_from_lease")
 DECIDED_RATE = metrics.LIMITER_DECISIONS.labels("rate_limited")
 DECIDED_QUOTA = metrics.LIMITER_DECISIONS.labels("quota_exceeded")
+# Not a decision: a refusal while other workers held leases, asked again after they ended.
+DECIDED_REASKED = metrics.LIMITER_LEASE_WAITS
 
 
 def calendar(epoch_s: float) -> tuple[str, str]:
@@ -85,6 +101,7 @@ class Prepared:
     day: str
     keys: list[str]
     single: bytes
+    lease_head: bytes  # a lease call's EVALSHA up to the quotas; _lease_command adds the rest
     shape: tuple[str, int, int, int, int]  # limit_shape
 
 
@@ -123,6 +140,19 @@ class Reply:
     retry_ms: int
     granted: int
     state: LimitState
+    # A refusal while other holders' leases were live: until the last of them ends in Redis.
+    wait_ms: int = 0
+
+
+@dataclass(slots=True)
+class Pace:
+    """How fast one subscription's requests reach this worker: when it last went to Redis
+    for them, the smoothed gap between two requests, and the requests a lease admitted that
+    the sweeper settled (they count as arrivals at the next call)."""
+
+    last: float
+    gap: float
+    spent: int = 0
 
 
 @dataclass(slots=True)
@@ -181,10 +211,8 @@ class RateLimitPolicy(Policy):
         self.local = LocalLimiter(settings.local_share or 1)
         self.lease_s = settings.lease_ms / 1000
         self.leases: dict[int, Lease] = {}
-        # The next lease size to ask for, per subscription: doubles while leases run out
-        # before they expire, falls to what was used when one expires unspent.
-        self.want: dict[int, int] = {}
-        self.last_take: dict[int, float] = {}
+        # Per subscription: its requests' pace here, which decides whether to take a lease and how large.
+        self.pace: dict[int, Pace] = {}
         # One lease request in flight per subscription; concurrent requests wait for it.
         self.inflight: dict[int, asyncio.Future[Reply | None]] = {}
         self._lease_prefix = f"{os.getpid():x}.{secrets.token_hex(4)}."
@@ -243,10 +271,25 @@ class RateLimitPolicy(Policy):
         keys = limiter_keys(subscription_id, day, month)
         # The script ignores the lease id when no lease is asked, so a single admission's
         # EVALSHA is the same for a subscription, its limits and the day.
-        single = encode_command(
-            ("EVALSHA", self.redis.script_sha(LUA), len(keys), *keys, *self._args(limits, 1, "", None, day, month))
+        args = self._args(limits, 1, "", None, day, month)
+        command = ("EVALSHA", self.redis.script_sha(LUA), len(keys), *keys, *args)
+        single = encode_command(command)
+        # A lease call differs from it in its last seven arguments (ARGV[10..16]).
+        head = command[:-7]
+        lease_head = b"*%d\r\n" % len(command) + encode_command(head).partition(b"\r\n")[2]
+        return Prepared(limits, day, keys, single, lease_head, limit_shape(limits))
+
+    def _lease_command(self, prepared: Prepared, want: int, lease_id: str, settle: Lease | None) -> bytes:
+        tail = (
+            want,
+            lease_id,
+            int(self.lease_s * 2_000_000),
+            LEASE_DIVISOR,
+            settle.id if settle is not None else "",
+            settle.left if settle is not None else 0,
+            self._calendar[3],
         )
-        return Prepared(limits, day, keys, single, limit_shape(limits))
+        return prepared.lease_head + encode_command(tail).partition(b"\r\n")[2]
 
     async def _call(
         self, subscription_id: int, limits: contract.Limits, want: int, lease_id: str, settle: Lease | None
@@ -261,8 +304,7 @@ class RateLimitPolicy(Policy):
             # One admission, nothing to settle (every call with leases off): the command made once.
             result = await self.redis.evalsha_encoded(LUA, prepared.single)
         else:
-            args = self._args(limits, want, lease_id, settle, day, month)
-            result = await self.redis.evalsha(LUA, prepared.keys, args)
+            result = await self.redis.evalsha_encoded(LUA, self._lease_command(prepared, want, lease_id, settle))
         if int(result[0]) == -1:
             # Our clock and Redis's disagree about the date (we are at midnight): Redis's wins.
             day, month = result[1].decode(), result[2].decode()
@@ -284,7 +326,9 @@ class RateLimitPolicy(Policy):
             policies.append(("day", per_d, 86400, max(0, min(per_d, per_d - used_d)), max(0, reset_d)))
         if per_mo:
             policies.append(("month", per_mo, MONTH_WINDOW_S, max(0, min(per_mo, per_mo - used_mo)), max(0, reset_mo)))
-        return Reply(denied, retry_ms, granted, LimitState(policies=policies, policy_header=header))
+        # Python always passes ARGV[16], so the reply is 11 long, 12 with a lease wait.
+        wait_ms = int(result[11]) if denied and len(result) > 11 else 0
+        return Reply(denied, retry_ms, granted, LimitState(policies=policies, policy_header=header), wait_ms)
 
     async def _return(self, subscription_id: int, lease: Lease) -> None:
         args: list[int | str] = ["r", lease.day, lease.month, *bucket_args(lease.limits), lease.id, lease.left]
@@ -297,8 +341,11 @@ class RateLimitPolicy(Policy):
             await asyncio.sleep(self.lease_s / 2)
             now = time.monotonic()
             ended = [(s, lease) for s, lease in self.leases.items() if lease.deadline <= now]
-            for subscription_id, _ in ended:
+            for subscription_id, lease in ended:
                 del self.leases[subscription_id]
+                pace = self.pace.get(subscription_id)
+                if pace is not None:
+                    pace.spent += lease.size - lease.left
             # Retry what could not be settled (Redis was away), while Redis still keeps the record.
             ended += [(s, lease) for s, lease in self.unsettled if now - lease.granted_at < SETTLE_RETRY_S]
             self.unsettled = []
@@ -312,9 +359,8 @@ class RateLimitPolicy(Policy):
                         self.unsettled.append(item)
                     elif isinstance(result, BaseException):
                         log.error("settling a lease failed: %r", result)
-            if len(self.last_take) > 100_000:
-                self.last_take = {s: t for s, t in self.last_take.items() if t > now - 60}
-                self.want = {s: w for s, w in self.want.items() if s in self.last_take}
+            if len(self.pace) > 100_000:
+                self.pace = {s: p for s, p in self.pace.items() if p.last > now - 60}
 
     # --- admission ----------------------------------------------------------------------
 
@@ -338,30 +384,42 @@ class RateLimitPolicy(Policy):
         DECIDED_LEASED.inc()
         return True
 
-    async def _take(self, subscription_id: int, limits: contract.Limits) -> Reply:
-        """Ask Redis for this request's admission, and for a lease when the subscription is busy."""
-        if not self.lease_s:
-            return await self._call(subscription_id, limits, 1, "", None)
+    def _pace(self, subscription_id: int) -> tuple[float, int, Lease | None]:
+        """This request's step of the subscription's pace here: (now, the lease to ask for
+        beyond this request, 0 for none, the lease in hand to settle with the call)."""
         now = time.monotonic()
         prev = self.leases.pop(subscription_id, None)
-        if prev is not None:
-            # Spent before it expired: ask for twice as much. Else what a lease's lifetime used.
-            spent_early = prev.left == 0 and now < prev.deadline
-            want = 2 * (prev.size + 1) if spent_early else prev.size - prev.left + 1
+        pace = self.pace.get(subscription_id)
+        extra = 0
+        if pace is None:
+            self.pace[subscription_id] = Pace(now, PACE_START_LIFETIMES * self.lease_s)
         else:
-            # No lease in hand: busy (asked again within a lease's lifetime) doubles the ask.
-            last = self.last_take.get(subscription_id)
-            busy = last is not None and now - last < self.lease_s
-            want = 2 * self.want.get(subscription_id, 1) if busy else 1
-        want = max(1, min(want, self.settings.lease_max + 1))
-        self.last_take[subscription_id] = now
-        settle = prev if prev is not None and prev.day == self._today()[0] else None
-        if prev is not None and settle is None:
+            # The requests since the last call (this one, what a lease admitted meanwhile)
+            # over the time since: one gap sample, smoothed.
+            arrivals = 1 + pace.spent + (prev.size - prev.left if prev is not None else 0)
+            pace.gap += PACE_WEIGHT * ((now - pace.last) / arrivals - pace.gap)
+            pace.last, pace.spent = now, 0
+            # Requests expected within the lease's lifetime: a lease of that many, or none
+            # when it would likely expire unspent (the script's quarter rule still caps it).
+            expected = self.lease_s / pace.gap if pace.gap > 0 else math.inf
+            if expected >= LEASE_MIN_EXPECTED:
+                extra = min(self.settings.lease_max, math.ceil(expected))
+        if prev is not None and prev.day != self._today()[0]:
             self.unsettled.append((subscription_id, prev))  # taken before midnight: settled on its own day
-        self._lease_seq += 1
-        lease_id = f"{self._lease_prefix}{self._lease_seq}"
+            prev = None
+        return now, extra, prev
+
+    async def _take(
+        self, subscription_id: int, limits: contract.Limits, now: float, extra: int, settle: Lease | None
+    ) -> Reply:
+        """Ask Redis for this request's admission and a lease of up to ``extra`` more,
+        settling the lease in hand in the same call."""
+        lease_id = ""
+        if extra:
+            self._lease_seq += 1
+            lease_id = f"{self._lease_prefix}{self._lease_seq}"
         try:
-            reply = await self._call(subscription_id, limits, want, lease_id, settle)
+            reply = await self._call(subscription_id, limits, extra + 1, lease_id, settle)
         except (RedisError, OSError):
             if settle is not None:
                 self.unsettled.append((subscription_id, settle))
@@ -380,32 +438,65 @@ class RateLimitPolicy(Policy):
                 policies=[(n, q, w, min(q, r + lease.left), t) for n, q, w, r, t in reply.state.policies],
                 policy_header=reply.state.policy_header,
             )
-        self.want[subscription_id] = want
         return reply
 
     async def _decide(self, ctx: RequestContext, subscription_id: int, limits: contract.Limits) -> Reply | None:
         """Redis's answer for this request, or None when a lease admitted it."""
         if not self.lease_s:
             return await self._call(subscription_id, limits, 1, "", None)
+        if subscription_id in self.leases and self._from_lease(ctx, subscription_id, limits):
+            return None
+        if subscription_id in self.inflight:
+            reply = await self._fetch(ctx, subscription_id, limits)
+        else:
+            now, extra, settle = self._pace(subscription_id)
+            if extra or settle is not None:
+                reply = await self._ask(subscription_id, limits, now, extra, settle)
+            else:
+                # A quiet subscription (most, with many keys): the single admission, as with leases off.
+                reply = await self._call(subscription_id, limits, 1, "", None)
+        if reply is None or not reply.wait_ms:
+            return reply
+        # Refused while other holders' leases were live: what they do not use comes back
+        # when they settle (their sweeper, LEASE_MS / 2 after they stop using it), at the
+        # latest when Redis ends them. Ask once more then, for this request alone, and go by
+        # that answer: refusing early would turn away what the limit still allows.
+        await asyncio.sleep(min(reply.wait_ms / 1000, 2 * self.lease_s) + LEASE_WAIT_SLACK_S)
         if self._from_lease(ctx, subscription_id, limits):
             return None
+        DECIDED_REASKED.inc()
+        return await self._call(subscription_id, limits, 1, "", None)
+
+    async def _fetch(self, ctx: RequestContext, subscription_id: int, limits: contract.Limits) -> Reply | None:
+        """This request's answer while a lease call for the subscription is in flight: from
+        that lease, or that call's refusal, or a call of its own once none is in flight."""
         while (pending := self.inflight.get(subscription_id)) is not None:
-            # Another request of this subscription is fetching a lease: wait for it, then
-            # take from it, or share its refusal (the bucket was empty a moment ago, and
-            # refusing is always safe), or else go round: the next waiter to find no fetch
-            # in flight becomes the fetcher, and, the subscription being busy, asks for a
-            # larger lease. (Each going to Redis alone would never start a lease in a burst
-            # that arrives all at once.)
+            # Another request of this subscription is asking for a lease: wait for it, then
+            # take from it, or share its refusal (the bucket was empty a moment ago; a
+            # refusal made while others held leases is asked again by each sharer, in
+            # _decide), or else go round: the next waiter to find no call in flight makes
+            # one. (Each going to Redis alone would never start a lease in a burst that
+            # arrives all at once.)
             shared = await asyncio.shield(pending)
             if self._from_lease(ctx, subscription_id, limits):
                 return None
             if shared is not None and shared.denied:
                 return shared
+        now, extra, settle = self._pace(subscription_id)
+        return await self._ask(subscription_id, limits, now, extra, settle)
+
+    async def _ask(
+        self, subscription_id: int, limits: contract.Limits, now: float, extra: int, settle: Lease | None
+    ) -> Reply:
+        if not extra:
+            # No lease to ask for: nothing for other requests to wait for. (When they come
+            # close together, their own steps of the pace soon ask for one.)
+            return await self._take(subscription_id, limits, now, 0, settle)
         future: asyncio.Future[Reply | None] = asyncio.get_running_loop().create_future()
         self.inflight[subscription_id] = future
         reply = None
         try:
-            reply = await self._take(subscription_id, limits)
+            reply = await self._take(subscription_id, limits, now, extra, settle)
             return reply
         finally:
             del self.inflight[subscription_id]

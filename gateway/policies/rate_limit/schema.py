@@ -33,10 +33,10 @@ class RateLimitSettings(PolicySettings):
     )
     retry_after_redis_down_s: int = setting(1, "Retry-After sent with the fail_closed 503 (at least 1).")
     lease_ms: int = setting(
-        0,
+        250,
         "Admission leases: how long a worker spends a block of admissions taken from Redis before it returns"
-        " the rest (at most 500; Redis ends the lease at twice this). 0 (the default) turns leases off: near"
-        " a quota's end a lease another worker holds can refuse a request early (docs/gateway.md).",
+        " the rest (at most 500; Redis ends the lease at twice this). 0 turns leases off. A refusal made while"
+        " other workers hold leases waits for them to end (at most twice this) and asks once more.",
     )
     lease_max: int = setting(64, "Admission leases: the most admissions one lease may hold.")
 
@@ -48,6 +48,6 @@ class RateLimitSettings(PolicySettings):
             legacy_headers=read_bool("GATEWAY_RATE_LIMIT_LEGACY_HEADERS", True, env),
             local_share=share,
             retry_after_redis_down_s=read_int("GATEWAY_RATE_LIMIT_RETRY_AFTER_REDIS_DOWN_S", 1, env, minimum=1),
-            lease_ms=read_int("GATEWAY_RATE_LIMIT_LEASE_MS", 0, env, minimum=0, maximum=500),
+            lease_ms=read_int("GATEWAY_RATE_LIMIT_LEASE_MS", 250, env, minimum=0, maximum=500),
             lease_max=read_int("GATEWAY_RATE_LIMIT_LEASE_MAX", 64, env, minimum=1, maximum=100_000),
         )
