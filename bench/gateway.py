@@ -15,10 +15,11 @@ arrivals are spread: ``wrk_paced``; and, for comparison, hey -q, whose workers f
 in lockstep bursts); then the Redis bytes
 one subscription on a 10,000/min plan holds after --memory-seconds at its limit;
 and optionally (--flatness) throughput with 1,000,000 keys and 1,000 APIs published
-against one key and one API. Also a JSON POST (a ~200-byte body with a nested required
-field) to a version with ``request_validation: enforce`` against the same POST to a version
-with it off, on the full gateway: ``validation.ratio_enforce_vs_off`` (goal >= 0.9), the
-median ratio of --validation-rounds ABBA rounds (off, enforce, enforce, off, ...).
+against one key and one API, both on fresh gateways with the same lease setting. Also a
+JSON POST (a ~200-byte body with a nested required field) to a version with
+``request_validation: enforce`` against the same POST to a version with it off, on the
+full gateway: ``validation.ratio_enforce_vs_off`` (goal >= 0.9), the median ratio of
+--validation-rounds ABBA rounds (off, enforce, enforce, off, ...).
 ``--validation-only`` runs just that and updates the ``validation`` part of gateway.json.
 ``--policy-sets`` runs only the one-hot-key shape against one gateway per policy set
 (none; lifecycle+key_auth+subscription; that plus each other policy alone; all), each
