@@ -145,19 +145,22 @@ def test_a_kill_while_the_journal_is_emptied_leaves_it_empty(tmp_path):
 
 KILL_LOOP = textwrap.dedent("""
     import sys
+    import time
     from pathlib import Path
     from gateway import contract
     from gateway.policies.metering import journal
     path = Path(sys.argv[1])
     writer = journal.Writer(path, journal.line(journal.Header("node-t", 0, 1)), capacity=32 * 1024 * 1024)
-    print("ready", flush=True)
     n = 0
     while True:
         n += 1
         request = contract.MeteredRequest(n, 1, "echo", "v1", 101, "tw_x" * (n % 50), 7, 70, "GET", 0, "allowed",
                                           0.0, 0, 0, "/x", contract.OUTCOME_UNKNOWN)
         if not writer.append(journal.line(journal.Admitted(n, request))):
-            writer.clear()
+            break  # full: a kill now finds it whole (a kill during clear() is the test above)
+        if n == 1:
+            print("ready", flush=True)  # a line is in: a kill from now on must leave one at least
+    time.sleep(60)
 """)
 
 
@@ -173,6 +176,7 @@ def test_a_sigkilled_writer_leaves_only_whole_lines_in_order(tmp_path):
         time.sleep(0.05 + rng.random() * 0.2)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
+        proc.stdout.close()
         requests, counts = adopt(path)
         assert counts["bad"] == 0
         assert requests, "the writer stored nothing before the kill"
