@@ -117,6 +117,7 @@ bench: venv
 	$(PY) bench/gateway.py
 	$(PY) bench/policy_costs.py  # what each policy costs per request, in process
 	$(PY) bench/limiter_cost.py  # Redis CPU per rate-limiter call, both traffic shapes
+	$(PY) bench/floor.py  # req/s and CPU by process, policy sets none..all: how close full/off can come here
 	$(PY) bench/analytics.py
 	$(PY) bench/portal_server.py
 	$(PY) bench/redis_clients.py --cluster  # coredis and valkey-glide are measured only where installed
