@@ -74,6 +74,21 @@ def test_it_finds_a_secret_in_a_file(planted, tmp_path):
     assert sum(len(h) for h in hits) == 1
 
 
+def test_it_finds_a_secret_between_runs_of_nuls_in_a_preallocated_file(planted, tmp_path):
+    # A metering journal's shape: lines, then zeros to its preallocated size; a torn store
+    # can leave a line whose first byte is still NUL. Both places are searched.
+    ledger, secret = planted
+    head = b"A 1 {}\n" + b"\0" + f"A 2 {secret}\n".encode()
+    (tmp_path / "journal-0").write_bytes(head + b"\0" * (1 << 20))
+    (tmp_path / "journal-1").write_bytes(b"\0" * (1 << 20))
+
+    texts = dict(secret_scan.files_under(tmp_path))
+    hits = [ledger.search(str(path), text) for path, text in texts.items()]
+    assert sum(len(h) for h in hits) == 1
+    assert texts[tmp_path / "journal-0"].endswith(f"A 2 {secret}\n")  # the zeros are not searched
+    assert texts[tmp_path / "journal-1"] == ""
+
+
 def test_the_recorders_see_issued_keys_client_secrets_and_tokens(client, alice, alice_app):
     from portal.keys import services as keys
 
