@@ -147,12 +147,14 @@ class Reply:
 @dataclass(slots=True)
 class Pace:
     """How fast one subscription's requests reach this worker: when it last went to Redis
-    for them, the smoothed gap between two requests, and the requests a lease admitted that
-    the sweeper settled (they count as arrivals at the next call)."""
+    for them, the smoothed gap between two requests, the requests a lease admitted that
+    the sweeper settled (they count as arrivals at the next call), and until when not to
+    ask for a lease (the script gave none: the subscription is at or near a limit)."""
 
     last: float
     gap: float
     spent: int = 0
+    no_lease_until: float = 0.0
 
 
 @dataclass(slots=True)
@@ -402,7 +404,7 @@ class RateLimitPolicy(Policy):
             # Requests expected within the lease's lifetime: a lease of that many, or none
             # when it would likely expire unspent (the script's quarter rule still caps it).
             expected = self.lease_s / pace.gap if pace.gap > 0 else math.inf
-            if expected >= LEASE_MIN_EXPECTED:
+            if expected >= LEASE_MIN_EXPECTED and now >= pace.no_lease_until:
                 extra = min(self.settings.lease_max, math.ceil(expected))
         if prev is not None and prev.day != self._today()[0]:
             self.unsettled.append((subscription_id, prev))  # taken before midnight: settled on its own day
@@ -424,6 +426,13 @@ class RateLimitPolicy(Policy):
             if settle is not None:
                 self.unsettled.append((subscription_id, settle))
             raise
+        if extra and reply.granted <= 1 and (pace := self.pace.get(subscription_id)) is not None:
+            # No lease given: a refusal, or too little left for one (the quarter rule). Asking
+            # again at every request would make each a lease call that this subscription's
+            # other requests here queue behind, one round trip after another, just when it is
+            # busiest; for a lease's lifetime, go by single admissions, concurrent as with
+            # leases off.
+            pace.no_lease_until = now + self.lease_s
         if reply.granted > 1:
             day, month = self._today()
             # The deadline counts from before the call: Redis's own clock for the lease
@@ -455,12 +464,15 @@ class RateLimitPolicy(Policy):
             else:
                 # A quiet subscription (most, with many keys): the single admission, as with leases off.
                 reply = await self._call(subscription_id, limits, 1, "", None)
-        if reply is None or not reply.wait_ms:
+        if reply is None or not reply.wait_ms or reply.wait_ms >= reply.retry_ms:
             return reply
         # Refused while other holders' leases were live: what they do not use comes back
         # when they settle (their sweeper, LEASE_MS / 2 after they stop using it), at the
         # latest when Redis ends them. Ask once more then, for this request alone, and go by
-        # that answer: refusing early would turn away what the limit still allows.
+        # that answer: refusing early would turn away what the limit still allows. (Not when
+        # the refusal's own wait is the shorter: the bucket refills by itself before the
+        # leases end, as for a subscription over a fast rate, and waiting would only hold
+        # back its 429s.)
         await asyncio.sleep(min(reply.wait_ms / 1000, 2 * self.lease_s) + LEASE_WAIT_SLACK_S)
         if self._from_lease(ctx, subscription_id, limits):
             return None
