@@ -36,7 +36,8 @@ class RateLimitSettings(PolicySettings):
         250,
         "Admission leases: how long a worker spends a block of admissions taken from Redis before it returns"
         " the rest (at most 500; Redis ends the lease at twice this). 0 turns leases off. A refusal made while"
-        " other workers hold leases waits for them to end (at most twice this) and asks once more.",
+        " other workers hold leases that end before its own retry time waits for them (at most twice this)"
+        " and asks once more.",
     )
     lease_max: int = setting(64, "Admission leases: the most admissions one lease may hold.")
 
