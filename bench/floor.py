@@ -50,10 +50,10 @@ assert _spec.loader is not None
 bg = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bg)
 
+from gateway.policies.registry import POLICY_NAMES  # noqa: E402  (bench/gateway.py put the repository on the path)
+
 ROOT = bg.ROOT
 RESULTS = ROOT / "bench" / "results"
-ALL = ("lifecycle", "cors", "key_auth", "oauth2", "subscription", "ip_rules", "request_validation", "rate_limit",
-       "upstream_headers", "transform", "cache", "websocket", "metering")
 NO_LEASES = {"GATEWAY_RATE_LIMIT_LEASE_MS": "0"}
 # Admit at once, with the reply's shape unchanged (limiter.lua's header says what each
 # value is); 'r' (return a lease) cannot happen with leases off.
@@ -65,7 +65,7 @@ return out
 
 
 def minus(*names: str) -> str:
-    return ",".join(n for n in ALL if n not in names)
+    return ",".join(n for n in POLICY_NAMES if n not in names)
 
 
 CASES: tuple[tuple[str, str, dict[str, str], bool], ...] = (
@@ -89,19 +89,6 @@ def noop_tree(tmp: Path) -> Path:
             (tree / entry.name).symlink_to(entry)
     (tree / "gateway" / "policies" / "rate_limit" / "limiter.lua").write_text(NOOP_LIMITER)
     return tree
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def pids(root: int) -> list[int]:
-    out = [root]
-    children = subprocess.run(["pgrep", "-P", str(root)], capture_output=True, text=True).stdout.split()
-    for child in children:
-        out += pids(int(child))
-    return out
 
 
 def main() -> int:
@@ -141,12 +128,12 @@ def main() -> int:
             for name in order:
                 gw = gateways[name]
                 for shape, headers, script in shapes:
-                    watched = {"gateway": pids(gw.proc.pid), "redis": [redis_pid], "nginx": pids(nginx.pid)}
-                    before = {k: sum(cpu_s(p) for p in v) for k, v in watched.items()}
+                    watched = {"gateway": gw.proc.pid, "redis": redis_pid, "nginx": nginx.pid}
+                    before = {k: bg.process_cpu_s(pid) for k, pid in watched.items()}
                     t0 = os.times()
                     r = bg.wrk(f"http://127.0.0.1:{gw.port}/bench/v1/", args.seconds, headers, script)
                     t1 = os.times()
-                    after = {k: sum(cpu_s(p) for p in v) for k, v in watched.items()}
+                    after = {k: bg.process_cpu_s(pid) for k, pid in watched.items()}
                     requests = r["requests"] or 1
                     row = {k: (after[k] - before[k]) / requests * 1e6 for k in watched}
                     row["wrk"] = (t1.children_user + t1.children_system - t0.children_user
